@@ -1,0 +1,158 @@
+"""``c360``: one sub-command per stage, ``run`` for the whole pipeline, and table maintenance.
+
+Every sub-command takes the same options: ``--env``, ``--region`` (repeatable, comma lists,
+``all``), ``--set key=value`` (repeatable) and ``--conf-dir``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from customer360 import __version__
+from customer360.config import load_config
+from customer360.errors import C360Error
+
+log = logging.getLogger("customer360")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("configuration")
+    group.add_argument("--env", default="local", help="conf/<env>.yaml to overlay on base.yaml (default: local)")
+    group.add_argument(
+        "--region", action="append", default=[], metavar="CODE",
+        help="region(s) to process: repeat or comma-separate; 'all' for every region file "
+        "(default: pipeline.regions)",
+    )
+    group.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config value, e.g. --set spark.shuffle_partitions=4 or regions.de.currency=EUR",
+    )
+    group.add_argument("--conf-dir", default=None, help="configuration folder (default: ./conf or the packaged copy)")
+    group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="c360",
+        description="Customer-360 lakehouse on Spark and Delta Lake.",
+        epilog="Run 'c360 COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"customer360 {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", parents=[common], help="run the whole pipeline (every stage, in order)")
+    sub.add_parser("config", parents=[common], help="print the resolved configuration as YAML")
+    sub.add_parser("tables", parents=[common], help="list the lakehouse's tables and their versions")
+
+    history = sub.add_parser("history", parents=[common], help="show a table's commits")
+    history.add_argument("table", help="<layer>.<table>")
+    history.add_argument("--limit", type=int, default=20)
+
+    vacuum = sub.add_parser("vacuum", parents=[common], help="delete files a table no longer references")
+    vacuum.add_argument("table")
+    vacuum.add_argument("--retention-hours", type=int, default=None)
+    vacuum.add_argument(
+        "--no-enforce-retention", action="store_true",
+        help="allow a retention below Delta's 7-day safety default (breaks time travel and running readers)",
+    )
+
+    optimize = sub.add_parser("optimize", parents=[common], help="compact a table's small files")
+    optimize.add_argument("table")
+    return parser
+
+
+def _print(lines: Sequence[str]) -> None:
+    print("\n".join(lines), flush=True)
+
+
+def _context(args: argparse.Namespace):
+    from customer360.pipeline import build_context
+
+    config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    return build_context(config, regions=args.region)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from customer360.pipeline import run_pipeline, summary_lines
+
+    ctx = _context(args)
+    summary = run_pipeline(ctx)
+    _print(summary_lines(ctx, summary))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    regions = config.select_regions(args.region)
+    data = config.model_dump(mode="json")
+    data["regions"] = {code: data["regions"][code] for code in regions}
+    print(yaml.safe_dump(data, sort_keys=False), end="")
+    return 0
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    names = ctx.lakehouse.tables()
+    _print([f"{name}\tv{ctx.lakehouse.version(name)}" for name in names] or [f"no tables under {ctx.lakehouse.root}"])
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    for row in ctx.lakehouse.history(args.table, limit=args.limit).collect():
+        params = ", ".join(f"{k}={v}" for k, v in sorted((row.operation_parameters or {}).items()) if k != "metadata")
+        print(f"v{row.version}\t{row.timestamp:%Y-%m-%d %H:%M:%S}\t{row.operation}\t{params}")
+    return 0
+
+
+def _cmd_vacuum(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    removed = ctx.lakehouse.vacuum(
+        args.table, retention_hours=args.retention_hours, enforce_retention=not args.no_enforce_retention
+    )
+    print(f"{args.table}: {len(removed)} files removed")
+    return 0
+
+
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    metrics = ctx.lakehouse.optimize(args.table, regions=ctx.regions if args.region else None)
+    print(f"{args.table}: {metrics.get('numFilesRemoved', 0)} files compacted into {metrics.get('numFilesAdded', 0)}")
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "config": _cmd_config,
+    "tables": _cmd_tables,
+    "history": _cmd_history,
+    "vacuum": _cmd_vacuum,
+    "optimize": _cmd_optimize,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except C360Error as exc:
+        print(f"c360 {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""Configuration: YAML files in conf/ loaded into frozen, validated pydantic models.
+
+Precedence, lowest first: ``base.yaml`` and ``sources.yaml`` < ``<env>.yaml`` <
+``regions/<code>.yaml`` < ``--set key=value``. Each region's settings start from
+``region_defaults`` (base, then env) and are overlaid by that region's file.
+
+Every leaf value remembers which file (or ``--set``) gave it, so a validation error names
+the file and the dotted key. Secrets never live in files: the PII hashing key is read from
+the environment variable named by ``pii.hash_key_env``.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from customer360.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONF_DIR_ENV = "C360_CONF_DIR"
+SET_SOURCE = "--set"
+
+#: The canonical attributes of ``silver.identity_records`` a source column can feed.
+CANONICAL_ATTRIBUTES = (
+    "source_record_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "date_of_birth",
+    "street",
+    "city",
+    "postcode",
+    "country",
+    "loyalty_id",
+    "device_id",
+    "cookie_id",
+    "event_time",
+    "region",
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakehouseConfig(_Frozen):
+    root: str = Field(min_length=1)
+    engine: Literal["auto", "delta-spark", "delta-rs"] = "auto"
+    vacuum_retention_hours: int = Field(default=168, ge=0)
+    commit_retries: int = Field(default=20, ge=0)
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+
+class SparkConfig(_Frozen):
+    master: str = "local[2]"
+    app_name: str = "customer360"
+    driver_memory: str = Field(default="4g", pattern=r"^\d+[kmgt]?$")
+    shuffle_partitions: int = Field(default=8, ge=1)
+    ui_enabled: bool = False
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class PipelineConfig(_Frozen):
+    regions: tuple[str, ...] = Field(min_length=1)
+
+
+class PiiConfig(_Frozen):
+    hash_key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    #: Local runs may fall back to a fixed, publicly known key; never allowed in prod.
+    allow_dev_key: bool = False
+
+
+class MlflowConfig(_Frozen):
+    tracking_uri: str | None = None
+    experiment_prefix: str = "/Shared/customer360"
+
+
+class SegmentCountBounds(_Frozen):
+    min: int = Field(ge=2)
+    max: int = Field(ge=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SegmentCountBounds:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class RegionConfig(_Frozen):
+    """A country variant: everything that differs between regions."""
+
+    code: str = Field(pattern=r"^[a-z]{2}$")
+    name: str
+    default_phone_country: str = Field(pattern=r"^[A-Z]{2}$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    time_zone: str
+    consent_regime: Literal["opt_in", "opt_out"]
+    feature_windows_days: tuple[int, ...] = Field(min_length=1)
+    segment_count: SegmentCountBounds
+    churn_horizon_days: int = Field(ge=1)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("feature_windows_days")
+    @classmethod
+    def _positive_windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(days < 1 for days in value):
+            raise ValueError("feature windows must be at least 1 day")
+        return tuple(sorted(set(value)))
+
+
+class SourceMapping(_Frozen):
+    """Where one raw source lives and which of its columns feed which canonical attribute."""
+
+    format: Literal["csv", "json", "parquet"]
+    attributes: dict[str, str] = Field(min_length=1)
+
+    @field_validator("attributes")
+    @classmethod
+    def _canonical(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(CANONICAL_ATTRIBUTES))
+        if unknown:
+            raise ValueError(
+                f"unknown canonical attribute(s) {unknown}; allowed: {', '.join(CANONICAL_ATTRIBUTES)}"
+            )
+        if "source_record_id" not in value:
+            raise ValueError("'source_record_id' must be mapped")
+        return value
+
+
+class AppConfig(_Frozen):
+    env: str
+    lakehouse: LakehouseConfig
+    spark: SparkConfig
+    pipeline: PipelineConfig
+    pii: PiiConfig
+    mlflow: MlflowConfig
+    sources: dict[str, SourceMapping]
+    regions: dict[str, RegionConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _regions_consistent(self) -> AppConfig:
+        for code, region in self.regions.items():
+            if region.code != code:
+                raise ValueError(f"regions.{code}: file for region {code!r} declares code {region.code!r}")
+        unknown = [code for code in self.pipeline.regions if code not in self.regions]
+        if unknown:
+            raise ValueError(
+                f"pipeline.regions names {unknown} but conf/regions has only {sorted(self.regions)}"
+            )
+        return self
+
+    def select_regions(self, requested: Sequence[str] | None) -> tuple[str, ...]:
+        """Resolve ``--region`` values: none means ``pipeline.regions``; ``all`` means every region file."""
+        if not requested:
+            return self.pipeline.regions
+        codes: list[str] = []
+        for item in requested:
+            for code in (part.strip().lower() for part in item.split(",")):
+                if not code:
+                    continue
+                if code == "all":
+                    codes.extend(self.regions)
+                elif code in self.regions:
+                    codes.append(code)
+                else:
+                    raise ConfigError(
+                        f"unknown region {code!r}; configured regions: {', '.join(sorted(self.regions))}"
+                    )
+        return tuple(dict.fromkeys(codes))
+
+    def pii_hash_key(self) -> bytes:
+        """The PII hashing key from the environment; the dev key only where the env allows it."""
+        value = os.environ.get(self.pii.hash_key_env)
+        if value:
+            return value.encode("utf-8")
+        if self.pii.allow_dev_key:
+            log.warning(
+                "%s is not set: using the built-in development key (env %r allows it; never in prod)",
+                self.pii.hash_key_env,
+                self.env,
+            )
+            return b"customer360-development-key-not-secret"
+        raise ConfigError(
+            f"environment variable {self.pii.hash_key_env} (pii.hash_key_env) is not set; "
+            f"the PII hashing key is a secret and is read only from the environment"
+        )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Layered:
+    """A nested dict plus, for every leaf, the name of the layer that set it."""
+
+    def __init__(self) -> None:
+        self.tree: dict[str, Any] = {}
+        self.origin: dict[tuple[str, ...], str] = {}
+
+    def overlay(self, data: Mapping[str, Any], source: str, prefix: tuple[str, ...] = ()) -> None:
+        target = self.tree
+        for key in prefix:
+            target = target.setdefault(key, {})
+        self._merge(target, data, source, prefix)
+
+    def _merge(self, target: dict[str, Any], data: Mapping[str, Any], source: str, path: tuple[str, ...]) -> None:
+        for key, value in data.items():
+            key = str(key)
+            here = (*path, key)
+            if isinstance(value, Mapping) and value and isinstance(target.get(key), dict):
+                self._merge(target[key], value, source, here)
+            elif isinstance(value, Mapping) and value:
+                target[key] = {}
+                self._drop_origin(here)
+                self._merge(target[key], value, source, here)
+            else:
+                target[key] = copy.deepcopy(value)
+                self._drop_origin(here)
+                self.origin[here] = source
+
+    def _drop_origin(self, path: tuple[str, ...]) -> None:
+        for known in [p for p in self.origin if p[: len(path)] == path]:
+            del self.origin[known]
+
+    def source_of(self, path: Sequence[str | int]) -> str | None:
+        keys = tuple(str(p) for p in path)
+        while keys:
+            if keys in self.origin:
+                return self.origin[keys]
+            below = [src for p, src in self.origin.items() if p[: len(keys)] == keys]
+            if below:
+                return below[-1]
+            keys = keys[:-1]
+        return None
+
+
+def default_conf_dir() -> Path:
+    """``$C360_CONF_DIR``, else ``./conf``, else the copy a wheel carries, else the checkout's."""
+    env_dir = os.environ.get(CONF_DIR_ENV)
+    if env_dir:
+        return Path(env_dir)
+    local = Path.cwd() / "conf"
+    if (local / "base.yaml").is_file():
+        return local
+    try:
+        return Path(str(resources.files("customer360.conf")))
+    except ModuleNotFoundError:  # an editable install maps lib/ only
+        return Path(__file__).resolve().parents[2] / "conf"
+
+
+def _read_yaml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{label}: file not found") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(items: Iterable[str]) -> list[tuple[tuple[str, ...], Any]]:
+    """Parse ``key.path=value`` strings; values are YAML scalars or flow collections."""
+    parsed = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_*-]+(\.[A-Za-z0-9_*-]+)*", key):
+            raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. spark.shuffle_partitions=4")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
+        parsed.append((tuple(key.split(".")), value))
+    return parsed
+
+
+def _nest(path: Sequence[str], value: Any) -> dict[str, Any]:
+    for key in reversed(path):
+        value = {key: value}
+    return value
+
+
+def load_config(
+    env: str = "local",
+    *,
+    overrides: Iterable[str] = (),
+    conf_dir: str | Path | None = None,
+) -> AppConfig:
+    """Load ``base`` < ``sources`` < ``<env>`` < ``regions/*`` < overrides into an :class:`AppConfig`."""
+    root = Path(conf_dir) if conf_dir is not None else default_conf_dir()
+    if not (root / "base.yaml").is_file():
+        raise ConfigError(f"{root}: no base.yaml here; pass --conf-dir or set {CONF_DIR_ENV}")
+    if not re.fullmatch(r"[a-z0-9_-]+", env):
+        raise ConfigError(f"environment name {env!r} must be lower-case letters, digits, '-' or '_'")
+    env_file = root / f"{env}.yaml"
+    if not env_file.is_file():
+        known = sorted(p.stem for p in root.glob("*.yaml") if p.stem not in {"base", "sources"})
+        raise ConfigError(f"unknown environment {env!r}: no {env_file}; known: {', '.join(known)}")
+
+    layers = _Layered()
+    for path in (root / "base.yaml", root / "sources.yaml", env_file):
+        label = str(path)
+        data = _read_yaml(path, label)
+        if "regions" in data or "env" in data:
+            bad = "regions" if "regions" in data else "env"
+            raise ConfigError(f"{label}: key {bad!r} is not set in files (regions come from conf/regions/)")
+        layers.overlay(data, label)
+    layers.overlay({"env": env}, "--env")
+
+    region_files = sorted((root / "regions").glob("*.yaml"))
+    if not region_files:
+        raise ConfigError(f"{root / 'regions'}: no region files (<code>.yaml)")
+    defaults = layers.tree.pop("region_defaults", {})
+    default_origin = {p[1:]: src for p, src in layers.origin.items() if p[:1] == ("region_defaults",)}
+    for path in region_files:
+        code = path.stem
+        layers.overlay({"regions": {code: copy.deepcopy(defaults)}}, "region_defaults")
+        for sub, src in default_origin.items():
+            layers.origin[("regions", code, *sub)] = src
+        layers.overlay(_read_yaml(path, str(path)), str(path), prefix=("regions", code))
+
+    for key_path, value in parse_overrides(overrides):
+        if key_path[:1] == ("regions",) and len(key_path) > 2 and key_path[1] == "*":
+            for code in layers.tree.get("regions", {}):
+                layers.overlay(_nest(key_path[2:], value), SET_SOURCE, prefix=("regions", code))
+        elif key_path[:1] == ("region_defaults",):
+            raise ConfigError(
+                f"--set {'.'.join(key_path)}: set region values as regions.<code>.<key> or regions.*.<key>"
+            )
+        else:
+            layers.overlay(_nest(key_path, value), SET_SOURCE)
+
+    lakehouse = layers.tree.get("lakehouse")
+    if isinstance(lakehouse, dict) and isinstance(lakehouse.get("root"), str):
+        lakehouse["root"] = resolve_root(lakehouse["root"])
+    try:
+        return AppConfig.model_validate(layers.tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, layers)) from None
+
+
+def resolve_root(root: str) -> str:
+    """URIs (s3://, abfss://, dbfs:/) stay as they are; local paths become absolute."""
+    if not root or "://" in root or root.startswith("dbfs:"):
+        return root
+    return str(Path(root).expanduser().resolve())
+
+
+def _describe(exc: ValidationError, layers: _Layered) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        key = ".".join(loc) or "<root>"
+        source = layers.source_of(loc)
+        if error["type"] == "missing":
+            where = source or "no file sets it; add it to base.yaml or pass --set"
+            lines.append(f"{where}: {key}: required value is missing")
+        elif error["type"] == "extra_forbidden":
+            lines.append(f"{source or '?'}: {key}: unknown key")
+        else:
+            lines.append(f"{source or 'config'}: {key}: {error['msg']} (got {error.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,385 @@
+"""The one interface for table I/O: names, shared checks, and the engine choice.
+
+Tables are named ``<layer>.<table>`` and live at ``<root>/<layer>/<table>`` as Delta tables.
+Everything that does not depend on the storage engine (name rules, schema alignment, merge
+key checks, the shape of history) lives here, so the delta-rs engine that runs in tests and
+the delta-spark engine used on clusters give the same results.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from customer360.config import LakehouseConfig
+from customer360.errors import (
+    DuplicateKeyError,
+    EngineUnavailableError,
+    SchemaMismatchError,
+    TableNameError,
+)
+from customer360.session import DELTA_EXTENSION, detect_capabilities
+
+log = logging.getLogger(__name__)
+
+LAYERS = ("bronze", "silver", "gold", "ops")
+REGION_COLUMN = "region"
+WriteMode = Literal["overwrite", "append"]
+SchemaMode = Literal["merge", "overwrite"]
+
+_TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: Types allowed as partition columns: their string form in the Delta log is unambiguous.
+PARTITION_TYPES = (T.StringType, T.IntegerType, T.LongType, T.ShortType, T.ByteType, T.DateType, T.BooleanType)
+
+HISTORY_SCHEMA = T.StructType(
+    [
+        T.StructField("version", T.LongType(), False),
+        T.StructField("timestamp", T.TimestampType(), True),
+        T.StructField("operation", T.StringType(), True),
+        T.StructField("operation_parameters", T.MapType(T.StringType(), T.StringType()), True),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one committed write did. ``rows_written`` counts rows in the files it added."""
+
+    table: str
+    version: int
+    operation: str
+    files_added: int = 0
+    files_removed: int = 0
+    rows_written: int | None = None
+    rows_deleted: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class StorageEngine(Protocol):
+    """What an engine implements; paths are table locations, data frames already aligned."""
+
+    name: str
+
+    def exists(self, path: str) -> bool: ...
+    def schema(self, path: str) -> T.StructType: ...
+    def partition_columns(self, path: str) -> list[str]: ...
+    def version(self, path: str) -> int: ...
+    def read(self, path: str, *, version: int | None, as_of: datetime | None) -> DataFrame: ...
+    def write(
+        self,
+        df: DataFrame,
+        path: str,
+        *,
+        table: str,
+        mode: WriteMode,
+        partition_by: Sequence[str],
+        regions: Sequence[str] | None,
+        schema_mode: SchemaMode | None,
+        exists: bool,
+    ) -> WriteResult: ...
+    def merge(self, df: DataFrame, path: str, *, table: str, keys: Sequence[str]) -> WriteResult: ...
+    def delete(self, path: str, *, table: str, where: str) -> WriteResult: ...
+    def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]: ...
+    def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]: ...
+    def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]: ...
+
+
+# --------------------------------------------------------------------------- shared checks
+
+
+def parse_table_name(name: str) -> tuple[str, str]:
+    layer, sep, table = name.partition(".")
+    if not sep or layer not in LAYERS or not _TABLE_RE.match(table):
+        raise TableNameError(
+            f"table name {name!r} must be <layer>.<table> with layer one of {', '.join(LAYERS)} "
+            f"and a lower-case snake_case table name"
+        )
+    return layer, table
+
+
+def _type_name(data_type: T.DataType) -> str:
+    return data_type.simpleString()
+
+
+def align_to_table(df: DataFrame, table_schema: T.StructType, *, schema_mode: SchemaMode | None) -> DataFrame:
+    """Reorder ``df`` to the table's columns, fill columns it lacks with nulls, and police types.
+
+    New columns are appended only with ``schema_mode="merge"``; a changed type is always an error
+    unless the whole schema is being replaced (``schema_mode="overwrite"``).
+    """
+    if schema_mode == "overwrite":
+        return df
+    incoming = {f.name: f for f in df.schema.fields}
+    existing = {f.name: f for f in table_schema.fields}
+    changed = [
+        f"{name} ({_type_name(existing[name].dataType)} -> {_type_name(f.dataType)})"
+        for name, f in incoming.items()
+        if name in existing and f.dataType != existing[name].dataType
+    ]
+    if changed:
+        raise SchemaMismatchError(
+            f"column type change not allowed: {', '.join(changed)}; cast the data, or replace the "
+            f"table's schema with schema_mode='overwrite'"
+        )
+    added = [name for name in incoming if name not in existing]
+    if added and schema_mode != "merge":
+        raise SchemaMismatchError(
+            f"new column(s) {added} are not in the table; pass schema_mode='merge' to add them"
+        )
+    columns = [
+        F.col(f"`{f.name}`") if f.name in incoming else F.lit(None).cast(f.dataType).alias(f.name)
+        for f in table_schema.fields
+    ]
+    columns += [F.col(f"`{name}`") for name in added]
+    return df.select(*columns)
+
+
+def check_partition_columns(schema: T.StructType, partition_by: Sequence[str]) -> None:
+    fields = {f.name: f for f in schema.fields}
+    for column in partition_by:
+        if column not in fields:
+            raise SchemaMismatchError(f"partition column {column!r} is not in the data ({', '.join(fields)})")
+        if not isinstance(fields[column].dataType, PARTITION_TYPES):
+            raise SchemaMismatchError(
+                f"partition column {column!r} has type {_type_name(fields[column].dataType)}; "
+                f"use a string, integer, date or boolean column"
+            )
+    if len(partition_by) == len(fields):
+        raise SchemaMismatchError("a table needs at least one column that is not a partition column")
+
+
+def check_merge_keys(df: DataFrame, keys: Sequence[str], *, table: str) -> None:
+    """Fail unless every source row has a non-null, unique key (one Spark job)."""
+    if not keys:
+        raise DuplicateKeyError(f"merge into {table}: at least one key column is required")
+    missing = [k for k in keys if k not in df.columns]
+    if missing:
+        raise SchemaMismatchError(f"merge into {table}: key column(s) {missing} not in the source")
+    key_cols = [F.col(f"`{k}`") for k in keys]
+    has_null = F.greatest(*[c.isNull().cast("int") for c in key_cols]) if len(keys) > 1 else key_cols[0].isNull().cast("int")
+    offenders = (
+        df.groupBy(*key_cols)
+        .agg(F.count(F.lit(1)).alias("_rows"), F.max(has_null).alias("_null_key"))
+        .where((F.col("_rows") > 1) | (F.col("_null_key") == 1))
+        .orderBy(F.col("_rows").desc())
+        .limit(5)
+        .collect()
+    )
+    nulls = [r for r in offenders if r["_null_key"] == 1]
+    if nulls:
+        raise DuplicateKeyError(
+            f"merge into {table}: source has rows with a null in key column(s) {list(keys)}; "
+            f"an upsert needs every key present"
+        )
+    if offenders:
+        examples = "; ".join(
+            ", ".join(f"{k}={r[k]!r}" for k in keys) + f" ({r['_rows']} rows)" for r in offenders
+        )
+        raise DuplicateKeyError(
+            f"merge into {table}: source has duplicate keys on {list(keys)}, e.g. {examples}; "
+            f"deduplicate the source first"
+        )
+
+
+# --------------------------------------------------------------------------- engine choice
+
+
+def choose_engine(spark: SparkSession, config: LakehouseConfig) -> StorageEngine:
+    """delta-spark when the session has Delta Lake's JVM classes, delta-rs otherwise (or as configured)."""
+    caps = detect_capabilities(spark)
+    wanted = config.engine
+    if wanted == "auto":
+        wanted = "delta-spark" if caps.delta_spark else "delta-rs"
+        reason = (
+            "Delta Lake JVM classes present" if caps.delta_spark else f"{DELTA_EXTENSION} not loaded in this session"
+        )
+    else:
+        reason = "set by lakehouse.engine"
+    if wanted == "delta-spark":
+        if not caps.delta_spark:
+            raise EngineUnavailableError(
+                f"lakehouse.engine is delta-spark but this session has no Delta Lake: start Spark with "
+                f"the io.delta:delta-spark jar and spark.sql.extensions={DELTA_EXTENSION}, or use engine auto"
+            )
+        from customer360.lakehouse.deltaspark import DeltaSparkEngine
+
+        engine: StorageEngine = DeltaSparkEngine(spark)
+    else:
+        from customer360.lakehouse.deltars import DeltaRsEngine
+
+        engine = DeltaRsEngine(
+            spark, storage_options=dict(config.storage_options), commit_retries=config.commit_retries
+        )
+    log.info("lakehouse engine: %s (%s)", engine.name, reason)
+    return engine
+
+
+# --------------------------------------------------------------------------- the interface
+
+
+class Lakehouse:
+    """All table I/O of the pipeline. ``Lakehouse(spark, config.lakehouse)``."""
+
+    def __init__(self, spark: SparkSession, config: LakehouseConfig, *, engine: StorageEngine | None = None):
+        self.spark = spark
+        self.config = config
+        self.root = config.root.rstrip("/")
+        self.engine = engine or choose_engine(spark, config)
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    def path(self, name: str) -> str:
+        layer, table = parse_table_name(name)
+        return f"{self.root}/{layer}/{table}"
+
+    def exists(self, name: str) -> bool:
+        return self.engine.exists(self.path(name))
+
+    def _require(self, name: str) -> str:
+        from customer360.errors import TableNotFoundError
+
+        path = self.path(name)
+        if not self.engine.exists(path):
+            raise TableNotFoundError(f"table {name} does not exist (no Delta table at {path})")
+        return path
+
+    def version(self, name: str) -> int:
+        return self.engine.version(self._require(name))
+
+    def schema(self, name: str) -> T.StructType:
+        return self.engine.schema(self._require(name))
+
+    def partition_columns(self, name: str) -> list[str]:
+        return self.engine.partition_columns(self._require(name))
+
+    def read(self, name: str, *, version: int | None = None, as_of: datetime | None = None) -> DataFrame:
+        """The table now, at a ``version``, or as of a timestamp (time travel)."""
+        if version is not None and as_of is not None:
+            raise ValueError("pass version or as_of, not both")
+        return self.engine.read(self._require(name), version=version, as_of=as_of)
+
+    def write(
+        self,
+        df: DataFrame,
+        name: str,
+        *,
+        mode: WriteMode = "overwrite",
+        partition_by: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        schema_mode: SchemaMode | None = None,
+    ) -> WriteResult:
+        """Overwrite, append, or (``regions=[...]``) replace only those regions' partitions.
+
+        A write is one Delta commit: if it fails, readers keep seeing the previous version.
+        """
+        if mode not in ("overwrite", "append"):
+            raise ValueError(f"mode must be 'overwrite' or 'append', not {mode!r}")
+        if schema_mode not in (None, "merge", "overwrite"):
+            raise ValueError(f"schema_mode must be None, 'merge' or 'overwrite', not {schema_mode!r}")
+        if regions is not None:
+            regions = sorted(set(regions))
+            if mode != "overwrite" or not regions:
+                raise ValueError("regions=[...] replaces those regions' partitions: use it with mode='overwrite'")
+            if schema_mode == "overwrite":
+                raise ValueError("schema_mode='overwrite' replaces the whole table; it cannot be limited to regions")
+        path = self.path(name)
+        exists = self.engine.exists(path)
+        if exists and schema_mode != "overwrite":
+            table_partitions = self.engine.partition_columns(path)
+            if partition_by is not None and list(partition_by) != table_partitions:
+                raise SchemaMismatchError(
+                    f"{name} is partitioned by {table_partitions}, not {list(partition_by)}; "
+                    f"use schema_mode='overwrite' to re-partition"
+                )
+            partition_by = table_partitions
+            df = align_to_table(df, self.engine.schema(path), schema_mode=schema_mode)
+        partition_by = list(partition_by or [])
+        check_partition_columns(df.schema, partition_by)
+        if regions is not None and REGION_COLUMN not in partition_by:
+            raise SchemaMismatchError(f"{name} is not partitioned by {REGION_COLUMN!r}; cannot replace regions")
+        result = self.engine.write(
+            df,
+            path,
+            table=name,
+            mode=mode,
+            partition_by=partition_by,
+            regions=regions,
+            schema_mode=schema_mode,
+            exists=exists,
+        )
+        log.info(
+            "%s: %s v%d (%s rows, +%d/-%d files)",
+            name, result.operation, result.version, result.rows_written, result.files_added, result.files_removed,
+        )
+        return result
+
+    def merge(
+        self,
+        df: DataFrame,
+        name: str,
+        *,
+        keys: Sequence[str],
+        partition_by: Sequence[str] | None = None,
+        schema_mode: Literal["merge"] | None = None,
+    ) -> WriteResult:
+        """Upsert on ``keys``: matched rows are replaced, others inserted. Creates the table if absent."""
+        check_merge_keys(df, keys, table=name)
+        path = self.path(name)
+        if not self.engine.exists(path):
+            return self.write(df, name, mode="overwrite", partition_by=partition_by)
+        df = align_to_table(df, self.engine.schema(path), schema_mode=schema_mode)
+        partitions = self.engine.partition_columns(path)
+        if partition_by is not None and list(partition_by) != partitions:
+            raise SchemaMismatchError(f"{name} is partitioned by {partitions}, not {list(partition_by)}")
+        return self.engine.merge(df, path, table=name, keys=list(keys))
+
+    def delete(self, name: str, where: str) -> WriteResult:
+        """Delete rows matching a SQL predicate, e.g. ``"region = 'us' AND customer_id = 'c1'"``."""
+        if not where or not where.strip():
+            raise ValueError("delete needs a predicate; to empty a table, overwrite it")
+        return self.engine.delete(self._require(name), table=name, where=where)
+
+    def history(self, name: str, *, limit: int | None = None) -> DataFrame:
+        """Commits, newest first: version, timestamp, operation, operation_parameters."""
+        rows = self.engine.history(self._require(name), limit=limit)
+        return self.spark.createDataFrame(rows, HISTORY_SCHEMA)
+
+    def vacuum(
+        self, name: str, *, retention_hours: int | None = None, enforce_retention: bool = True
+    ) -> list[str]:
+        """Delete files no longer referenced and older than the retention (default from config)."""
+        hours = self.config.vacuum_retention_hours if retention_hours is None else retention_hours
+        return self.engine.vacuum(self._require(name), retention_hours=hours, enforce_retention=enforce_retention)
+
+    def optimize(self, name: str, *, regions: Sequence[str] | None = None) -> dict[str, Any]:
+        """Compact small files (of the given regions only, when named)."""
+        return self.engine.optimize(self._require(name), regions=regions)
+
+    def tables(self) -> list[str]:
+        """Every ``<layer>.<table>`` under the root that is a Delta table."""
+        import pyarrow as pa
+        import pyarrow.fs as pafs
+
+        try:
+            fs, base = pafs.FileSystem.from_uri(self.root)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise ValueError(f"cannot list tables under {self.root}: {exc}") from exc
+        found = []
+        for layer in LAYERS:
+            selector = pafs.FileSelector(f"{base}/{layer}", allow_not_found=True)
+            for info in fs.get_file_info(selector):
+                if info.type == pafs.FileType.Directory and _TABLE_RE.match(info.base_name):
+                    log_dir = fs.get_file_info(f"{info.path}/_delta_log")
+                    if log_dir.type == pafs.FileType.Directory:
+                        found.append(f"{layer}.{info.base_name}")
+        return sorted(found)
+

@@ -1,0 +1,441 @@
+"""The embedded engine: Spark reads and writes the Parquet, delta-rs (``deltalake``) owns the log.
+
+Reads: the table's file list comes from the Delta log at the requested version; Spark reads
+those files in parallel with ``basePath`` set, so partition columns come back from the
+``key=value`` directories, typed by the table schema.
+
+Writes: Spark writes Parquet into ``<table>/_staging/<write id>/``; the files are moved into
+their partition directories and committed with one delta-rs transaction (add actions, plus
+remove actions for overwrites and merges). Nothing passes through driver memory but file
+footers. Until the commit, readers see the previous version; a failed write deletes its files,
+and an interrupted one leaves only unreferenced files that ``vacuum`` removes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pyspark.sql.functions as F
+from deltalake import CommitProperties, DeltaTable
+from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import TableNotFoundError as DeltaRsTableNotFound
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+from customer360.errors import PartitionMismatchError, TableNotFoundError, UnsupportedTableError
+from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult
+
+log = logging.getLogger(__name__)
+
+STAGING_DIR = "_staging"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+ENGINE_INFO = "customer360/delta-rs"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    staged_path: str  # filesystem path of the file Spark wrote
+    relative_path: str  # path inside the table once published
+    partition_values: dict[str, str | None]
+    size: int
+    num_records: int
+
+
+def _partition_values_of(relative_dir: str) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    for segment in filter(None, relative_dir.split("/")):
+        key, sep, raw = segment.partition("=")
+        if sep:
+            value = unquote(raw)
+            values[unquote(key)] = None if value == HIVE_NULL else value
+    return values
+
+
+def _remove_dir(fs: pafs.FileSystem, directory: str) -> None:
+    if fs.get_file_info(directory).type == pafs.FileType.Directory:
+        fs.delete_dir(directory)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DeltaRsEngine:
+    name = "delta-rs"
+
+    def __init__(self, spark: SparkSession, *, storage_options: dict[str, str] | None = None, commit_retries: int = 20):
+        self.spark = spark
+        self.storage_options = storage_options or None
+        self.commit_retries = commit_retries
+        # Delta files hold INT64 microsecond timestamps; Spark's default INT96 would not round-trip.
+        if spark.conf.get("spark.sql.parquet.outputTimestampType", "") != "TIMESTAMP_MICROS":
+            spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+
+    # ------------------------------------------------------------------ table access
+
+    def _table(self, path: str, version: int | None = None) -> DeltaTable:
+        try:
+            return DeltaTable(path, version=version, storage_options=self.storage_options)
+        except DeltaRsTableNotFound as exc:
+            raise TableNotFoundError(f"no Delta table at {path}: {exc}") from exc
+
+    def exists(self, path: str) -> bool:
+        return DeltaTable.is_deltatable(path, storage_options=self.storage_options)
+
+    def version(self, path: str) -> int:
+        return self._table(path).version()
+
+    def partition_columns(self, path: str) -> list[str]:
+        return list(self._table(path).metadata().partition_columns)
+
+    @staticmethod
+    def _spark_schema(dt: DeltaTable) -> T.StructType:
+        return from_arrow_schema(pa.schema(dt.schema().to_arrow()))
+
+    def schema(self, path: str) -> T.StructType:
+        return self._spark_schema(self._table(path))
+
+    def _filesystem(self, path: str) -> tuple[pafs.FileSystem, str]:
+        return pafs.FileSystem.from_uri(path)
+
+    # ------------------------------------------------------------------ read
+
+    @staticmethod
+    def _check_readable(dt: DeltaTable, path: str) -> None:
+        mapping = dt.metadata().configuration.get("delta.columnMapping.mode", "none")
+        if mapping not in (None, "none"):
+            raise UnsupportedTableError(
+                f"{path} uses column mapping ({mapping}); the delta-rs engine reads Parquet files by "
+                f"physical column names and cannot read it: use a session with delta-spark"
+            )
+        features = dt.protocol().reader_features or []
+        if "deletionVectors" in features and pa.table(dt.deletion_vectors()).num_rows:
+            raise UnsupportedTableError(
+                f"{path} has deletion vectors; the delta-rs engine reads whole Parquet files and would "
+                f"return deleted rows: purge them (REORG TABLE ... APPLY (PURGE)) or use delta-spark"
+            )
+
+    def _scan(self, dt: DeltaTable, path: str) -> DataFrame:
+        self._check_readable(dt, path)
+        schema = self._spark_schema(dt)
+        files = dt.file_uris()
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        df = self.spark.read.schema(schema).option("basePath", path).parquet(*files)
+        return df.select(*[F.col(f"`{name}`") for name in schema.fieldNames()])
+
+    def read(self, path: str, *, version: int | None, as_of: datetime | None) -> DataFrame:
+        dt = self._table(path, version=version)
+        if as_of is not None:
+            dt.load_as_version(as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc))
+        return self._scan(dt, path)
+
+    # ------------------------------------------------------------------ write
+
+    def _stage(self, df: DataFrame, path: str, partition_by: Sequence[str]) -> tuple[str, list[StagedFile]]:
+        """Spark writes the Parquet files of one write under a staging folder of its own."""
+        fs, table_dir = self._filesystem(path)
+        staging = f"{table_dir}/{STAGING_DIR}/{uuid.uuid4().hex}"
+        writer = df.write.mode("errorifexists")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        staging_uri = path.rstrip("/") + staging[len(table_dir):]
+        try:
+            writer.parquet(staging_uri)
+        except BaseException:
+            _remove_dir(fs, staging)
+            raise
+        staged = []
+        for info in fs.get_file_info(pafs.FileSelector(staging, recursive=True)):
+            if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet"):
+                continue
+            if info.base_name.startswith((".", "_")):
+                continue
+            relative = info.path[len(staging) + 1 :]
+            relative_dir = relative.rpartition("/")[0]
+            staged.append(
+                StagedFile(
+                    staged_path=info.path,
+                    relative_path=relative,
+                    partition_values=_partition_values_of(relative_dir),
+                    size=info.size,
+                    num_records=pq.read_metadata(info.path, filesystem=fs).num_rows,
+                )
+            )
+        return staging, staged
+
+    def _publish(self, path: str, staged: list[StagedFile]) -> list[AddAction]:
+        fs, table_dir = self._filesystem(path)
+        actions = []
+        now = _now_ms()
+        for item in staged:
+            target = f"{table_dir}/{item.relative_path}"
+            parent = target.rpartition("/")[0]
+            if parent != table_dir:
+                fs.create_dir(parent, recursive=True)
+            fs.move(item.staged_path, target)
+            actions.append(
+                AddAction(
+                    path=item.relative_path,
+                    size=item.size,
+                    partition_values=item.partition_values,
+                    modification_time=now,
+                    data_change=True,
+                    stats=json.dumps({"numRecords": item.num_records}),
+                )
+            )
+        return actions
+
+    def _discard(self, path: str, staging: str, published: list[AddAction]) -> None:
+        fs, table_dir = self._filesystem(path)
+        for action in published:
+            target = f"{table_dir}/{action.path}"
+            if fs.get_file_info(target).type == pafs.FileType.File:
+                fs.delete_file(target)
+        _remove_dir(fs, staging)
+
+    def _commit_properties(self, operation: str, **params: Any) -> CommitProperties:
+        metadata = {"c360_operation": operation, "c360_engine": ENGINE_INFO}
+        metadata.update({k: json.dumps(v) for k, v in params.items()})
+        return CommitProperties(custom_metadata=metadata, max_commit_retries=self.commit_retries)
+
+    def _staged_write(
+        self,
+        df: DataFrame,
+        path: str,
+        partition_by: Sequence[str],
+        commit: Callable[[list[AddAction]], None],
+        validate: Callable[[list[StagedFile]], None] | None = None,
+    ) -> list[AddAction]:
+        """Stage, check, publish and commit; on any failure remove this write's files and re-raise."""
+        staging, staged = self._stage(df, path, partition_by)
+        published: list[AddAction] = []
+        try:
+            if validate is not None:
+                validate(staged)
+            published = self._publish(path, staged)
+            commit(published)
+        except BaseException:
+            self._discard(path, staging, published)
+            raise
+        _remove_dir(self._filesystem(path)[0], staging)
+        return published
+
+    def write(
+        self,
+        df: DataFrame,
+        path: str,
+        *,
+        table: str,
+        mode: WriteMode,
+        partition_by: Sequence[str],
+        regions: Sequence[str] | None,
+        schema_mode: SchemaMode | None,
+        exists: bool,
+    ) -> WriteResult:
+        new_schema = DeltaSchema.from_arrow(to_arrow_schema(df.schema))
+        removed_before = 0
+
+        def within_regions(staged: list[StagedFile]) -> None:
+            outside = sorted({str(s.partition_values.get(REGION_COLUMN)) for s in staged} - set(regions or []))
+            if outside:
+                raise PartitionMismatchError(
+                    f"{table}: write replaces regions {list(regions or [])} but the data also holds {outside}"
+                )
+
+        def commit(actions: list[AddAction]) -> None:
+            nonlocal removed_before
+            props = self._commit_properties("WRITE", mode=mode, regions=list(regions or []))
+            if not exists:
+                try:
+                    create_table_with_add_actions(
+                        path, new_schema, actions, mode="error", partition_by=list(partition_by),
+                        name=table, storage_options=self.storage_options, commit_properties=props,
+                    )
+                    return
+                except Exception as exc:  # another writer may have created it meanwhile
+                    if not self.exists(path):
+                        raise
+                    log.info("%s was created by a concurrent writer; appending to it (%s)", table, exc)
+            dt = self._table(path)
+            if schema_mode == "merge":
+                self._add_new_columns(dt, new_schema)
+                dt = self._table(path)
+            schema = new_schema if schema_mode else dt.schema()
+            filters = [(REGION_COLUMN, "in", list(regions))] if regions is not None else None
+            if mode == "overwrite":
+                removed_before = len(dt.file_uris(filters))
+            dt.create_write_transaction(
+                actions,
+                mode=mode,
+                schema=schema,
+                partition_by=list(partition_by),
+                partition_filters=filters,
+                commit_properties=props,
+            )
+
+        actions = self._staged_write(
+            df, path, partition_by, commit, validate=within_regions if regions is not None else None
+        )
+        return WriteResult(
+            table=table,
+            version=self.version(path),
+            operation="WRITE",
+            files_added=len(actions),
+            files_removed=removed_before,
+            rows_written=sum(json.loads(a.stats)["numRecords"] for a in actions),
+        )
+
+    @staticmethod
+    def _add_new_columns(dt: DeltaTable, schema: DeltaSchema) -> None:
+        """Schema evolution: a commit of its own that adds the new (nullable) columns."""
+        known = {f.name for f in dt.schema().fields}
+        added = [f for f in schema.fields if f.name not in known]
+        if added:
+            log.info("%s: adding column(s) %s", dt.table_uri, [f.name for f in added])
+            dt.alter.add_columns(added)
+
+    # ------------------------------------------------------------------ merge
+
+    def merge(self, df: DataFrame, path: str, *, table: str, keys: Sequence[str]) -> WriteResult:
+        """Copy-on-write upsert computed by Spark, committed as removes + adds in one transaction."""
+        dt = self._table(path)
+        partition_by = list(dt.metadata().partition_columns)
+        target = self._scan(dt, path).withColumn("_c360_file", F.input_file_name())
+        key_cols = [f"`{k}`" for k in keys]
+        touched_uris = [
+            row[0]
+            for row in target.select(*key_cols, "_c360_file")
+            .join(df.select(*key_cols), on=list(keys), how="left_semi")
+            .select("_c360_file")
+            .distinct()
+            .collect()
+        ]
+        actions_by_path = {
+            self._absolute(path, row["path"]): row for row in pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+        }
+        touched = [actions_by_path[self._uri_to_path(uri)] for uri in touched_uris]
+        kept = (
+            target.where(F.col("_c360_file").isin(touched_uris))
+            .drop("_c360_file")
+            .join(df.select(*key_cols), on=list(keys), how="left_anti")
+        )
+        rewritten = kept.unionByName(df) if touched_uris else df
+        now = _now_ms()
+        removes = [
+            RemoveAction(
+                path=row["path"],
+                data_change=True,
+                deletion_timestamp=now,
+                size=row["size_bytes"],
+                partition_values={c: row.get(f"partition.{c}") for c in partition_by},
+            )
+            for row in touched
+        ]
+
+        def commit(actions: list[AddAction]) -> None:
+            dt.create_write_transaction(
+                [*actions, *removes],
+                mode="append",
+                schema=dt.schema(),
+                partition_by=partition_by,
+                commit_properties=self._commit_properties("MERGE", keys=list(keys)),
+            )
+
+        actions = self._staged_write(rewritten, path, partition_by, commit)
+        return WriteResult(
+            table=table,
+            version=self.version(path),
+            operation="MERGE",
+            files_added=len(actions),
+            files_removed=len(removes),
+            rows_written=sum(json.loads(a.stats)["numRecords"] for a in actions),
+        )
+
+    def _table_dir(self, path: str) -> str:
+        return self._filesystem(path)[1].rstrip("/")
+
+    def _absolute(self, path: str, relative: str) -> str:
+        return f"{self._table_dir(path)}/{unquote(relative)}"
+
+    @staticmethod
+    def _uri_to_path(uri: str) -> str:
+        parsed = urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            return unquote(parsed.path)
+        return unquote(parsed.netloc + parsed.path)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def delete(self, path: str, *, table: str, where: str) -> WriteResult:
+        dt = self._table(path)
+        metrics = dt.delete(where, commit_properties=self._commit_properties("DELETE", predicate=where))
+        return WriteResult(
+            table=table,
+            version=dt.version(),
+            operation="DELETE",
+            files_added=int(metrics.get("num_added_files", 0)),
+            files_removed=int(metrics.get("num_removed_files", 0)),
+            rows_written=int(metrics.get("num_copied_rows", 0)),
+            rows_deleted=int(metrics.get("num_deleted_rows", 0)),
+            metrics=metrics,
+        )
+
+    def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]:
+        rows = []
+        for commit in self._table(path).history(limit):
+            params = commit.get("operationParameters") or {}
+            rows.append(
+                {
+                    "version": int(commit["version"]),
+                    "timestamp": datetime.fromtimestamp(commit["timestamp"] / 1000, tz=timezone.utc),
+                    "operation": commit.get("c360_operation") or commit.get("operation"),
+                    "operation_parameters": {
+                        str(k): v if isinstance(v, str) else json.dumps(v) for k, v in params.items()
+                    },
+                }
+            )
+        return rows
+
+    def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]:
+        dt = self._table(path)
+        removed = dt.vacuum(
+            retention_hours=retention_hours,
+            dry_run=False,
+            enforce_retention_duration=enforce_retention,
+            full=True,
+        )
+        removed = list(removed) + self._vacuum_staging(path, retention_hours)
+        log.info("vacuum %s: %d files removed", path, len(removed))
+        return removed
+
+    def _vacuum_staging(self, path: str, retention_hours: int) -> list[str]:
+        """Staging folders left by interrupted writes, once older than the retention."""
+        fs, table_dir = self._filesystem(path)
+        cutoff = time.time() - retention_hours * 3600
+        removed: list[str] = []
+        for info in fs.get_file_info(pafs.FileSelector(f"{table_dir}/{STAGING_DIR}", allow_not_found=True)):
+            if info.type == pafs.FileType.Directory and info.mtime is not None and info.mtime.timestamp() <= cutoff:
+                files = fs.get_file_info(pafs.FileSelector(info.path, recursive=True))
+                removed += [f.path for f in files if f.type == pafs.FileType.File]
+                fs.delete_dir(info.path)
+        return removed
+
+    def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
+        dt = self._table(path)
+        filters = [(REGION_COLUMN, "in", list(regions))] if regions else None
+        return dt.optimize.compact(
+            partition_filters=filters, commit_properties=self._commit_properties("OPTIMIZE")
+        )

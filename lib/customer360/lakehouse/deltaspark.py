@@ -1,0 +1,143 @@
+"""The cluster engine: Delta Lake's own Spark API (Databricks, or Spark started with the Delta jar).
+
+A thin adapter: every check and every result shape is shared with the delta-rs engine in
+``core``. It cannot run on machines without the Delta jar, so it holds no logic of its own.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from customer360.errors import PartitionMismatchError, TableNotFoundError
+from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+class DeltaSparkEngine:
+    name = "delta-spark"
+
+    def __init__(self, spark: SparkSession):
+        from delta.tables import DeltaTable
+
+        self.spark = spark
+        self._delta_table = DeltaTable
+
+    def _table(self, path: str):
+        if not self.exists(path):
+            raise TableNotFoundError(f"no Delta table at {path}")
+        return self._delta_table.forPath(self.spark, path)
+
+    def exists(self, path: str) -> bool:
+        return self._delta_table.isDeltaTable(self.spark, path)
+
+    def _detail(self, path: str) -> Any:
+        return self._table(path).detail().first()
+
+    def version(self, path: str) -> int:
+        return int(self._table(path).history(1).first()["version"])
+
+    def partition_columns(self, path: str) -> list[str]:
+        return list(self._detail(path)["partitionColumns"])
+
+    def schema(self, path: str) -> T.StructType:
+        return self.spark.read.format("delta").load(path).schema
+
+    def read(self, path: str, *, version: int | None, as_of: datetime | None) -> DataFrame:
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        if as_of is not None:
+            reader = reader.option("timestampAsOf", as_of.isoformat())
+        return reader.load(path)
+
+    def _result(self, path: str, table: str) -> WriteResult:
+        last = self._table(path).history(1).first()
+        metrics = dict(last["operationMetrics"] or {})
+        return WriteResult(
+            table=table,
+            version=int(last["version"]),
+            operation=last["operation"],
+            files_added=int(metrics.get("numFiles", metrics.get("numAddedFiles", metrics.get("numTargetFilesAdded", 0)))),
+            files_removed=int(metrics.get("numRemovedFiles", metrics.get("numTargetFilesRemoved", 0))),
+            rows_written=int(metrics["numOutputRows"]) if "numOutputRows" in metrics else None,
+            rows_deleted=int(metrics["numDeletedRows"]) if "numDeletedRows" in metrics else None,
+            metrics=metrics,
+        )
+
+    def write(
+        self,
+        df: DataFrame,
+        path: str,
+        *,
+        table: str,
+        mode: WriteMode,
+        partition_by: Sequence[str],
+        regions: Sequence[str] | None,
+        schema_mode: SchemaMode | None,
+        exists: bool,
+    ) -> WriteResult:
+        writer = df.write.format("delta").mode(mode)
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        if regions is not None:
+            writer = writer.option("replaceWhere", f"`{REGION_COLUMN}` IN ({_sql_list(regions)})")
+        if schema_mode == "merge":
+            writer = writer.option("mergeSchema", "true")
+        elif schema_mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        try:
+            writer.save(path)
+        except AnalysisException as exc:
+            message = str(exc)
+            if regions is not None and ("replaceWhere" in message or "does not conform" in message):
+                raise PartitionMismatchError(f"{table}: data outside regions {list(regions or [])}: {exc}") from exc
+            raise
+        return self._result(path, table)
+
+    def merge(self, df: DataFrame, path: str, *, table: str, keys: Sequence[str]) -> WriteResult:
+        condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        (
+            self._table(path).alias("t").merge(df.alias("s"), condition)
+            .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+        )
+        return self._result(path, table)
+
+    def delete(self, path: str, *, table: str, where: str) -> WriteResult:
+        self._table(path).delete(where)
+        return self._result(path, table)
+
+    def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]:
+        frame = self._table(path).history(limit) if limit else self._table(path).history()
+        return [
+            {
+                "version": int(r["version"]),
+                "timestamp": r["timestamp"],
+                "operation": r["operation"],
+                "operation_parameters": dict(r["operationParameters"] or {}),
+            }
+            for r in frame.select("version", "timestamp", "operation", "operationParameters").collect()
+        ]
+
+    def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]:
+        if not enforce_retention:
+            self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        self._table(path)
+        target = f"delta.`{path}` RETAIN {int(retention_hours)} HOURS"
+        doomed = [r[0] for r in self.spark.sql(f"VACUUM {target} DRY RUN").collect()]
+        self.spark.sql(f"VACUUM {target}")
+        return doomed
+
+    def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
+        builder = self._table(path).optimize()
+        if regions:
+            builder = builder.where(f"`{REGION_COLUMN}` IN ({_sql_list(regions)})")
+        row = builder.executeCompaction().first()
+        return row.asDict(recursive=True)["metrics"] if row is not None else {}

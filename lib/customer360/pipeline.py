@@ -1,0 +1,208 @@
+"""The pipeline: a run context handed to every stage, the ordered stages, and the run log.
+
+Each stage is a ``run(ctx) -> StageResult`` function. ``run_pipeline`` runs them in order for
+the selected regions and appends one row per run to ``ops.pipeline_runs`` and the stages'
+counts to ``ops.run_metrics``, so every run's rows in and rows out can be queried later.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from customer360.config import AppConfig, RegionConfig
+from customer360.lakehouse import Lakehouse
+from customer360.session import SessionCapabilities, detect_capabilities, get_session
+
+log = logging.getLogger(__name__)
+
+PIPELINE_RUNS = "ops.pipeline_runs"
+RUN_METRICS = "ops.run_metrics"
+
+PIPELINE_RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), False),
+        T.StructField("env", T.StringType(), False),
+        T.StructField("engine", T.StringType(), False),
+        T.StructField("regions", T.ArrayType(T.StringType(), False), False),
+        T.StructField("stages", T.ArrayType(T.StringType(), False), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("error", T.StringType(), True),
+        T.StructField("git_commit", T.StringType(), True),
+    ]
+)
+
+RUN_METRICS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("stage", T.StringType(), False),
+        T.StructField("table", T.StringType(), True),
+        T.StructField("metric", T.StringType(), False),
+        T.StructField("value", T.LongType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+        T.StructField("region", T.StringType(), False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a stage needs: config, session, storage, and which regions to process."""
+
+    config: AppConfig
+    spark: SparkSession
+    lakehouse: Lakehouse
+    regions: tuple[str, ...]
+    run_id: str
+    capabilities: SessionCapabilities
+
+    def region(self, code: str) -> RegionConfig:
+        return self.config.regions[code]
+
+
+@dataclass(frozen=True)
+class Metric:
+    region: str
+    metric: str
+    value: int
+    table: str | None = None
+
+
+@dataclass
+class StageResult:
+    stage: str
+    metrics: list[Metric] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+Stage = Callable[[RunContext], StageResult]
+
+#: The pipeline's stages in run order; each later capability appends its ``run`` here.
+STAGES: list[tuple[str, Stage]] = []
+
+
+def build_context(
+    config: AppConfig,
+    *,
+    regions: Sequence[str] | None = None,
+    spark: SparkSession | None = None,
+    run_id: str | None = None,
+) -> RunContext:
+    spark = spark or get_session(config)
+    capabilities = detect_capabilities(spark)
+    log.info("session: %s", capabilities.describe())
+    return RunContext(
+        config=config,
+        spark=spark,
+        lakehouse=Lakehouse(spark, config.lakehouse),
+        regions=config.select_regions(regions),
+        run_id=run_id or uuid.uuid4().hex[:16],
+        capabilities=capabilities,
+    )
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    status: str
+    results: list[StageResult]
+    started_at: datetime
+    finished_at: datetime
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None = None) -> RunSummary:
+    """Run the stages in order; the run is logged whether it succeeds or fails."""
+    chosen = list(STAGES if stages is None else stages)
+    started = _utc_now()
+    results: list[StageResult] = []
+    status, error = "succeeded", None
+    try:
+        for name, stage in chosen:
+            log.info("stage %s: regions %s", name, ", ".join(ctx.regions))
+            results.append(stage(ctx))
+    except Exception as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        finished = _utc_now()
+        _record_run(ctx, chosen, results, started, finished, status, error)
+    return RunSummary(ctx.run_id, status, results, started, finished)
+
+
+def _record_run(
+    ctx: RunContext,
+    stages: Sequence[tuple[str, Stage]],
+    results: Sequence[StageResult],
+    started: datetime,
+    finished: datetime,
+    status: str,
+    error: str | None,
+) -> None:
+    spark, lakehouse = ctx.spark, ctx.lakehouse
+    run_row = (
+        ctx.run_id,
+        started,
+        finished,
+        ctx.config.env,
+        lakehouse.engine_name,
+        list(ctx.regions),
+        [name for name, _ in stages],
+        status,
+        error,
+        os.environ.get("C360_GIT_COMMIT"),
+    )
+    # One small file per run, not one per default partition.
+    run_df = spark.createDataFrame([run_row], PIPELINE_RUNS_SCHEMA).coalesce(1)
+    lakehouse.write(run_df, PIPELINE_RUNS, mode="append")
+    metric_rows = [
+        (ctx.run_id, result.stage, m.table, m.metric, int(m.value), finished, m.region)
+        for result in results
+        for m in result.metrics
+    ]
+    if metric_rows:
+        lakehouse.write(
+            spark.createDataFrame(metric_rows, RUN_METRICS_SCHEMA).coalesce(1),
+            RUN_METRICS,
+            mode="append",
+            partition_by=["region"],
+        )
+
+
+def summary_lines(ctx: RunContext, summary: RunSummary) -> list[str]:
+    """What ``c360 run`` prints: engines, regions and their variants, stage output, tables."""
+    seconds = (summary.finished_at - summary.started_at).total_seconds()
+    lines = [
+        f"customer360 run {summary.run_id} ({ctx.config.env}): {summary.status} in {seconds:.1f} s",
+        f"  session: {ctx.capabilities.describe()}",
+        f"  lakehouse: {ctx.lakehouse.root} (engine {ctx.lakehouse.engine_name})",
+        "  regions:",
+    ]
+    for code in ctx.regions:
+        r = ctx.region(code)
+        lines.append(
+            f"    {code}: {r.name}, {r.currency}, {r.time_zone}, consent {r.consent_regime}, "
+            f"churn horizon {r.churn_horizon_days} d, windows {list(r.feature_windows_days)}"
+        )
+    if summary.results:
+        lines.append("  stages:")
+        for result in summary.results:
+            lines.append(f"    {result.stage}:")
+            lines += [f"      {line}" for line in result.lines]
+    else:
+        lines.append("  stages: none registered yet (only the run log is written)")
+    lines.append("  tables:")
+    for name in ctx.lakehouse.tables():
+        lines.append(f"    {name} v{ctx.lakehouse.version(name)}")
+    return lines

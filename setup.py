@@ -1,0 +1,53 @@
+"""Packaging for the customer-360 lakehouse.
+
+The package lives in lib/customer360; the YAML configuration in conf/ ships inside it as
+``customer360.conf`` so an installed wheel (spark-submit, Databricks) carries its defaults.
+"""
+from setuptools import setup
+
+INSTALL_REQUIRES = [
+    # pyspark 4.1 pairs with delta-spark 4.4 (jar io.delta:delta-spark_4.1_2.13:4.4.1).
+    "pyspark==4.1.1",
+    "delta-spark==4.4.1",
+    "deltalake==1.6.6",
+    "graphframes-py==0.12.3",
+    "mlflow==3.17.2",
+    "pydantic==2.13.4",
+    "pyyaml==6.0.3",
+    # pyspark.pandas (the pandas API on Spark, inside pyspark) needs pandas < 3.
+    "pandas==2.3.3",
+    "pyarrow==22.0.0",
+    "numpy==2.4.6",
+]
+
+EXTRAS_REQUIRE = {
+    "dev": [
+        "pytest==9.0.3",
+        "pytest-spark==0.8.0",
+        "chispa==0.12.0",
+        "networkx==3.6.1",
+    ],
+}
+
+setup(
+    name="customer360",
+    version="0.1.0",
+    description="Customer-360 lakehouse on Apache Spark and Delta Lake",
+    python_requires=">=3.10",
+    package_dir={"": "lib", "customer360.conf": "conf"},
+    packages=[
+        "customer360",
+        "customer360.lakehouse",
+        "customer360.conf",
+        "customer360.conf.regions",
+    ],
+    package_data={"customer360.conf": ["*.yaml"], "customer360.conf.regions": ["*.yaml"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={
+        "console_scripts": [
+            "c360=customer360.cli:main",
+            "c360-run-pipeline=customer360.jobs:run_pipeline_main",
+        ],
+    },
+)

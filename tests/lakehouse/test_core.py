@@ -1,0 +1,66 @@
+"""Engine-independent pieces: engine choice, schema alignment, merge key checks."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import types as T
+
+from customer360.config import LakehouseConfig
+from customer360.errors import DuplicateKeyError, EngineUnavailableError, SchemaMismatchError
+from customer360.lakehouse.core import align_to_table, check_merge_keys, choose_engine
+
+TABLE = T.StructType(
+    [
+        T.StructField("id", T.StringType()),
+        T.StructField("n", T.LongType()),
+        T.StructField("region", T.StringType()),
+    ]
+)
+
+
+def test_auto_engine_falls_back_to_delta_rs_with_one_log_line(spark, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="customer360.lakehouse.core"):
+        engine = choose_engine(spark, LakehouseConfig(root=str(tmp_path)))
+    assert engine.name == "delta-rs"
+    lines = [r.getMessage() for r in caplog.records if "lakehouse engine" in r.getMessage()]
+    assert lines == ["lakehouse engine: delta-rs (io.delta.sql.DeltaSparkSessionExtension not loaded in this session)"]
+
+
+def test_forcing_delta_spark_without_the_jar_fails_clearly(spark, tmp_path):
+    with pytest.raises(EngineUnavailableError, match="no Delta Lake: start Spark with the io.delta:delta-spark jar"):
+        choose_engine(spark, LakehouseConfig(root=str(tmp_path), engine="delta-spark"))
+
+
+def test_align_reorders_and_fills_missing_columns(spark):
+    df = spark.createDataFrame([("us", "a")], "region string, id string")
+    aligned = align_to_table(df, TABLE, schema_mode=None)
+    expected = spark.createDataFrame([("a", None, "us")], TABLE)
+    assert_df_equality(aligned, expected, ignore_nullable=True)
+
+
+def test_align_appends_new_columns_only_when_merging(spark):
+    df = spark.createDataFrame([("a", 1, "us", True)], "id string, n long, region string, vip boolean")
+    with pytest.raises(SchemaMismatchError, match=r"new column\(s\) \['vip'\]"):
+        align_to_table(df, TABLE, schema_mode=None)
+    assert align_to_table(df, TABLE, schema_mode="merge").columns == ["id", "n", "region", "vip"]
+
+
+def test_align_refuses_type_changes(spark):
+    df = spark.createDataFrame([("a", 1, "us")], "id string, n int, region string")
+    with pytest.raises(SchemaMismatchError, match=r"n \(bigint -> int\)"):
+        align_to_table(df, TABLE, schema_mode="merge")
+    assert align_to_table(df, TABLE, schema_mode="overwrite") is df
+
+
+def test_merge_key_checks(spark):
+    ok = spark.createDataFrame([("a", 1, "us"), ("a", 1, "gb")], TABLE)
+    check_merge_keys(ok, ["id", "region"], table="t")  # unique on the pair
+    with pytest.raises(DuplicateKeyError, match=r"e.g. id='a' \(2 rows\)"):
+        check_merge_keys(ok, ["id"], table="t")
+    nulls = spark.createDataFrame([("a", 1, None)], TABLE)
+    with pytest.raises(DuplicateKeyError, match="null in key column"):
+        check_merge_keys(nulls, ["id", "region"], table="t")
+    with pytest.raises(DuplicateKeyError, match="at least one key"):
+        check_merge_keys(ok, [], table="t")
