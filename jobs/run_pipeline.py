@@ -1,6 +1,6 @@
 """spark-submit entry point for the whole pipeline.
 
-    spark-submit --py-files dist/customer360-*.whl jobs/run_pipeline.py --env prod --region all
+    spark-submit jobs/run_pipeline.py --env prod --region all   (with the customer360 wheel installed)
 """
 import sys
 

@@ -111,3 +111,21 @@ def test_spark_submit_job_runs_the_same_code(tmp_path):
     assert "(local): succeeded" in proc.stdout
     assert "    us: United States" in proc.stdout
     assert (tmp_path / "lh" / "ops" / "pipeline_runs" / "_delta_log").is_dir()
+
+
+def test_bundle_tasks_call_console_scripts_that_exist():
+    """databricks.yml's wheel tasks must name entry points setup.py really installs."""
+    from importlib.metadata import entry_points
+
+    bundle = yaml.safe_load((REPO / "databricks.yml").read_text())
+    assert bundle["include"] == ["infra/databricks/*.yml"]
+    assert {t: bundle["targets"][t]["mode"] for t in ("dev", "prod")} == {"dev": "development", "prod": "production"}
+    jobs = yaml.safe_load((REPO / "infra" / "databricks" / "jobs.yml").read_text())["resources"]["jobs"]
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    for job in jobs.values():
+        assert job["name"].startswith("${bundle.target}_")
+        for task in job["tasks"]:
+            wheel_task = task["python_wheel_task"]
+            assert wheel_task["package_name"] == "customer360"
+            assert scripts[wheel_task["entry_point"]].startswith("customer360.")
+    assert scripts["c360"] == "customer360.cli:main"
