@@ -228,6 +228,22 @@ def test_merge_on_composite_key_and_missing_columns(spark, lakehouse, people):
     assert (row.amount, row.seen_at, row.region) == (11, None, "us")  # columns absent from the source become null
 
 
+def test_merge_with_schema_evolution(spark, lakehouse, people):
+    source = frame(spark, [("c1", 11, T0, "us"), ("c7", 70, T0, "gb")]).withColumn("tier", F.lit("gold"))
+    with pytest.raises(SchemaMismatchError, match=r"new column\(s\) \['tier'\]"):
+        lakehouse.merge(source, people, keys=["customer_id"])
+    lakehouse.merge(source, people, keys=["customer_id"], schema_mode="merge")
+    got = {r.customer_id: (r.amount, r.tier) for r in lakehouse.read(people).collect()}
+    assert got == {"c1": (11, "gold"), "c2": (20, None), "c3": (None, None), "c4": (40, None), "c7": (70, "gold")}
+
+
+def test_overwriting_the_schema_keeps_partitioning_unless_told(spark, lakehouse, people):
+    narrower = spark.createDataFrame([("c1", "us")], "customer_id string, region string")
+    lakehouse.write(narrower, people, schema_mode="overwrite")
+    assert lakehouse.partition_columns(people) == ["region"]
+    assert lakehouse.schema(people).fieldNames() == ["customer_id", "region"]
+
+
 def test_merge_creates_a_missing_table(spark, lakehouse):
     lakehouse.merge(frame(spark, BASE_ROWS), "silver.fresh", keys=["customer_id"], partition_by=["region"])
     assert lakehouse.partition_columns("silver.fresh") == ["region"]

@@ -84,7 +84,9 @@ class StorageEngine(Protocol):
         schema_mode: SchemaMode | None,
         exists: bool,
     ) -> WriteResult: ...
-    def merge(self, df: DataFrame, path: str, *, table: str, keys: Sequence[str]) -> WriteResult: ...
+    def merge(
+        self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
+    ) -> WriteResult: ...
     def delete(self, path: str, *, table: str, where: str) -> WriteResult: ...
     def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]: ...
     def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]: ...
@@ -293,6 +295,8 @@ class Lakehouse:
                 raise ValueError("schema_mode='overwrite' replaces the whole table; it cannot be limited to regions")
         path = self.path(name)
         exists = self.engine.exists(path)
+        if exists and schema_mode == "overwrite" and partition_by is None:
+            partition_by = self.engine.partition_columns(path)
         if exists and schema_mode != "overwrite":
             table_partitions = self.engine.partition_columns(path)
             if partition_by is not None and list(partition_by) != table_partitions:
@@ -331,7 +335,10 @@ class Lakehouse:
         partition_by: Sequence[str] | None = None,
         schema_mode: Literal["merge"] | None = None,
     ) -> WriteResult:
-        """Upsert on ``keys``: matched rows are replaced, others inserted. Creates the table if absent."""
+        """Upsert on ``keys``: matched rows are replaced, others inserted. Creates the table if absent.
+
+        With ``schema_mode="merge"`` new source columns are added to the table (null in old rows).
+        """
         check_merge_keys(df, keys, table=name)
         path = self.path(name)
         if not self.engine.exists(path):
@@ -340,7 +347,7 @@ class Lakehouse:
         partitions = self.engine.partition_columns(path)
         if partition_by is not None and list(partition_by) != partitions:
             raise SchemaMismatchError(f"{name} is partitioned by {partitions}, not {list(partition_by)}")
-        return self.engine.merge(df, path, table=name, keys=list(keys))
+        return self.engine.merge(df, path, table=name, keys=list(keys), schema_mode=schema_mode)
 
     def delete(self, name: str, where: str) -> WriteResult:
         """Delete rows matching a SQL predicate, e.g. ``"region = 'us' AND customer_id = 'c1'"``."""

@@ -309,9 +309,14 @@ class DeltaRsEngine:
 
     # ------------------------------------------------------------------ merge
 
-    def merge(self, df: DataFrame, path: str, *, table: str, keys: Sequence[str]) -> WriteResult:
+    def merge(
+        self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
+    ) -> WriteResult:
         """Copy-on-write upsert computed by Spark, committed as removes + adds in one transaction."""
         dt = self._table(path)
+        if schema_mode == "merge":
+            self._add_new_columns(dt, DeltaSchema.from_arrow(to_arrow_schema(df.schema)))
+            dt = self._table(path)
         partition_by = list(dt.metadata().partition_columns)
         target = self._scan(dt, path).withColumn("_c360_file", F.input_file_name())
         key_cols = [f"`{k}`" for k in keys]
@@ -332,7 +337,7 @@ class DeltaRsEngine:
             .drop("_c360_file")
             .join(df.select(*key_cols), on=list(keys), how="left_anti")
         )
-        rewritten = kept.unionByName(df) if touched_uris else df
+        rewritten = kept.unionByName(df, allowMissingColumns=True) if touched_uris else df
         now = _now_ms()
         removes = [
             RemoveAction(

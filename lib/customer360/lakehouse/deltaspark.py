@@ -102,12 +102,14 @@ class DeltaSparkEngine:
             raise
         return self._result(path, table)
 
-    def merge(self, df: DataFrame, path: str, *, table: str, keys: Sequence[str]) -> WriteResult:
+    def merge(
+        self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
+    ) -> WriteResult:
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        (
-            self._table(path).alias("t").merge(df.alias("s"), condition)
-            .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-        )
+        builder = self._table(path).alias("t").merge(df.alias("s"), condition)
+        if schema_mode == "merge":
+            builder = builder.withSchemaEvolution()
+        builder.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
         return self._result(path, table)
 
     def delete(self, path: str, *, table: str, where: str) -> WriteResult:
