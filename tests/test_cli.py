@@ -1,6 +1,7 @@
 """The c360 command, the spark-submit job and the run log, end to end on a temporary lakehouse."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -9,27 +10,42 @@ import yaml
 
 from customer360 import cli
 from customer360.config import load_config
+from customer360.generate import SOURCES
 from customer360.pipeline import PIPELINE_RUNS, RUN_METRICS, Metric, StageResult, build_context, run_pipeline
 
 from tests.conftest import CONF_DIR, REPO
 
 
 def _args(tmp_path, *extra):
-    return ["--conf-dir", str(CONF_DIR), "--set", f"lakehouse.root={tmp_path / 'lh'}", *extra]
+    sample = tmp_path / "sample"
+    return [
+        "--conf-dir", str(CONF_DIR),
+        "--set", f"lakehouse.root={tmp_path / 'lh'}",
+        "--set", f"sample_data.dir={sample}",
+        "--set", "sample_data.scale=0.0005",  # 50 people
+        "--set", f"ingest.landing_root={sample / 'sources'}",
+        *extra,
+    ]
 
 
 def test_help_lists_the_commands():
     out = subprocess.run(
         [sys.executable, "-m", "customer360.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("run", "config", "tables", "history", "vacuum", "optimize"):
+    for command in ("run", "generate", "ingest", "config", "tables", "history", "vacuum", "optimize"):
         assert f"    {command} " in out
 
 
-def test_run_writes_the_run_log_and_prints_a_summary(spark, tmp_path, capsys):
+def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
     assert cli.main(["run", *_args(tmp_path, "--region", "de,fr")]) == 0
     out = capsys.readouterr().out
+    assert f"sample data: {tmp_path / 'sample'} (scale 0.0005, seed 42, 50 people; generated now)" in out
     assert "(local): succeeded" in out
+    accounting = [line.strip() for line in out.splitlines() if "rows read" in line]
+    assert [line.split(":")[0] for line in accounting] == list(SOURCES)
+    for line in accounting:  # rows read = loaded + quarantined, as printed
+        read, loaded, quarantined = (int(x.replace(",", "")) for x in re.findall(r"(?:read|loaded|quarantined) ([\d,]+)", line))
+        assert read == loaded + quarantined and read > 0
     assert "engine delta-rs" in out
     assert "    de: Germany, EUR, Europe/Berlin, consent opt_in, churn horizon 120 d" in out
     assert "    us:" not in out
@@ -38,6 +54,16 @@ def test_run_writes_the_run_log_and_prints_a_summary(spark, tmp_path, capsys):
     ctx = build_context(config, spark=spark)
     run = ctx.lakehouse.read(PIPELINE_RUNS).first()
     assert (run.env, run.engine, run.regions, run.status, run.error) == ("local", "delta-rs", ["de", "fr"], "succeeded", None)
+    metrics = ctx.lakehouse.read(RUN_METRICS).where("metric = 'rows_loaded'").groupBy("table").sum("value").collect()
+    bronze_counts = {t: ctx.lakehouse.read(t).count() for t in (f"bronze.{s}" for s in SOURCES)}
+    assert {r["table"]: r["sum(value)"] for r in metrics} == bronze_counts
+    assert set(ctx.lakehouse.read("bronze.crm_customers").select("region").distinct().toPandas()["region"]) == {"de", "fr"}
+
+    # a second run finds the sample cached and every file already loaded
+    assert cli.main(["run", *_args(tmp_path, "--region", "de,fr")]) == 0
+    out = capsys.readouterr().out
+    assert "50 people; cached)" in out
+    assert "crm_customers: files 0 new, 2 unchanged, 0 changed, 0 failed; rows read 0" in out
 
 
 def test_stage_metrics_and_failures_are_recorded(spark, tmp_path):
@@ -83,9 +109,11 @@ def test_config_errors_exit_2_with_the_message(tmp_path, capsys):
 
 
 def test_maintenance_commands(spark, tmp_path, capsys):
-    args = _args(tmp_path)
-    assert cli.main(["run", *args]) == 0
-    assert cli.main(["run", *args]) == 0
+    args = _args(tmp_path, "--set", "sample_data.enabled=false")
+    config = load_config("local", conf_dir=CONF_DIR, overrides=[f"lakehouse.root={tmp_path / 'lh'}"])
+    ctx = build_context(config, spark=spark)
+    run_pipeline(ctx, stages=[])
+    run_pipeline(ctx, stages=[])
     capsys.readouterr()
     assert cli.main(["tables", *args]) == 0
     assert capsys.readouterr().out.strip() == f"{PIPELINE_RUNS}\tv1"
@@ -101,6 +129,7 @@ def test_maintenance_commands(spark, tmp_path, capsys):
     assert "table gold.nothing does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_spark_submit_job_runs_the_same_code(tmp_path):
     """jobs/run_pipeline.py in a fresh interpreter, as spark-submit would start it."""
     proc = subprocess.run(
@@ -111,6 +140,21 @@ def test_spark_submit_job_runs_the_same_code(tmp_path):
     assert "(local): succeeded" in proc.stdout
     assert "    us: United States" in proc.stdout
     assert (tmp_path / "lh" / "ops" / "pipeline_runs" / "_delta_log").is_dir()
+    assert (tmp_path / "lh" / "bronze" / "orders" / "region=us").is_dir()
+
+
+def test_generate_and_ingest_commands(spark, tmp_path, capsys):
+    out_dir = tmp_path / "gen"
+    assert cli.main(["generate", "--scale", "0.0005", "--seed", "5", "--out", str(out_dir), *_args(tmp_path, "--region", "gb")]) == 0
+    printed = capsys.readouterr().out
+    assert f"generated 50 people into {out_dir}" in printed
+    assert sorted(p.name for p in (out_dir / "sources" / "orders").iterdir()) == ["gb"]
+    args = _args(tmp_path, "--region", "gb", "--set", f"ingest.landing_root={out_dir / 'sources'}")
+    assert cli.main(["ingest", "--source", "orders", *args]) == 0
+    printed = capsys.readouterr().out
+    assert "orders: files 1 new" in printed and "crm_customers" not in printed
+    assert cli.main(["ingest", "--source", "nope", *args]) == 2
+    assert "unknown source(s) ['nope']" in capsys.readouterr().err
 
 
 def test_bundle_tasks_call_console_scripts_that_exist():

@@ -47,7 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"customer360 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("run", parents=[common], help="run the whole pipeline (every stage, in order)")
+    sub.add_parser(
+        "run", parents=[common],
+        help="run the whole pipeline (every stage, in order); locally it first generates the sample sources once",
+    )
+
+    generate = sub.add_parser("generate", parents=[common], help="write the synthetic sample sources and ground truth")
+    generate.add_argument("--scale", type=float, default=None, help="1 = 100k people (default: sample_data.scale)")
+    generate.add_argument("--seed", type=int, default=None, help="default: sample_data.seed")
+    generate.add_argument("--out", default=None, help="folder (default: sample_data.dir); sources/ and truth/ go under it")
+
+    ingest = sub.add_parser("ingest", parents=[common], help="bronze: load new source files, quarantine bad rows")
+    ingest.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
     sub.add_parser("config", parents=[common], help="print the resolved configuration as YAML")
     sub.add_parser("tables", parents=[common], help="list the lakehouse's tables and their versions")
 
@@ -83,9 +94,44 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from customer360.pipeline import run_pipeline, summary_lines
 
     ctx = _context(args)
+    sample = ctx.config.sample_data
+    if sample.enabled:
+        from customer360.generate import ensure_sample_data
+
+        data, made = ensure_sample_data(sample.dir, scale=sample.scale, seed=sample.seed, regions=ctx.config.pipeline.regions)
+        print(f"sample data: {data.root} (scale {sample.scale}, seed {sample.seed}, {data.people:,} people; "
+              f"{'generated now' if made else 'cached'})", flush=True)
     summary = run_pipeline(ctx)
     _print(summary_lines(ctx, summary))
+    return 0 if summary.status == "succeeded" else 1
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from customer360.generate import generate
+
+    config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    regions = config.select_regions(args.region)
+    data = generate(
+        args.out or config.sample_data.dir,
+        scale=config.sample_data.scale if args.scale is None else args.scale,
+        seed=config.sample_data.seed if args.seed is None else args.seed,
+        regions=list(regions),
+        consent_regimes={code: config.regions[code].consent_regime for code in regions},
+    )
+    print(f"generated {data.people:,} people into {data.root}")
+    for source, rows in data.rows.items():
+        print(f"  {source}: {rows:,} rows")
     return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from customer360.bronze.ingest import run as ingest
+    from customer360.pipeline import run_pipeline, summary_lines
+
+    ctx = _context(args)
+    summary = run_pipeline(ctx, stages=[("ingest", lambda c: ingest(c, sources=args.source or None))])
+    _print(summary_lines(ctx, summary))
+    return 0 if summary.status == "succeeded" else 1
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -130,6 +176,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _cmd_run,
+    "generate": _cmd_generate,
+    "ingest": _cmd_ingest,
     "config": _cmd_config,
     "tables": _cmd_tables,
     "history": _cmd_history,

@@ -80,6 +80,20 @@ class PiiConfig(_Frozen):
     allow_dev_key: bool = False
 
 
+class IngestConfig(_Frozen):
+    #: Raw source files: ``<landing_root>/<source>/<region>/<files>``.
+    landing_root: str = Field(min_length=1)
+
+
+class SampleDataConfig(_Frozen):
+    """The bundled generator: ``c360 run`` creates the sample once when enabled (local runs)."""
+
+    enabled: bool = False
+    dir: str = "sample_data"
+    scale: float = Field(default=0.1, gt=0)
+    seed: int = 42
+
+
 class MlflowConfig(_Frozen):
     tracking_uri: str | None = None
     experiment_prefix: str = "/Shared/customer360"
@@ -153,6 +167,8 @@ class AppConfig(_Frozen):
     spark: SparkConfig
     pipeline: PipelineConfig
     pii: PiiConfig
+    ingest: IngestConfig
+    sample_data: SampleDataConfig
     mlflow: MlflowConfig
     sources: dict[str, SourceMapping]
     regions: dict[str, RegionConfig] = Field(min_length=1)
@@ -355,9 +371,10 @@ def load_config(
         else:
             layers.overlay(_nest(key_path, value), SET_SOURCE)
 
-    lakehouse = layers.tree.get("lakehouse")
-    if isinstance(lakehouse, dict) and isinstance(lakehouse.get("root"), str):
-        lakehouse["root"] = resolve_root(lakehouse["root"])
+    for section, key in (("lakehouse", "root"), ("ingest", "landing_root"), ("sample_data", "dir")):
+        node = layers.tree.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            node[key] = resolve_root(node[key])
     try:
         return AppConfig.model_validate(layers.tree)
     except ValidationError as exc:

@@ -81,12 +81,17 @@ class StageResult:
     stage: str
     metrics: list[Metric] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    #: problems that did not stop the stage (e.g. a source file that failed); the run exits non-zero
+    errors: list[str] = field(default_factory=list)
 
 
 Stage = Callable[[RunContext], StageResult]
 
-#: The pipeline's stages in run order; each later capability appends its ``run`` here.
-STAGES: list[tuple[str, Stage]] = []
+def default_stages() -> list[tuple[str, Stage]]:
+    """The pipeline's stages in run order; each later capability adds its ``run`` here."""
+    from customer360.bronze.ingest import run as ingest
+
+    return [("ingest", ingest)]
 
 
 def build_context(
@@ -124,7 +129,7 @@ def _utc_now() -> datetime:
 
 def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None = None) -> RunSummary:
     """Run the stages in order; the run is logged whether it succeeds or fails."""
-    chosen = list(STAGES if stages is None else stages)
+    chosen = list(default_stages() if stages is None else stages)
     started = _utc_now()
     results: list[StageResult] = []
     status, error = "succeeded", None
@@ -132,6 +137,9 @@ def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None 
         for name, stage in chosen:
             log.info("stage %s: regions %s", name, ", ".join(ctx.regions))
             results.append(stage(ctx))
+        problems = [e for r in results for e in r.errors]
+        if problems:
+            status, error = "completed_with_errors", "; ".join(problems)
     except Exception as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
@@ -195,13 +203,11 @@ def summary_lines(ctx: RunContext, summary: RunSummary) -> list[str]:
             f"    {code}: {r.name}, {r.currency}, {r.time_zone}, consent {r.consent_regime}, "
             f"churn horizon {r.churn_horizon_days} d, windows {list(r.feature_windows_days)}"
         )
-    if summary.results:
-        lines.append("  stages:")
-        for result in summary.results:
-            lines.append(f"    {result.stage}:")
-            lines += [f"      {line}" for line in result.lines]
-    else:
-        lines.append("  stages: none registered yet (only the run log is written)")
+    lines.append("  stages:")
+    for result in summary.results:
+        lines.append(f"    {result.stage}:")
+        lines += [f"      {line}" for line in result.lines]
+        lines += [f"      ERROR {line}" for line in result.errors]
     lines.append("  tables:")
     for name in ctx.lakehouse.tables():
         lines.append(f"    {name} v{ctx.lakehouse.version(name)}")

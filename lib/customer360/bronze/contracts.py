@@ -1,0 +1,193 @@
+"""Schema contracts of the raw sources: columns, types, which are required, and value rules.
+
+The typed ``StructType`` of each bronze table, the validators and the test fixtures all come
+from these constants. Columns a file carries beyond its contract are kept as strings (schema
+drift); a contract column a file lacks is null, unless it is required, which fails the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Literal
+
+from pyspark.sql import types as T
+
+EARLIEST_TIMESTAMP = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+
+#: Ingestion metadata every bronze row carries.
+METADATA_FIELDS = (
+    T.StructField("_source_file", T.StringType(), False),
+    T.StructField("_row_number", T.LongType(), False),
+    T.StructField("_ingested_at", T.TimestampType(), False),
+    T.StructField("_run_id", T.StringType(), False),
+    T.StructField("_content_hash", T.StringType(), False),
+)
+
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("source", T.StringType(), False),
+        T.StructField("file", T.StringType(), False),
+        T.StructField("row_number", T.LongType(), False),
+        T.StructField("raw_payload", T.StringType(), True),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("ingested_at", T.TimestampType(), False),
+        T.StructField("region", T.StringType(), True),
+    ]
+)
+
+INGESTED_FILES_SCHEMA = T.StructType(
+    [
+        T.StructField("source", T.StringType(), False),
+        T.StructField("file", T.StringType(), False),
+        T.StructField("region", T.StringType(), True),
+        T.StructField("size_bytes", T.LongType(), False),
+        T.StructField("content_hash", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("rows_read", T.LongType(), True),
+        T.StructField("rows_loaded", T.LongType(), True),
+        T.StructField("rows_quarantined", T.LongType(), True),
+        T.StructField("message", T.StringType(), True),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("ingested_at", T.TimestampType(), False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: T.DataType = T.StringType()
+    required: bool = False
+    #: smallest allowed number (inclusive)
+    minimum: float | None = None
+    maximum: float | None = None
+    #: dates/timestamps must not lie after the ingestion time
+    not_future: bool = False
+    #: a time stamp without offset is wall-clock time of the row's region
+    local_time: bool = False
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SourceContract:
+    name: str
+    format: Literal["csv", "json", "parquet"]
+    columns: tuple[Column, ...]
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def schema(self) -> T.StructType:
+        """The typed columns of ``bronze.<name>`` (before drift columns and metadata)."""
+        return T.StructType([T.StructField(c.name, c.type, True) for c in self.columns])
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        return {"csv": (".csv",), "json": (".jsonl", ".json"), "parquet": (".parquet",)}[self.format]
+
+
+def _ts(name: str, *, required: bool = True, local: bool = False) -> Column:
+    return Column(name, T.TimestampType(), required=required, not_future=True, local_time=local)
+
+
+REGION = Column("region", required=True)
+
+CONTRACTS: dict[str, SourceContract] = {
+    c.name: c
+    for c in (
+        SourceContract(
+            "crm_customers",
+            "csv",
+            (
+                Column("crm_id", required=True),
+                Column("account_type", allowed=("B2C", "B2B")),
+                Column("company_name"),
+                Column("first_name"),
+                Column("last_name"),
+                Column("email"),
+                Column("phone"),
+                Column("birth_date", T.DateType(), not_future=True),
+                Column("street"),
+                Column("city"),
+                Column("postcode"),
+                Column("country"),
+                Column("loyalty_number"),
+                _ts("updated_at", local=True),
+                REGION,
+            ),
+        ),
+        SourceContract(
+            "web_events",
+            "json",
+            (
+                Column("event_id", required=True),
+                _ts("event_ts", local=True),
+                Column(
+                    "event_type",
+                    required=True,
+                    allowed=("page_view", "product_view", "add_to_cart", "login", "purchase"),
+                ),
+                Column("cookie_id"),
+                Column("device_id"),
+                Column("login_email"),
+                Column("product_category"),
+                REGION,
+            ),
+        ),
+        SourceContract(
+            "orders",
+            "parquet",
+            (
+                Column("order_line_id", required=True),
+                Column("order_id", required=True),
+                _ts("ordered_at"),
+                Column("customer_email"),
+                Column("loyalty_number"),
+                Column("shipping_postcode"),
+                Column("product_category"),
+                Column("quantity", T.LongType(), required=True, minimum=1),
+                Column("unit_price", T.DoubleType(), required=True, minimum=0),
+                Column("currency", required=True),
+                Column("is_return", T.BooleanType()),
+                REGION,
+            ),
+        ),
+        SourceContract(
+            "support_tickets",
+            "csv",
+            (
+                Column("ticket_id", required=True),
+                Column("contact_first_name"),
+                Column("contact_last_name"),
+                Column("contact_email"),
+                Column("contact_phone"),
+                _ts("opened_at", local=True),
+                Column("channel"),
+                Column("topic"),
+                Column("satisfaction", T.IntegerType(), minimum=1, maximum=5),
+                REGION,
+            ),
+        ),
+        SourceContract(
+            "consent",
+            "json",
+            (
+                Column("consent_event_id", required=True),
+                Column("email"),
+                Column("purpose", required=True, allowed=("marketing", "profiling")),
+                Column("action", required=True, allowed=("opt_in", "opt_out", "erasure_request")),
+                _ts("recorded_at", local=True),
+                Column("channel"),
+                REGION,
+            ),
+        ),
+    )
+}

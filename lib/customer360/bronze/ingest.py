@@ -1,0 +1,569 @@
+"""Bronze ingestion: every raw row lands in ``bronze.<source>`` or ``bronze._quarantine``, never nowhere.
+
+Per source and run:
+
+1. list the files under ``<landing_root>/<source>/<region>/``; compare each file's SHA-256 with
+   ``ops.ingested_files``: new files are loaded, unchanged ones skipped, files whose content
+   changed after loading are reported and not loaded again;
+2. read the new files as strings (CSV by its header, JSON lines by their keys, Parquet by its
+   footer), numbering rows within each file;
+3. validate against the contract (``contracts.py``): unparseable line, missing required field,
+   wrong type, impossible value. Rows with no reason go to bronze, typed, with ingestion
+   metadata; the others go to quarantine with their raw payload and every reason;
+4. check rows read = rows loaded + rows quarantined (the loaded and quarantined counts are those
+   the Delta commits report), and record the files as loaded.
+
+A file that lacks a required column fails whole: nothing of it is written. A file whose load
+was interrupted (status ``loading``) has its rows deleted and is loaded again on the next run.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import unquote, urlparse
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pyspark.sql.functions as F
+from pyspark import StorageLevel
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from customer360.bronze.contracts import (
+    CONTRACTS,
+    EARLIEST_BIRTH_DATE,
+    EARLIEST_TIMESTAMP,
+    INGESTED_FILES_SCHEMA,
+    QUARANTINE_SCHEMA,
+    Column,
+    SourceContract,
+)
+from customer360.errors import C360Error
+from customer360.pipeline import Metric, RunContext, StageResult
+
+log = logging.getLogger(__name__)
+
+QUARANTINE = "bronze._quarantine"
+INGESTED_FILES = "ops.ingested_files"
+CORRUPT = "_corrupt_record"
+_OFFSET_RE = r"(Z|z|[+-]\d{2}:?\d{2})$"
+
+
+class AccountingError(C360Error):
+    """Rows read did not equal rows loaded plus rows quarantined: a bug, never data to ignore."""
+
+
+class MissingRequiredColumnError(C360Error):
+    """A source file lacks a column its contract requires; the file is not loaded."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # as the filesystem names it
+    relative: str  # <source>/<region>/<name>, what tables record
+    region: str
+    size: int
+
+
+@dataclass
+class SourceReport:
+    source: str
+    files_new: int = 0
+    files_unchanged: int = 0
+    files_changed: list[str] = field(default_factory=list)
+    files_failed: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    new_columns: list[str] = field(default_factory=list)
+    #: region -> rows_read / rows_loaded / rows_quarantined
+    by_region: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def line(self) -> str:
+        text = (
+            f"{self.source}: files {self.files_new} new, {self.files_unchanged} unchanged, "
+            f"{len(self.files_changed)} changed, {len(self.files_failed)} failed; "
+            f"rows read {self.rows_read:,} = loaded {self.rows_loaded:,} + quarantined {self.rows_quarantined:,}"
+        )
+        if self.new_columns:
+            text += f"; new columns kept: {', '.join(self.new_columns)}"
+        return text
+
+
+# --------------------------------------------------------------------------- files
+
+
+def discover_files(landing_root: str, contract: SourceContract, regions: Sequence[str]) -> list[SourceFile]:
+    fs, base = pafs.FileSystem.from_uri(landing_root)
+    found = []
+    for region in regions:
+        folder = f"{base.rstrip('/')}/{contract.name}/{region}"
+        for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True, recursive=False)):
+            if info.type == pafs.FileType.File and info.base_name.endswith(contract.extensions):
+                if not info.base_name.startswith((".", "_")):
+                    found.append(
+                        SourceFile(
+                            path=_uri_like(landing_root, info.path),
+                            relative=f"{contract.name}/{region}/{info.base_name}",
+                            region=region,
+                            size=info.size,
+                        )
+                    )
+    return sorted(found, key=lambda f: f.relative)
+
+
+def _uri_like(landing_root: str, fs_path: str) -> str:
+    scheme = urlparse(landing_root).scheme
+    return f"{scheme}://{fs_path}" if scheme and scheme != "file" else fs_path
+
+
+def file_sha256(path: str) -> str:
+    fs, fs_path = pafs.FileSystem.from_uri(path)
+    digest = hashlib.sha256()
+    with fs.open_input_stream(fs_path) as stream:
+        while chunk := stream.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def csv_header(path: str) -> list[str]:
+    fs, fs_path = pafs.FileSystem.from_uri(path)
+    with fs.open_input_stream(fs_path) as stream:
+        first = stream.read(1 << 20).decode("utf-8", errors="replace").splitlines()
+    if not first:
+        return []
+    return [name.strip() for name in next(csv.reader(io.StringIO(first[0])))]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _string_schema(names: Sequence[str], *, corrupt: bool) -> T.StructType:
+    fields = [T.StructField(n, T.StringType(), True) for n in names]
+    if corrupt:
+        fields.append(T.StructField(CORRUPT, T.StringType(), True))
+    return T.StructType(fields)
+
+
+def _with_position(df: DataFrame) -> DataFrame:
+    return df.select(
+        "*",
+        F.col("_metadata.file_path").alias("_file_uri"),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.monotonically_increasing_id().alias("_mid"),
+    )
+
+
+def read_raw(spark: SparkSession, files: Sequence[SourceFile], contract: SourceContract) -> tuple[DataFrame, list[str]]:
+    """All rows of ``files`` as strings plus ``_corrupt_record``, ``_file_uri``, ``_block``, ``_mid``.
+
+    Returns the frame and the column names found in the files (contract and extra ones).
+    """
+    paths = [f.path for f in files]
+    frames: list[DataFrame] = []
+    columns: list[str] = []
+    if contract.format == "csv":
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for path in paths:
+            groups.setdefault(tuple(csv_header(path)), []).append(path)
+        for header, group in groups.items():
+            frames.append(
+                spark.read.schema(_string_schema(header, corrupt=True))
+                .option("header", True)
+                .option("mode", "PERMISSIVE")
+                .option("columnNameOfCorruptRecord", CORRUPT)
+                .csv(group)
+            )
+            columns += [c for c in header if c not in columns]
+    elif contract.format == "json":
+        keys = [
+            r[0]
+            for r in spark.read.text(paths)
+            .select(F.explode(F.json_object_keys("value")).alias("key"))
+            .distinct()
+            .orderBy("key")
+            .collect()
+        ]
+        columns = list(contract.names) + [k for k in keys if k not in contract.names]
+        frames.append(
+            spark.read.schema(_string_schema(columns, corrupt=True))
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .json(paths)
+        )
+        present = set(keys)
+        columns = [c for c in columns if c in present]
+    else:
+        typed_groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for path in paths:
+            fs, fs_path = pafs.FileSystem.from_uri(path)
+            schema = pq.read_schema(fs_path, filesystem=fs)
+            typed_groups.setdefault(tuple((f.name, str(f.type)) for f in schema), []).append(path)
+        # files whose column types differ are read apart, then everything is compared as text
+        for signature, group in typed_groups.items():
+            names = [name for name, _ in signature]
+            df = spark.read.parquet(*group)
+            frames.append(
+                df.select(*[F.col(f"`{n}`").cast("string").alias(n) for n in names], F.lit(None).cast("string").alias(CORRUPT))
+            )
+            columns += [c for c in names if c not in columns]
+    positioned = [_with_position(df) for df in frames]
+    combined = positioned[0]
+    for other in positioned[1:]:
+        combined = combined.unionByName(other, allowMissingColumns=True)
+    return combined, columns
+
+
+def number_rows(raw: DataFrame, files: Sequence[SourceFile]) -> DataFrame:
+    """Replace the read position with ``_source_file`` (relative path) and 1-based ``_row_number``.
+
+    Rows of one file block are consecutive in one partition, so a row's number is the rows of
+    the file's earlier blocks plus its place in its block. ``raw`` must be persisted: the
+    block statistics and the rows have to come from the same read.
+    """
+    stats = (
+        raw.groupBy("_file_uri", "_block")
+        .agg(F.count(F.lit(1)).alias("n"), F.min("_mid").alias("first_mid"))
+        .collect()
+    )
+    by_path = {_normalise(f.path): f.relative for f in files}
+    offsets = []
+    running: dict[str, int] = {}
+    for row in sorted(stats, key=lambda r: (r["_file_uri"], r["_block"])):
+        relative = by_path[_normalise(row["_file_uri"])]
+        start = running.get(relative, 0)
+        offsets.append((row["_file_uri"], row["_block"], relative, start, row["first_mid"]))
+        running[relative] = start + row["n"]
+    offsets_df = raw.sparkSession.createDataFrame(
+        offsets, "_file_uri string, _block long, _source_file string, _offset long, _first_mid long"
+    )
+    return (
+        raw.join(F.broadcast(offsets_df), ["_file_uri", "_block"])
+        .withColumn("_row_number", F.col("_offset") + F.col("_mid") - F.col("_first_mid") + 1)
+        .drop("_file_uri", "_block", "_mid", "_offset", "_first_mid")
+    )
+
+
+def _normalise(path: str) -> str:
+    parsed = urlparse(path)
+    return unquote(parsed.path if parsed.scheme in ("", "file") else parsed.netloc + parsed.path)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _blank_to_null(c: SparkColumn) -> SparkColumn:
+    trimmed = F.trim(c)
+    return F.when(trimmed == "", F.lit(None)).otherwise(c)
+
+
+def _typed(column: Column, raw: SparkColumn, time_zone: SparkColumn) -> SparkColumn:
+    if isinstance(column.type, T.StringType):
+        return raw
+    if isinstance(column.type, T.TimestampType) and column.local_time:
+        local = F.to_utc_timestamp(raw.try_cast("timestamp_ntz").cast("timestamp"), time_zone)
+        return F.when(raw.rlike(_OFFSET_RE), raw.try_cast("timestamp")).otherwise(local)
+    if isinstance(column.type, T.BooleanType):
+        lowered = F.lower(F.trim(raw))
+        return F.when(lowered.isin("true", "1", "yes"), True).when(lowered.isin("false", "0", "no"), False)
+    return F.trim(raw).try_cast(column.type)
+
+
+def _checks(column: Column, raw: SparkColumn, typed: SparkColumn, now: datetime) -> list[SparkColumn]:
+    name = column.name
+    shown = F.substring(raw, 1, 60)
+    checks = []
+    if column.required:
+        checks.append(F.when(raw.isNull(), F.lit(f"missing required field: {name}")))
+    if not isinstance(column.type, T.StringType):
+        checks.append(
+            F.when(
+                raw.isNotNull() & typed.isNull(),
+                F.format_string(f"wrong type: {name} '%s' is not a {column.type.simpleString()}", shown),
+            )
+        )
+    if column.minimum is not None:
+        checks.append(
+            F.when(typed < column.minimum, F.format_string(f"impossible value: {name} %s is below {column.minimum:g}", shown))
+        )
+    if column.maximum is not None:
+        checks.append(
+            F.when(typed > column.maximum, F.format_string(f"impossible value: {name} %s is above {column.maximum:g}", shown))
+        )
+    if isinstance(column.type, T.TimestampType):
+        checks.append(
+            F.when(
+                typed < F.lit(EARLIEST_TIMESTAMP),
+                F.format_string(f"impossible value: {name} %s is before {EARLIEST_TIMESTAMP:%Y-%m-%d}", shown),
+            )
+        )
+    if isinstance(column.type, T.DateType):
+        checks.append(
+            F.when(
+                typed < F.lit(EARLIEST_BIRTH_DATE),
+                F.format_string(f"impossible value: {name} %s is before {EARLIEST_BIRTH_DATE:%Y-%m-%d}", shown),
+            )
+        )
+    if column.not_future:
+        limit = F.lit(now) if isinstance(column.type, T.TimestampType) else F.lit(now.date())
+        checks.append(F.when(typed > limit, F.format_string(f"impossible value: {name} %s is in the future", shown)))
+    if column.allowed is not None:
+        checks.append(
+            F.when(
+                ~typed.isin(*column.allowed),
+                F.format_string(f"impossible value: {name} '%s' is not one of {', '.join(column.allowed)}", shown),
+            )
+        )
+    return checks
+
+
+def validate(
+    raw: DataFrame,
+    contract: SourceContract,
+    *,
+    columns: Sequence[str],
+    time_zones: dict[str, str],
+    now: datetime,
+) -> DataFrame:
+    """Typed contract columns, extra columns as strings, ``_reasons`` (empty when the row is good),
+    ``_raw_payload`` and ``_content_hash``. A pure transform of the frame ``read_raw`` made."""
+    present = set(columns)
+    raw_cols = {
+        name: _blank_to_null(F.col(f"`{name}`")) if name in present else F.lit(None).cast("string")
+        for name in dict.fromkeys([*contract.names, *columns])
+    }
+    zone_map = F.create_map(*[F.lit(x) for code, tz in sorted(time_zones.items()) for x in (code, tz)])
+    region_raw = raw_cols["region"]
+    # an unknown region is its own reason; parse its times as UTC rather than report them too
+    time_zone = F.coalesce(zone_map[region_raw], F.lit("UTC"))
+
+    typed = {c.name: _typed(c, raw_cols[c.name], time_zone) for c in contract.columns}
+    reasons: list[SparkColumn] = []
+    for c in contract.columns:
+        reasons += _checks(c, raw_cols[c.name], typed[c.name], now)
+    reasons.append(
+        F.when(
+            region_raw.isNotNull() & ~region_raw.isin(*time_zones),
+            F.format_string("impossible value: region '%s' is not a configured region", region_raw),
+        )
+    )
+    all_reasons = F.filter(F.array(*reasons), lambda r: r.isNotNull())
+    corrupt = F.col(CORRUPT)
+    reasons_col = F.when(corrupt.isNotNull(), F.array(F.lit("unparseable line"))).otherwise(all_reasons)
+    payload_struct = F.struct(*[raw_cols[name].alias(name) for name in columns])
+    payload = F.coalesce(corrupt, F.to_json(payload_struct))
+    extra = [name for name in columns if name not in contract.names]
+    return raw.select(
+        *[typed[c.name].alias(c.name) for c in contract.columns],
+        *[raw_cols[name].alias(name) for name in extra],
+        reasons_col.alias("_reasons"),
+        payload.alias("_raw_payload"),
+        F.sha2(payload, 256).alias("_content_hash"),
+        "_source_file",
+        "_row_number",
+    )
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _registry(ctx: RunContext, source: str) -> dict[str, tuple[str, str]]:
+    if not ctx.lakehouse.exists(INGESTED_FILES):
+        return {}
+    rows = ctx.lakehouse.read(INGESTED_FILES).where(F.col("source") == source).select("file", "content_hash", "status").collect()
+    return {r.file: (r.content_hash, r.status) for r in rows}
+
+
+def _record_files(ctx: RunContext, rows: list[tuple], now: datetime) -> None:
+    if not rows:
+        return
+    df = ctx.spark.createDataFrame(rows, INGESTED_FILES_SCHEMA).coalesce(1)
+    ctx.lakehouse.merge(df, INGESTED_FILES, keys=["source", "file"])
+
+
+def _file_row(source: str, f: SourceFile, digest: str, status: str, run_id: str, now: datetime, **counts) -> tuple:
+    return (
+        source, f.relative, f.region, f.size, digest, status,
+        counts.get("read"), counts.get("loaded"), counts.get("quarantined"), counts.get("message"), run_id, now,
+    )
+
+
+def _sql_in(values: Sequence[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | None = None) -> SourceReport:
+    now = now or datetime.now(timezone.utc)
+    report = SourceReport(contract.name)
+    files = discover_files(ctx.config.ingest.landing_root, contract, ctx.regions)
+    known = _registry(ctx, contract.name)
+    to_load: list[tuple[SourceFile, str]] = []
+    interrupted: list[str] = []
+    for f in files:
+        digest = file_sha256(f.path)
+        previous = known.get(f.relative)
+        if previous is None or previous[1] == "failed":
+            to_load.append((f, digest))
+        elif previous[1] == "loading":
+            interrupted.append(f.relative)
+            to_load.append((f, digest))
+        elif previous[0] == digest:
+            report.files_unchanged += 1
+        else:
+            report.files_changed.append(f.relative)
+            log.warning("%s changed after it was loaded; not loading it again (sha256 %s, was %s)", f.relative, digest, previous[0])
+
+    # a file without a required column fails whole, before anything is written
+    ready: list[tuple[SourceFile, str]] = []
+    for f, digest in to_load:
+        missing = _missing_required(ctx.spark, f, contract)
+        if missing:
+            message = f"{f.relative}: missing required column(s) {missing}; file not loaded"
+            log.error(message)
+            report.files_failed.append(message)
+            _record_files(ctx, [_file_row(contract.name, f, digest, "failed", ctx.run_id, now, message=message)], now)
+        else:
+            ready.append((f, digest))
+    report.files_new = len(ready)
+    if not ready:
+        return report
+
+    bronze = f"bronze.{contract.name}"
+    if interrupted:
+        log.warning("%s: removing rows of interrupted loads of %s", contract.name, interrupted)
+        if ctx.lakehouse.exists(bronze):
+            ctx.lakehouse.delete(bronze, f"_source_file IN ({_sql_in(interrupted)})")
+        if ctx.lakehouse.exists(QUARANTINE):
+            ctx.lakehouse.delete(QUARANTINE, f"source = '{contract.name}' AND file IN ({_sql_in(interrupted)})")
+    _record_files(ctx, [_file_row(contract.name, f, d, "loading", ctx.run_id, now) for f, d in ready], now)
+
+    load_files = [f for f, _ in ready]
+    raw, columns = read_raw(ctx.spark, load_files, contract)
+    raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
+    checked: DataFrame | None = None
+    try:
+        numbered = number_rows(raw, load_files)
+        time_zones = {code: region.time_zone for code, region in ctx.config.regions.items()}
+        checked = validate(numbered, contract, columns=columns, time_zones=time_zones, now=now)
+        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+        per_file = {
+            (r["_source_file"], r["bad"]): r["n"]
+            for r in checked.groupBy("_source_file", (F.size("_reasons") > 0).alias("bad")).count().withColumnRenamed("count", "n").collect()
+        }
+        extra = [c for c in columns if c not in contract.names]
+        good = checked.where(F.size("_reasons") == 0).select(
+            *contract.names,
+            *extra,
+            "_source_file",
+            "_row_number",
+            F.lit(now).alias("_ingested_at"),
+            F.lit(ctx.run_id).alias("_run_id"),
+            "_content_hash",
+        )
+        if extra and ctx.lakehouse.exists(bronze):
+            known_columns = set(ctx.lakehouse.schema(bronze).fieldNames())
+            report.new_columns = [c for c in extra if c not in known_columns]
+            if report.new_columns:
+                log.warning("%s: new column(s) %s in the source; the table schema grows", bronze, report.new_columns)
+        elif extra:
+            report.new_columns = extra
+        region_of_file = F.create_map(*[F.lit(x) for f in load_files for x in (f.relative, f.region)])
+        bad = checked.where(F.size("_reasons") > 0).select(
+            F.lit(contract.name).alias("source"),
+            F.col("_source_file").alias("file"),
+            F.col("_row_number").alias("row_number"),
+            F.col("_raw_payload").alias("raw_payload"),
+            F.array_join("_reasons", "; ").alias("reason"),
+            F.lit(ctx.run_id).alias("run_id"),
+            F.lit(now).alias("ingested_at"),
+            region_of_file[F.col("_source_file")].alias("region"),
+        )
+        n_good = sum(n for (_, is_bad), n in per_file.items() if not is_bad)
+        n_bad = sum(n for (_, is_bad), n in per_file.items() if is_bad)
+        # the counts below come from the Delta commits, checked against the counts above
+        if n_good or not ctx.lakehouse.exists(bronze):
+            loaded = ctx.lakehouse.write(good, bronze, mode="append", partition_by=["region"], schema_mode="merge").rows_written
+        else:
+            loaded = 0
+        quarantined = 0
+        if n_bad:
+            quarantined = ctx.lakehouse.write(bad, QUARANTINE, mode="append", partition_by=["region"]).rows_written
+    finally:
+        raw.unpersist()
+        if checked is not None:
+            checked.unpersist()
+
+    region_of = {f.relative: f.region for f in load_files}
+    for (relative, is_bad), n in per_file.items():
+        counts = report.by_region.setdefault(region_of[relative], {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0})
+        counts["rows_read"] += n
+        counts["rows_quarantined" if is_bad else "rows_loaded"] += n
+    report.rows_read = sum(per_file.values())
+    report.rows_loaded = loaded or 0
+    report.rows_quarantined = quarantined or 0
+    if report.rows_read != report.rows_loaded + report.rows_quarantined or n_good != report.rows_loaded:
+        raise AccountingError(
+            f"{contract.name}: read {report.rows_read} rows but bronze committed {report.rows_loaded} and "
+            f"quarantine {report.rows_quarantined}"
+        )
+    _record_files(
+        ctx,
+        [
+            _file_row(
+                contract.name, f, d, "loaded", ctx.run_id, now,
+                read=per_file.get((f.relative, False), 0) + per_file.get((f.relative, True), 0),
+                loaded=per_file.get((f.relative, False), 0),
+                quarantined=per_file.get((f.relative, True), 0),
+            )
+            for f, d in ready
+        ],
+        now,
+    )
+    return report
+
+
+def _missing_required(spark: SparkSession, f: SourceFile, contract: SourceContract) -> list[str]:
+    if contract.format == "csv":
+        names = set(csv_header(f.path))
+    elif contract.format == "parquet":
+        fs, fs_path = pafs.FileSystem.from_uri(f.path)
+        names = set(pq.read_schema(fs_path, filesystem=fs).names)
+    else:
+        names = {
+            r[0]
+            for r in spark.read.text(f.path).select(F.explode(F.json_object_keys("value"))).distinct().collect()
+        }
+    return [c for c in contract.required if c not in names]
+
+
+def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:
+    """The bronze stage: ingest every source (or the named ones) for the context's regions."""
+    if ctx.spark.conf.get("spark.sql.session.timeZone") != "UTC":
+        raise C360Error("bronze ingestion converts local times assuming spark.sql.session.timeZone=UTC; set it")
+    names = list(sources or CONTRACTS)
+    unknown = [n for n in names if n not in CONTRACTS]
+    if unknown:
+        raise C360Error(f"unknown source(s) {unknown}; known: {', '.join(CONTRACTS)}")
+    result = StageResult("ingest")
+    for name in names:
+        report = ingest_source(ctx, CONTRACTS[name], now=now)
+        result.lines.append(report.line())
+        result.errors += report.files_failed
+        table = f"bronze.{name}"
+        for region in ctx.regions:
+            counts = report.by_region.get(region, {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0})
+            result.metrics += [Metric(region, metric, value, table) for metric, value in counts.items()]
+        for metric, value in (
+            ("files_new", report.files_new),
+            ("files_unchanged", report.files_unchanged),
+            ("files_changed", len(report.files_changed)),
+            ("files_failed", len(report.files_failed)),
+        ):
+            result.metrics.append(Metric("all", metric, value, table))
+    return result
