@@ -89,7 +89,7 @@ def test_missing_required_value_is_reported(conf_dir):
 
 def test_region_code_must_match_file_name(conf_dir):
     _write(conf_dir / "regions" / "gb.yaml", (conf_dir / "regions" / "gb.yaml").read_text().replace("code: gb", "code: uk"))
-    with pytest.raises(ConfigError, match="regions.gb: file for region 'gb' declares code 'uk'"):
+    with pytest.raises(ConfigError, match=f"{conf_dir / 'regions' / 'gb.yaml'}: regions.gb.code: file for region 'gb' declares code 'uk'"):
         load_config("local", conf_dir=conf_dir)
 
 
@@ -100,7 +100,7 @@ def test_bad_values_fail_with_reason():
         load_config("local", conf_dir=CONF_DIR, overrides=["lakehouse.engine=hive"])
     with pytest.raises(ConfigError, match=r"segment_count: Value error, min \(9\) must not exceed max \(8\)"):
         load_config("local", conf_dir=CONF_DIR, overrides=["regions.us.segment_count.min=9"])
-    with pytest.raises(ConfigError, match="pipeline.regions names \\['xx'\\]"):
+    with pytest.raises(ConfigError, match="--set: pipeline.regions: names \\['xx'\\]"):
         load_config("local", conf_dir=CONF_DIR, overrides=["pipeline.regions=[us, xx]"])
 
 
@@ -166,3 +166,37 @@ def test_secret_only_from_environment(monkeypatch, conf_dir):
     _write(conf_dir / "prod.yaml", (conf_dir / "prod.yaml").read_text().replace("pii:\n", "pii:\n  hash_key: abc\n"))
     with pytest.raises(ConfigError, match="pii.hash_key: unknown key"):
         load_config("prod", conf_dir=conf_dir)
+
+
+def test_dev_key_only_in_local(monkeypatch):
+    with pytest.raises(ConfigError, match="--set: pii.allow_dev_key: only the local env may use the public development key"):
+        load_config("prod", conf_dir=CONF_DIR, overrides=["pii.allow_dev_key=true"])
+
+
+def test_spark_conf_and_storage_options_take_dotted_keys_and_any_scalar(conf_dir):
+    config = load_config(
+        "local",
+        conf_dir=CONF_DIR,
+        overrides=["spark.conf.spark.sql.ansi.enabled=false", "lakehouse.storage_options.timeout=30"],
+    )
+    assert config.spark.conf == {"spark.sql.ansi.enabled": "false"}
+    assert config.lakehouse.storage_options == {"timeout": "30"}
+    text = (conf_dir / "local.yaml").read_text().replace(
+        "  driver_memory: 4g\n", "  driver_memory: 4g\n  conf: {spark.sql.ansi.enabled: false, spark.sql.files.maxRecordsPerFile: 1000}\n"
+    )
+    _write(conf_dir / "local.yaml", text)
+    from_file = load_config("local", conf_dir=conf_dir)
+    assert from_file.spark.conf == {"spark.sql.ansi.enabled": "false", "spark.sql.files.maxRecordsPerFile": "1000"}
+
+
+def test_yaml_booleans_are_only_true_and_false(conf_dir):
+    # 'NO' is Norway, not False (YAML 1.1 would turn it into a boolean)
+    _write(conf_dir / "regions" / "no.yaml", "code: no\nname: Norway\ndefault_phone_country: NO\ncurrency: NOK\ntime_zone: Europe/Oslo\nconsent_regime: opt_in\n")
+    config = load_config("local", conf_dir=conf_dir, overrides=["regions.no.name=on"])
+    assert (config.regions["no"].code, config.regions["no"].default_phone_country) == ("no", "NO")
+    assert config.regions["no"].name == "on"
+
+
+def test_percent_in_lakehouse_root_is_refused():
+    with pytest.raises(ConfigError, match="'%' is not allowed in the lakehouse root"):
+        load_config("local", conf_dir=CONF_DIR, overrides=["lakehouse.root=/tmp/a%20b"])

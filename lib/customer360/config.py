@@ -27,6 +27,7 @@ from customer360.errors import ConfigError
 log = logging.getLogger(__name__)
 
 CONF_DIR_ENV = "C360_CONF_DIR"
+DOTTED_KEY_MAPS = (("spark", "conf"), ("lakehouse", "storage_options"))
 SET_SOURCE = "--set"
 
 #: The canonical attributes of ``silver.identity_records`` a source column can feed.
@@ -53,12 +54,28 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _as_strings(value: Any) -> Any:
+    """Spark settings and storage options are strings; YAML gives bools and numbers too."""
+    if not isinstance(value, dict):
+        return value
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+
+
 class LakehouseConfig(_Frozen):
     root: str = Field(min_length=1)
     engine: Literal["auto", "delta-spark", "delta-rs"] = "auto"
     vacuum_retention_hours: int = Field(default=168, ge=0)
     commit_retries: int = Field(default=20, ge=0)
     storage_options: dict[str, str] = Field(default_factory=dict)
+
+    _strings = field_validator("storage_options", mode="before")(classmethod(lambda cls, v: _as_strings(v)))
+
+    @field_validator("root")
+    @classmethod
+    def _no_percent(cls, value: str) -> str:
+        if "%" in value:
+            raise ValueError("'%' is not allowed in the lakehouse root (Delta paths are URL-encoded)")
+        return value
 
 
 class SparkConfig(_Frozen):
@@ -68,6 +85,8 @@ class SparkConfig(_Frozen):
     shuffle_partitions: int = Field(default=8, ge=1)
     ui_enabled: bool = False
     conf: dict[str, str] = Field(default_factory=dict)
+
+    _strings = field_validator("conf", mode="before")(classmethod(lambda cls, v: _as_strings(v)))
 
 
 class PipelineConfig(_Frozen):
@@ -174,14 +193,20 @@ class AppConfig(_Frozen):
     regions: dict[str, RegionConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
+    def _dev_key_only_locally(self) -> AppConfig:
+        if self.pii.allow_dev_key and self.env != "local":
+            raise ValueError(f"pii.allow_dev_key: only the local env may use the public development key, not {self.env!r}")
+        return self
+
+    @model_validator(mode="after")
     def _regions_consistent(self) -> AppConfig:
         for code, region in self.regions.items():
             if region.code != code:
-                raise ValueError(f"regions.{code}: file for region {code!r} declares code {region.code!r}")
+                raise ValueError(f"regions.{code}.code: file for region {code!r} declares code {region.code!r}")
         unknown = [code for code in self.pipeline.regions if code not in self.regions]
         if unknown:
             raise ValueError(
-                f"pipeline.regions names {unknown} but conf/regions has only {sorted(self.regions)}"
+                f"pipeline.regions: names {unknown} but conf/regions has only {sorted(self.regions)}"
             )
         return self
 
@@ -283,13 +308,30 @@ def default_conf_dir() -> Path:
         return Path(__file__).resolve().parents[2] / "conf"
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader whose booleans are only true/false: 'NO' (Norway) or 'on' stay strings."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{label}: file not found") from exc
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{label}: not valid YAML: {exc}") from exc
     if data is None:
@@ -308,10 +350,15 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[tuple[str, ...], Any]]:
         if not sep or not re.fullmatch(r"[A-Za-z0-9_*-]+(\.[A-Za-z0-9_*-]+)*", key):
             raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. spark.shuffle_partitions=4")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = _load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
-        parsed.append((tuple(key.split(".")), value))
+        parts = tuple(key.split("."))
+        # maps whose keys themselves contain dots: spark.conf.<spark key>, lakehouse.storage_options.<key>
+        for prefix in DOTTED_KEY_MAPS:
+            if parts[: len(prefix)] == prefix and len(parts) > len(prefix):
+                parts = (*prefix, ".".join(parts[len(prefix) :]))
+        parsed.append((parts, value))
     return parsed
 
 
@@ -399,6 +446,11 @@ def _describe(exc: ValidationError, layers: _Layered) -> str:
             lines.append(f"{where}: {key}: required value is missing")
         elif error["type"] == "extra_forbidden":
             lines.append(f"{source or '?'}: {key}: unknown key")
+        elif not loc:  # a rule across keys; its message starts with the dotted key it is about
+            message = error["msg"].removeprefix("Value error, ")
+            named = re.match(r"([a-z_]+(?:\.[a-z_*]+)+):", message)
+            where = layers.source_of(named.group(1).split(".")) if named else None
+            lines.append(f"{where or 'config'}: {message}")
         else:
             lines.append(f"{source or 'config'}: {key}: {error['msg']} (got {error.get('input')!r})")
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -328,7 +328,7 @@ def test_type_change_is_refused_unless_schema_is_replaced(spark, lakehouse, peop
 
 
 def test_partitioning_cannot_change_silently(spark, lakehouse, people):
-    with pytest.raises(SchemaMismatchError, match=r"partitioned by \['region'\], not \['customer_id'\]"):
+    with pytest.raises(SchemaMismatchError, match=r"partitioned by \[.region.\], not \[.customer_id.\]; re-partitioning"):
         lakehouse.write(frame(spark, BASE_ROWS), people, partition_by=["customer_id"])
 
 
@@ -388,3 +388,94 @@ def test_python_errors_in_the_data_surface(spark, lakehouse):
     with pytest.raises(PythonException, match="bad row"):
         lakehouse.write(df, "gold.never")
     assert not lakehouse.exists("gold.never")
+
+
+# --------------------------------------------------------------------------- edge cases found in review
+
+
+def test_engine_starts_on_a_session_without_the_timestamp_setting(spark, lakehouse_config):
+    spark.conf.unset("spark.sql.parquet.outputTimestampType")
+    Lakehouse(spark, lakehouse_config)
+    assert spark.conf.get("spark.sql.parquet.outputTimestampType") == "TIMESTAMP_MICROS"
+
+
+@pytest.mark.parametrize("region", ["a b", "x/y", "ü-ß", "50%"])
+def test_merge_with_partition_values_that_need_encoding(spark, lakehouse, region):
+    rows = [("c1", 1, T0, region), ("c2", 2, T0, "us")]
+    lakehouse.write(frame(spark, rows).coalesce(1), "silver.odd", partition_by=["region"])
+    assert_df_equality(lakehouse.read("silver.odd"), frame(spark, rows), ignore_row_order=True)
+    lakehouse.merge(frame(spark, [("c1", 10, T0, region)]), "silver.odd", keys=["customer_id"])
+    expected = [("c1", 10, T0, region), ("c2", 2, T0, "us")]
+    assert_df_equality(lakehouse.read("silver.odd"), frame(spark, expected), ignore_row_order=True)
+    lakehouse.optimize("silver.odd")
+    lakehouse.delete("silver.odd", "customer_id = 'c2'")
+    assert_df_equality(lakehouse.read("silver.odd"), frame(spark, expected[:1]))
+
+
+@pytest.mark.parametrize(
+    "ddl, value",
+    [("part date", date(2026, 1, 2)), ("part int", 7), ("part boolean", True), ("part string", None)],
+)
+def test_merge_on_typed_partition_columns(spark, lakehouse, ddl, value):
+    schema = f"id string, n long, {ddl}"
+    lakehouse.write(spark.createDataFrame([("a", 1, value), ("b", 2, value)], schema), "gold.typed", partition_by=["part"])
+    lakehouse.merge(spark.createDataFrame([("a", 5, value)], schema), "gold.typed", keys=["id"])
+    expected = spark.createDataFrame([("a", 5, value), ("b", 2, value)], schema)
+    assert_df_equality(lakehouse.read("gold.typed"), expected, ignore_row_order=True)
+
+
+@pytest.mark.parametrize("folder", ["my lake", "läke"])
+def test_lakehouse_root_with_space_or_non_ascii(spark, tmp_path, folder):
+    from customer360.config import LakehouseConfig
+
+    lakehouse = Lakehouse(spark, LakehouseConfig(root=str(tmp_path / folder)))
+    lakehouse.write(frame(spark, BASE_ROWS), "silver.people", partition_by=["region"])
+    lakehouse.merge(frame(spark, [("c1", 11, T0, "us")]), "silver.people", keys=["customer_id"])
+    assert lakehouse.read("silver.people").where("customer_id = 'c1'").first().amount == 11
+    assert lakehouse.read("silver.people").count() == 4
+
+
+def test_timestamp_ntz_round_trips(spark, lakehouse):
+    schema = "id string, local_at timestamp_ntz"
+    rows = [("a", datetime(2026, 1, 2, 10, 0, 0, 654321))]
+    lakehouse.write(spark.createDataFrame(rows, schema), "silver.ntz")
+    assert_df_equality(lakehouse.read("silver.ntz"), spark.createDataFrame(rows, schema), ignore_nullable=True)
+    lakehouse.write(spark.createDataFrame(rows, schema), "silver.ntz", mode="append")
+    assert lakehouse.read("silver.ntz").count() == 2
+
+
+def test_table_columns_are_nullable_whatever_the_frame_says(spark, lakehouse):
+    strict = T.StructType([T.StructField("id", T.StringType(), False), T.StructField("n", T.LongType(), False)])
+    lakehouse.write(spark.createDataFrame([("a", 1)], strict), "gold.strict")
+    assert all(f.nullable for f in lakehouse.schema("gold.strict").fields)
+    lakehouse.write(spark.createDataFrame([("b",)], "id string"), "gold.strict", mode="append")
+    assert sorted((r.id, r.n) for r in lakehouse.read("gold.strict").collect()) == [("a", 1), ("b", None)]
+
+
+def test_concurrent_merges_of_the_same_new_key_do_not_duplicate_it(spark, lakehouse, people):
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def upsert(amount: int) -> None:
+        try:
+            source = frame(spark, [("k", amount, T0, "us")])
+            barrier.wait()
+            lakehouse.merge(source, people, keys=["customer_id"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upsert, args=(n,)) for n in (1, 99)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert [r.amount for r in lakehouse.read(people).where("customer_id = 'k'").collect()] in ([1], [99])
+    assert lakehouse.read(people).count() == 5
+
+
+def test_schema_overwrite_needs_overwrite_mode_and_partitioning_is_fixed(spark, lakehouse, people):
+    with pytest.raises(ValueError, match="use it with mode='overwrite'"):
+        lakehouse.write(frame(spark, BASE_ROWS), people, mode="append", schema_mode="overwrite")
+    with pytest.raises(SchemaMismatchError, match="re-partitioning a table is not supported"):
+        lakehouse.write(frame(spark, BASE_ROWS), people, schema_mode="overwrite", partition_by=["customer_id"])

@@ -293,16 +293,16 @@ class Lakehouse:
                 raise ValueError("regions=[...] replaces those regions' partitions: use it with mode='overwrite'")
             if schema_mode == "overwrite":
                 raise ValueError("schema_mode='overwrite' replaces the whole table; it cannot be limited to regions")
+        if schema_mode == "overwrite" and mode != "overwrite":
+            raise ValueError("schema_mode='overwrite' replaces the table's schema: use it with mode='overwrite'")
         path = self.path(name)
         exists = self.engine.exists(path)
-        if exists and schema_mode == "overwrite" and partition_by is None:
-            partition_by = self.engine.partition_columns(path)
-        if exists and schema_mode != "overwrite":
+        if exists:
             table_partitions = self.engine.partition_columns(path)
             if partition_by is not None and list(partition_by) != table_partitions:
                 raise SchemaMismatchError(
                     f"{name} is partitioned by {table_partitions}, not {list(partition_by)}; "
-                    f"use schema_mode='overwrite' to re-partition"
+                    f"re-partitioning a table is not supported: write a new table"
                 )
             partition_by = table_partitions
             df = align_to_table(df, self.engine.schema(path), schema_mode=schema_mode)

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import pyspark.sql.functions as F
 from deltalake import CommitProperties, DeltaTable
 from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import CommitFailedError
 from deltalake.exceptions import TableNotFoundError as DeltaRsTableNotFound
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 from pyspark.sql import DataFrame, SparkSession
@@ -63,6 +64,29 @@ def _partition_values_of(relative_dir: str) -> dict[str, str | None]:
     return values
 
 
+def _delta_schema(schema: T.StructType) -> DeltaSchema:
+    """Columns are nullable in the table, as delta-spark writes them, whatever the frame says."""
+    arrow = to_arrow_schema(schema)
+    return DeltaSchema.from_arrow(pa.schema([f.with_nullable(True) for f in arrow]))
+
+
+def _delta_partition_value(value: Any) -> str | None:
+    """A partition value as the Delta log spells it."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def _without_scheme(path: str) -> str:
+    if "://" in path:
+        return path.split("://", 1)[1]
+    return path.removeprefix("file:")
+
+
 def _remove_dir(fs: pafs.FileSystem, directory: str) -> None:
     if fs.get_file_info(directory).type == pafs.FileType.Directory:
         fs.delete_dir(directory)
@@ -80,8 +104,7 @@ class DeltaRsEngine:
         self.storage_options = storage_options or None
         self.commit_retries = commit_retries
         # Delta files hold INT64 microsecond timestamps; Spark's default INT96 would not round-trip.
-        if spark.conf.get("spark.sql.parquet.outputTimestampType", "") != "TIMESTAMP_MICROS":
-            spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
 
     # ------------------------------------------------------------------ table access
 
@@ -102,7 +125,7 @@ class DeltaRsEngine:
 
     @staticmethod
     def _spark_schema(dt: DeltaTable) -> T.StructType:
-        return from_arrow_schema(pa.schema(dt.schema().to_arrow()))
+        return from_arrow_schema(pa.schema(dt.schema().to_arrow()), prefer_timestamp_ntz=True)
 
     def schema(self, path: str) -> T.StructType:
         return self._spark_schema(self._table(path))
@@ -130,7 +153,8 @@ class DeltaRsEngine:
     def _scan(self, dt: DeltaTable, path: str) -> DataFrame:
         self._check_readable(dt, path)
         schema = self._spark_schema(dt)
-        files = dt.file_uris()
+        # the log's paths are URL-encoded relative paths; file_uris() would also encode the root
+        files = [self._absolute(path, p) for p in pa.table(dt.get_add_actions()).column("path").to_pylist()]
         if not files:
             return self.spark.createDataFrame([], schema)
         df = self.spark.read.schema(schema).option("basePath", path).parquet(*files)
@@ -200,16 +224,24 @@ class DeltaRsEngine:
 
     def _discard(self, path: str, staging: str, published: list[AddAction]) -> None:
         fs, table_dir = self._filesystem(path)
+        if published and self.exists(path):
+            live = {unquote(p) for p in pa.table(self._table(path).get_add_actions()).column("path").to_pylist()}
+            if any(a.path in live for a in published):
+                log.warning("%s: the commit landed before the error; keeping its files", path)
+                _remove_dir(fs, staging)
+                return
         for action in published:
             target = f"{table_dir}/{action.path}"
             if fs.get_file_info(target).type == pafs.FileType.File:
                 fs.delete_file(target)
         _remove_dir(fs, staging)
 
-    def _commit_properties(self, operation: str, **params: Any) -> CommitProperties:
+    def _commit_properties(self, operation: str, *, retries: int | None = None, **params: Any) -> CommitProperties:
         metadata = {"c360_operation": operation, "c360_engine": ENGINE_INFO}
         metadata.update({k: json.dumps(v) for k, v in params.items()})
-        return CommitProperties(custom_metadata=metadata, max_commit_retries=self.commit_retries)
+        return CommitProperties(
+            custom_metadata=metadata, max_commit_retries=self.commit_retries if retries is None else retries
+        )
 
     def _staged_write(
         self,
@@ -245,7 +277,7 @@ class DeltaRsEngine:
         schema_mode: SchemaMode | None,
         exists: bool,
     ) -> WriteResult:
-        new_schema = DeltaSchema.from_arrow(to_arrow_schema(df.schema))
+        new_schema = _delta_schema(df.schema)
         removed_before = 0
 
         def within_regions(staged: list[StagedFile]) -> None:
@@ -312,10 +344,26 @@ class DeltaRsEngine:
     def merge(
         self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
     ) -> WriteResult:
-        """Copy-on-write upsert computed by Spark, committed as removes + adds in one transaction."""
+        """Copy-on-write upsert computed by Spark, committed as removes + adds in one transaction.
+
+        A merge reads the table, so a concurrent commit invalidates it: it is then redone from the
+        start on the new version (up to ``commit_retries`` times) rather than committed blindly.
+        """
+        for attempt in range(self.commit_retries + 1):
+            try:
+                return self._merge_once(df, path, table=table, keys=keys, schema_mode=schema_mode)
+            except CommitFailedError as exc:
+                if attempt == self.commit_retries:
+                    raise
+                log.info("%s: merge conflicted with a concurrent commit; redoing it (%s)", table, exc)
+        raise AssertionError("unreachable")
+
+    def _merge_once(
+        self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
+    ) -> WriteResult:
         dt = self._table(path)
         if schema_mode == "merge":
-            self._add_new_columns(dt, DeltaSchema.from_arrow(to_arrow_schema(df.schema)))
+            self._add_new_columns(dt, _delta_schema(df.schema))
             dt = self._table(path)
         partition_by = list(dt.metadata().partition_columns)
         target = self._scan(dt, path).withColumn("_c360_file", F.input_file_name())
@@ -328,8 +376,10 @@ class DeltaRsEngine:
             .distinct()
             .collect()
         ]
+        # keys: the file's path without scheme, decoded (Spark's input_file_name() is an encoded URI)
         actions_by_path = {
-            self._absolute(path, row["path"]): row for row in pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+            _without_scheme(self._absolute(path, row["path"])): row
+            for row in pa.table(dt.get_add_actions(flatten=True)).to_pylist()
         }
         touched = [actions_by_path[self._uri_to_path(uri)] for uri in touched_uris]
         kept = (
@@ -341,11 +391,11 @@ class DeltaRsEngine:
         now = _now_ms()
         removes = [
             RemoveAction(
-                path=row["path"],
+                path=unquote(row["path"]),
                 data_change=True,
                 deletion_timestamp=now,
                 size=row["size_bytes"],
-                partition_values={c: row.get(f"partition.{c}") for c in partition_by},
+                partition_values={c: _delta_partition_value(row.get(f"partition.{c}")) for c in partition_by},
             )
             for row in touched
         ]
@@ -356,7 +406,8 @@ class DeltaRsEngine:
                 mode="append",
                 schema=dt.schema(),
                 partition_by=partition_by,
-                commit_properties=self._commit_properties("MERGE", keys=list(keys)),
+                # no automatic retry: a concurrent commit may have changed the rows this merge read
+                commit_properties=self._commit_properties("MERGE", retries=0, keys=list(keys)),
             )
 
         actions = self._staged_write(rewritten, path, partition_by, commit)
@@ -369,11 +420,10 @@ class DeltaRsEngine:
             rows_written=sum(json.loads(a.stats)["numRecords"] for a in actions),
         )
 
-    def _table_dir(self, path: str) -> str:
-        return self._filesystem(path)[1].rstrip("/")
-
-    def _absolute(self, path: str, relative: str) -> str:
-        return f"{self._table_dir(path)}/{unquote(relative)}"
+    @staticmethod
+    def _absolute(path: str, relative: str) -> str:
+        """A data file as Spark names it: the table's path or URI plus the decoded relative path."""
+        return f"{path.rstrip('/')}/{unquote(relative)}"
 
     @staticmethod
     def _uri_to_path(uri: str) -> str:

@@ -5,6 +5,7 @@ A thin adapter: every check and every result shape is shared with the delta-rs e
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -58,8 +59,14 @@ class DeltaSparkEngine:
             reader = reader.option("timestampAsOf", as_of.isoformat())
         return reader.load(path)
 
-    def _result(self, path: str, table: str) -> WriteResult:
-        last = self._table(path).history(1).first()
+    def _result(self, path: str, table: str, *, after: int, operation: str, tag: str | None = None) -> WriteResult:
+        """This operation's commit: the first after ``after`` with our tag (writes) or operation."""
+        commits = (
+            self._table(path).history().where(f"version > {after}").orderBy("version")
+            .select("version", "operation", "operationMetrics", "userMetadata").collect()
+        )
+        mine = [c for c in commits if (c["userMetadata"] == tag if tag else c["operation"] == operation)]
+        last = mine[0] if mine else commits[-1]
         metrics = dict(last["operationMetrics"] or {})
         return WriteResult(
             table=table,
@@ -67,7 +74,7 @@ class DeltaSparkEngine:
             operation=last["operation"],
             files_added=int(metrics.get("numFiles", metrics.get("numAddedFiles", metrics.get("numTargetFilesAdded", 0)))),
             files_removed=int(metrics.get("numRemovedFiles", metrics.get("numTargetFilesRemoved", 0))),
-            rows_written=int(metrics["numOutputRows"]) if "numOutputRows" in metrics else None,
+            rows_written=int(metrics.get("numOutputRows", metrics.get("numCopiedRows", 0))),
             rows_deleted=int(metrics["numDeletedRows"]) if "numDeletedRows" in metrics else None,
             metrics=metrics,
         )
@@ -84,7 +91,9 @@ class DeltaSparkEngine:
         schema_mode: SchemaMode | None,
         exists: bool,
     ) -> WriteResult:
-        writer = df.write.format("delta").mode(mode)
+        before = self.version(path) if exists else -1
+        tag = f"c360-write-{uuid.uuid4().hex}"
+        writer = df.write.format("delta").mode(mode).option("userMetadata", tag)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         if regions is not None:
@@ -100,21 +109,23 @@ class DeltaSparkEngine:
             if regions is not None and ("replaceWhere" in message or "does not conform" in message):
                 raise PartitionMismatchError(f"{table}: data outside regions {list(regions or [])}: {exc}") from exc
             raise
-        return self._result(path, table)
+        return self._result(path, table, after=before, operation="WRITE", tag=tag)
 
     def merge(
         self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
     ) -> WriteResult:
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        before = self.version(path)
         builder = self._table(path).alias("t").merge(df.alias("s"), condition)
         if schema_mode == "merge":
             builder = builder.withSchemaEvolution()
         builder.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-        return self._result(path, table)
+        return self._result(path, table, after=before, operation="MERGE")
 
     def delete(self, path: str, *, table: str, where: str) -> WriteResult:
+        before = self.version(path)
         self._table(path).delete(where)
-        return self._result(path, table)
+        return self._result(path, table, after=before, operation="DELETE")
 
     def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]:
         frame = self._table(path).history(limit) if limit else self._table(path).history()
@@ -129,12 +140,17 @@ class DeltaSparkEngine:
         ]
 
     def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]:
+        key = "spark.databricks.delta.retentionDurationCheck.enabled"
+        previous = self.spark.conf.get(key, "true")
         if not enforce_retention:
-            self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-        self._table(path)
-        target = f"delta.`{path}` RETAIN {int(retention_hours)} HOURS"
-        doomed = [r[0] for r in self.spark.sql(f"VACUUM {target} DRY RUN").collect()]
-        self.spark.sql(f"VACUUM {target}")
+            self.spark.conf.set(key, "false")
+        try:
+            self._table(path)
+            target = f"delta.`{path}` RETAIN {int(retention_hours)} HOURS"
+            doomed = [r[0] for r in self.spark.sql(f"VACUUM {target} DRY RUN").collect()]
+            self.spark.sql(f"VACUUM {target}")
+        finally:
+            self.spark.conf.set(key, previous)
         return doomed
 
     def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
