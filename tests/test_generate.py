@@ -129,3 +129,14 @@ def test_bad_arguments(tmp_path):
         generate(tmp_path, scale=0)
     with pytest.raises(ValueError, match=r"no sample-data profile for region\(s\) \['jp'\]"):
         generate(tmp_path, scale=0.001, regions=["us", "jp"])
+
+
+def test_bytes_do_not_depend_on_the_machine_time_zone(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    here = generate(tmp_path / "here", scale=0.0005, seed=9)
+    code = f"from customer360.generate import generate; generate({str(tmp_path / 'there')!r}, scale=0.0005, seed=9)"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "TZ": "America/New_York"})
+    assert _digests(here.root) == _digests(tmp_path / "there")

@@ -28,7 +28,7 @@ import shutil
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +198,8 @@ def _typo(rng: np.random.Generator, values: np.ndarray, mask: np.ndarray) -> np.
 
 
 def _epoch_seconds(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day).timestamp() - datetime(1970, 1, 1).timestamp())
+    """Seconds since 1970-01-01 UTC at midnight of ``d`` (independent of the machine's time zone)."""
+    return (d - date(1970, 1, 1)).days * 86400
 
 
 def _local_strings(utc_seconds: np.ndarray, time_zone: str, *, with_offset: bool, fmt: str = "iso") -> np.ndarray:

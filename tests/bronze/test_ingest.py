@@ -242,3 +242,80 @@ def test_regions_select_folders(spark, tmp_path, landing, ctx):
 def test_unknown_source_is_an_error(ctx):
     with pytest.raises(Exception, match=r"unknown source\(s\) \['billing'\]"):
         run(ctx, sources=["billing"], now=NOW)
+
+
+# --------------------------------------------------------------------------- awkward files
+
+
+def test_awkward_csv_bom_quotes_newlines_offsets_and_empty_files(ctx, landing):
+    rows = [
+        'CRM-1,B2B,"Acme ""Best"", Inc",Ann,Lee,,,,"1 Main St\nUnit 2",,,US,,2026-03-01T10:00:00+01,us',
+        "CRM-2,B2C,,Bo,Li,,,,,,,US,,2026-03-01 10:00:00 Europe/Berlin,us",
+        "CRM-3,B2C,,Cy,Wu,,,,,,,US,,2026-03-01 10:00:00 Mars/Base,us",
+    ]
+    put(landing, "crm_customers", "us", "bom.csv", "\ufeff" + CRM_HEADER + "\n".join(rows) + "\n")
+    put(landing, "crm_customers", "us", "empty.csv", "")
+    put(landing, "crm_customers", "us", "x[1].csv", CRM_HEADER + CRM_ROWS[0] + "\n")
+    report = ingest_source(ctx, CONTRACTS["crm_customers"], now=NOW)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (3, 2, 1)
+    assert report.files_failed == [
+        "crm_customers/us/x[1].csv: file name has a glob character ([ ] * ? { } \\), which Spark would expand; rename it"
+    ]
+    assert "\ufeffcrm_id" not in ctx.lakehouse.schema("bronze.crm_customers").fieldNames()
+    got = {r.crm_id: r for r in ctx.lakehouse.read("bronze.crm_customers").collect()}
+    assert got["CRM-1"].company_name == 'Acme "Best", Inc'
+    assert got["CRM-1"].street == "1 Main St\nUnit 2"
+    assert got["CRM-1"].updated_at == datetime(2026, 3, 1, 9, 0)  # +01 honoured, not read as New York time
+    assert got["CRM-2"].updated_at == datetime(2026, 3, 1, 9, 0)  # a zone name is honoured too
+    assert ctx.lakehouse.read(QUARANTINE).first().reason == (
+        "wrong type: updated_at '2026-03-01 10:00:00 Mars/Base' is not a timestamp"
+    )
+    status = {r.file: (r.status, r.rows_read) for r in ctx.lakehouse.read(INGESTED_FILES).collect()}
+    assert status["crm_customers/us/empty.csv"] == ("loaded", 0)
+    assert status["crm_customers/us/x[1].csv"][0] == "failed"
+
+
+def test_json_lines_are_rows_whatever_they_hold(ctx, landing):
+    lines = [
+        '{"event_id":"E1","event_ts":"2026-03-01T10:00:00Z","event_type":"login","region":"de","meta":{"a":1}}',
+        "",
+        '[{"event_id":"E2"},{"event_id":"E3"}]',
+        "[]",
+        "42",
+        '{"event_id":"E4","event_ts":"2026-03-01T10:00:00Z","event_type":"login","region":"de"}',
+    ]
+    put(landing, "web_events", "de", "odd.jsonl", "\n".join(lines) + "\n")
+    report = ingest_source(ctx, CONTRACTS["web_events"], now=NOW)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (5, 2, 3)
+    bronze = {r.event_id: r for r in ctx.lakehouse.read("bronze.web_events").collect()}
+    assert (bronze["E1"]._row_number, bronze["E4"]._row_number) == (1, 6)  # line numbers, blank line included
+    assert json.loads(bronze["E1"].meta) == {"a": 1}
+    bad = {r.row_number: (r.reason, r.raw_payload) for r in ctx.lakehouse.read(QUARANTINE).collect()}
+    assert bad == {
+        3: ("unparseable line", lines[2]),
+        4: ("unparseable line", "[]"),
+        5: ("unparseable line", "42"),
+    }
+
+
+def test_parquet_nan_structs_and_unreadable_files(ctx, landing):
+    folder = landing / "orders" / "us"
+    folder.mkdir(parents=True)
+    nested = _orders_table(unit_price=[float("nan"), 1.0, float("inf")]).append_column(
+        "gift", pa.array([{"wrap": True, "note": "hi"}] * 3)
+    )
+    pq.write_table(nested, folder / "orders_1.parquet")
+    nanos = _orders_table(ordered_at=pa.array([datetime(2026, 2, 1)] * 3, pa.timestamp("ns", tz="UTC")))
+    pq.write_table(nanos, folder / "orders_2.parquet")
+    report = ingest_source(ctx, CONTRACTS["orders"], now=NOW)
+    assert report.files_failed == [
+        "orders/us/orders_2.parquet: nanosecond timestamps in ['ordered_at'], which Spark cannot read; write microseconds"
+    ]
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (3, 1, 2)
+    row = ctx.lakehouse.read("bronze.orders").first()
+    assert json.loads(row.gift) == {"wrap": True, "note": "hi"}
+    reasons = sorted(r.reason for r in ctx.lakehouse.read(QUARANTINE).collect())
+    assert reasons == [
+        "impossible value: unit_price 'Infinity' is not a finite number",
+        "impossible value: unit_price 'NaN' is not a finite number",
+    ]

@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 QUARANTINE = "bronze._quarantine"
 INGESTED_FILES = "ops.ingested_files"
 CORRUPT = "_corrupt_record"
-_OFFSET_RE = r"(Z|z|[+-]\d{2}:?\d{2})$"
+#: a time stamp with no zone at all; anything else (offsets, zone names) is parsed as written
+_NAIVE_TIME_RE = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
 
 
 class AccountingError(C360Error):
@@ -135,7 +136,7 @@ def file_sha256(path: str) -> str:
 def csv_header(path: str) -> list[str]:
     fs, fs_path = pafs.FileSystem.from_uri(path)
     with fs.open_input_stream(fs_path) as stream:
-        first = stream.read(1 << 20).decode("utf-8", errors="replace").splitlines()
+        first = stream.read(1 << 20).decode("utf-8-sig", errors="replace").splitlines()
     if not first:
         return []
     return [name.strip() for name in next(csv.reader(io.StringIO(first[0])))]
@@ -160,62 +161,128 @@ def _with_position(df: DataFrame) -> DataFrame:
     )
 
 
-def read_raw(spark: SparkSession, files: Sequence[SourceFile], contract: SourceContract) -> tuple[DataFrame, list[str]]:
-    """All rows of ``files`` as strings plus ``_corrupt_record``, ``_file_uri``, ``_block``, ``_mid``.
+GLOB_CHARACTERS = set("[]*?{}\\")
+
+
+def json_keys_by_file(spark: SparkSession, files: Sequence[SourceFile]) -> dict[str, set[str]]:
+    """The top-level keys each JSON-lines file uses (one Spark job for all files)."""
+    by_path = {_normalise(f.path): f.relative for f in files}
+    keys: dict[str, set[str]] = {f.relative: set() for f in files}
+    if not files:
+        return keys
+    rows = (
+        spark.read.text([f.path for f in files])
+        .select(F.col("_metadata.file_path").alias("file"), F.explode(F.json_object_keys("value")).alias("key"))
+        .distinct()
+        .collect()
+    )
+    for row in rows:
+        keys[by_path[_normalise(row["file"])]].add(row["key"])
+    return keys
+
+
+def file_columns(spark: SparkSession, files: Sequence[SourceFile], contract: SourceContract) -> dict[str, list[str]]:
+    """Column names per file: the CSV header, the JSON keys, or the Parquet footer."""
+    if contract.format == "json":
+        keys = json_keys_by_file(spark, [f for f in files if f.size])
+        return {f.relative: sorted(keys.get(f.relative, ())) for f in files}
+    columns = {}
+    for f in files:
+        if not f.size:
+            columns[f.relative] = []
+        elif contract.format == "csv":
+            columns[f.relative] = csv_header(f.path)
+        else:
+            fs, fs_path = pafs.FileSystem.from_uri(f.path)
+            columns[f.relative] = pq.read_schema(fs_path, filesystem=fs).names
+    return columns
+
+
+def file_problem(f: SourceFile, columns: Sequence[str], contract: SourceContract) -> str | None:
+    """Why a file cannot be loaded at all (it then fails whole), or None."""
+    name = f.relative.rsplit("/", 1)[-1]
+    if GLOB_CHARACTERS & set(name):
+        return f"{f.relative}: file name has a glob character ([ ] * ? {{ }} \\), which Spark would expand; rename it"
+    if not f.size:
+        return None if contract.format != "parquet" else f"{f.relative}: empty file is not Parquet"
+    missing = [c for c in contract.required if c not in columns]
+    if missing:
+        return f"{f.relative}: missing required column(s) {missing}; file not loaded"
+    if contract.format == "parquet":
+        fs, fs_path = pafs.FileSystem.from_uri(f.path)
+        schema = pq.read_schema(fs_path, filesystem=fs)
+        nanos = [fld.name for fld in schema if getattr(fld.type, "unit", None) == "ns"]
+        if nanos:
+            return f"{f.relative}: nanosecond timestamps in {nanos}, which Spark cannot read; write microseconds"
+    return None
+
+
+def _as_text(field: T.StructField) -> SparkColumn:
+    column = F.col(f"`{field.name}`")
+    if isinstance(field.dataType, (T.StructType, T.ArrayType, T.MapType)):
+        return F.to_json(column).alias(field.name)  # keeps field names, unlike a cast
+    return column.cast("string").alias(field.name)
+
+
+def read_raw(
+    spark: SparkSession, files: Sequence[SourceFile], contract: SourceContract, columns_by_file: dict[str, list[str]]
+) -> tuple[DataFrame, list[str]]:
+    """All rows of ``files`` as strings plus ``_corrupt_record``, ``_blank``, ``_file_uri``, ``_block``, ``_mid``.
 
     Returns the frame and the column names found in the files (contract and extra ones).
     """
-    paths = [f.path for f in files]
     frames: list[DataFrame] = []
     columns: list[str] = []
+    for f in files:
+        columns += [c for c in columns_by_file[f.relative] if c not in columns]
     if contract.format == "csv":
         groups: dict[tuple[str, ...], list[str]] = {}
-        for path in paths:
-            groups.setdefault(tuple(csv_header(path)), []).append(path)
+        for f in files:
+            groups.setdefault(tuple(columns_by_file[f.relative]), []).append(f.path)
         for header, group in groups.items():
-            frames.append(
+            df = (
                 spark.read.schema(_string_schema(header, corrupt=True))
                 .option("header", True)
+                .option("multiLine", True)  # quoted fields may hold line breaks
+                .option("escape", '"')  # RFC 4180: a quote inside quotes is doubled
                 .option("mode", "PERMISSIVE")
                 .option("columnNameOfCorruptRecord", CORRUPT)
                 .csv(group)
             )
-            columns += [c for c in header if c not in columns]
+            frames.append(_with_position(df).withColumn("_blank", F.lit(False)))
     elif contract.format == "json":
-        keys = [
-            r[0]
-            for r in spark.read.text(paths)
-            .select(F.explode(F.json_object_keys("value")).alias("key"))
-            .distinct()
-            .orderBy("key")
-            .collect()
-        ]
-        columns = list(contract.names) + [k for k in keys if k not in contract.names]
+        # read lines as text so every line is one row: arrays or trailing text cannot split or hide rows
+        names = list(dict.fromkeys([*contract.names, *columns]))
+        text = _with_position(spark.read.text([f.path for f in files]))
+        value = F.col("value")
+        is_object = F.ltrim(value).startswith("{") & F.json_object_keys(value).isNotNull()
+        parsed = F.from_json(value, _string_schema(names, corrupt=False))
         frames.append(
-            spark.read.schema(_string_schema(columns, corrupt=True))
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT)
-            .json(paths)
+            text.select(
+                *[parsed[n].alias(n) for n in names],
+                F.when(~is_object, value).alias(CORRUPT),
+                (F.trim(value) == "").alias("_blank"),
+                "_file_uri",
+                "_block",
+                "_mid",
+            )
         )
-        present = set(keys)
-        columns = [c for c in columns if c in present]
     else:
         typed_groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
-        for path in paths:
-            fs, fs_path = pafs.FileSystem.from_uri(path)
+        for f in files:
+            fs, fs_path = pafs.FileSystem.from_uri(f.path)
             schema = pq.read_schema(fs_path, filesystem=fs)
-            typed_groups.setdefault(tuple((f.name, str(f.type)) for f in schema), []).append(path)
+            typed_groups.setdefault(tuple((fld.name, str(fld.type)) for fld in schema), []).append(f.path)
         # files whose column types differ are read apart, then everything is compared as text
-        for signature, group in typed_groups.items():
-            names = [name for name, _ in signature]
+        for group in typed_groups.values():
             df = spark.read.parquet(*group)
             frames.append(
-                df.select(*[F.col(f"`{n}`").cast("string").alias(n) for n in names], F.lit(None).cast("string").alias(CORRUPT))
+                _with_position(
+                    df.select(*[_as_text(fld) for fld in df.schema.fields], F.lit(None).cast("string").alias(CORRUPT))
+                ).withColumn("_blank", F.lit(False))
             )
-            columns += [c for c in names if c not in columns]
-    positioned = [_with_position(df) for df in frames]
-    combined = positioned[0]
-    for other in positioned[1:]:
+    combined = frames[0]
+    for other in frames[1:]:
         combined = combined.unionByName(other, allowMissingColumns=True)
     return combined, columns
 
@@ -267,8 +334,8 @@ def _typed(column: Column, raw: SparkColumn, time_zone: SparkColumn) -> SparkCol
     if isinstance(column.type, T.StringType):
         return raw
     if isinstance(column.type, T.TimestampType) and column.local_time:
-        local = F.to_utc_timestamp(raw.try_cast("timestamp_ntz").cast("timestamp"), time_zone)
-        return F.when(raw.rlike(_OFFSET_RE), raw.try_cast("timestamp")).otherwise(local)
+        local = F.to_utc_timestamp(F.trim(raw).try_cast("timestamp_ntz").cast("timestamp"), time_zone)
+        return F.when(F.trim(raw).rlike(_NAIVE_TIME_RE), local).otherwise(F.trim(raw).try_cast("timestamp"))
     if isinstance(column.type, T.BooleanType):
         lowered = F.lower(F.trim(raw))
         return F.when(lowered.isin("true", "1", "yes"), True).when(lowered.isin("false", "0", "no"), False)
@@ -286,6 +353,13 @@ def _checks(column: Column, raw: SparkColumn, typed: SparkColumn, now: datetime)
             F.when(
                 raw.isNotNull() & typed.isNull(),
                 F.format_string(f"wrong type: {name} '%s' is not a {column.type.simpleString()}", shown),
+            )
+        )
+    if isinstance(column.type, (T.DoubleType, T.FloatType)):
+        checks.append(
+            F.when(
+                F.isnan(typed) | (F.abs(typed) == float("inf")),
+                F.format_string(f"impossible value: {name} '%s' is not a finite number", shown),
             )
         )
     if column.minimum is not None:
@@ -419,36 +493,36 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
             report.files_changed.append(f.relative)
             log.warning("%s changed after it was loaded; not loading it again (sha256 %s, was %s)", f.relative, digest, previous[0])
 
-    # a file without a required column fails whole, before anything is written
-    ready: list[tuple[SourceFile, str]] = []
-    for f, digest in to_load:
-        missing = _missing_required(ctx.spark, f, contract)
-        if missing:
-            message = f"{f.relative}: missing required column(s) {missing}; file not loaded"
-            log.error(message)
-            report.files_failed.append(message)
-            _record_files(ctx, [_file_row(contract.name, f, digest, "failed", ctx.run_id, now, message=message)], now)
-        else:
-            ready.append((f, digest))
-    report.files_new = len(ready)
-    if not ready:
-        return report
-
     bronze = f"bronze.{contract.name}"
-    if interrupted:
+    if interrupted:  # rows of a load that died before it was recorded go before anything else
         log.warning("%s: removing rows of interrupted loads of %s", contract.name, interrupted)
         if ctx.lakehouse.exists(bronze):
             ctx.lakehouse.delete(bronze, f"_source_file IN ({_sql_in(interrupted)})")
         if ctx.lakehouse.exists(QUARANTINE):
             ctx.lakehouse.delete(QUARANTINE, f"source = '{contract.name}' AND file IN ({_sql_in(interrupted)})")
+
+    # a file that cannot be read as a whole (e.g. lacks a required column) fails before anything is written
+    columns_by_file = file_columns(ctx.spark, [f for f, _ in to_load], contract)
+    ready: list[tuple[SourceFile, str]] = []
+    for f, digest in to_load:
+        problem = file_problem(f, columns_by_file[f.relative], contract)
+        if problem:
+            _fail(ctx, report, contract, [(f, digest)], problem, now)
+        else:
+            ready.append((f, digest))
+    report.files_new = len(ready)
+    load_files = [f for f, _ in ready if f.size]  # empty CSV / JSON files have no rows
+    if not load_files:
+        _record_files(ctx, [_file_row(contract.name, f, d, "loaded", ctx.run_id, now, read=0, loaded=0, quarantined=0) for f, d in ready], now)
+        return report
     _record_files(ctx, [_file_row(contract.name, f, d, "loading", ctx.run_id, now) for f, d in ready], now)
 
-    load_files = [f for f, _ in ready]
-    raw, columns = read_raw(ctx.spark, load_files, contract)
+    raw, columns = read_raw(ctx.spark, load_files, contract, columns_by_file)
     raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
     checked: DataFrame | None = None
+    written = False
     try:
-        numbered = number_rows(raw, load_files)
+        numbered = number_rows(raw, load_files).where(~F.col("_blank")).drop("_blank")
         time_zones = {code: region.time_zone for code, region in ctx.config.regions.items()}
         checked = validate(numbered, contract, columns=columns, time_zones=time_zones, now=now)
         checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
@@ -487,6 +561,7 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
         n_good = sum(n for (_, is_bad), n in per_file.items() if not is_bad)
         n_bad = sum(n for (_, is_bad), n in per_file.items() if is_bad)
         # the counts below come from the Delta commits, checked against the counts above
+        written = True
         if n_good or not ctx.lakehouse.exists(bronze):
             loaded = ctx.lakehouse.write(good, bronze, mode="append", partition_by=["region"], schema_mode="merge").rows_written
         else:
@@ -494,6 +569,13 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
         quarantined = 0
         if n_bad:
             quarantined = ctx.lakehouse.write(bad, QUARANTINE, mode="append", partition_by=["region"]).rows_written
+    except Exception as exc:
+        if written:
+            raise  # files stay 'loading': the next run removes what was written and loads them again
+        # nothing was written: the files fail with the reason, the other sources go on
+        _fail(ctx, report, contract, ready, f"{contract.name}: reading {len(ready)} file(s) failed: {str(exc).splitlines()[0]}", now)
+        report.files_new = 0
+        return report
     finally:
         raw.unpersist()
         if checked is not None:
@@ -528,18 +610,17 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
     return report
 
 
-def _missing_required(spark: SparkSession, f: SourceFile, contract: SourceContract) -> list[str]:
-    if contract.format == "csv":
-        names = set(csv_header(f.path))
-    elif contract.format == "parquet":
-        fs, fs_path = pafs.FileSystem.from_uri(f.path)
-        names = set(pq.read_schema(fs_path, filesystem=fs).names)
-    else:
-        names = {
-            r[0]
-            for r in spark.read.text(f.path).select(F.explode(F.json_object_keys("value"))).distinct().collect()
-        }
-    return [c for c in contract.required if c not in names]
+def _fail(
+    ctx: RunContext,
+    report: SourceReport,
+    contract: SourceContract,
+    files: Sequence[tuple[SourceFile, str]],
+    message: str,
+    now: datetime,
+) -> None:
+    log.error(message)
+    report.files_failed.append(message)
+    _record_files(ctx, [_file_row(contract.name, f, d, "failed", ctx.run_id, now, message=message) for f, d in files], now)
 
 
 def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:
