@@ -40,6 +40,26 @@ def frame(spark, rows, schema=SCHEMA):
     return spark.createDataFrame(rows, schema)
 
 
+def run_together(*actions) -> None:
+    """Start the actions at the same moment in threads; re-raise the first error any of them hit."""
+    barrier = threading.Barrier(len(actions))
+    errors: list[BaseException] = []
+
+    def start(action) -> None:
+        try:
+            barrier.wait()
+            action()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(a,)) for a in actions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
 BASE_ROWS = [("c1", 10, T0, "us"), ("c2", 20, T1, "gb"), ("c3", None, None, "us"), ("c4", 40, T0, "de")]
 
 
@@ -166,48 +186,22 @@ def test_interrupted_write_leaves_orphans_that_vacuum_removes(spark, lakehouse, 
 
 
 def test_concurrent_writers_to_different_regions_keep_both(spark, lakehouse, people):
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(2)
+    def replace(region: str, ids: list[str]):
+        rows = frame(spark, [(i, 1, T0, region) for i in ids])
+        return lambda: lakehouse.write(rows, people, regions=[region])
 
-    def replace(region: str, ids: list[str]) -> None:
-        try:
-            rows = [(i, 1, T0, region) for i in ids]
-            barrier.wait()
-            lakehouse.write(frame(spark, rows), people, regions=[region])
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=replace, args=("us", ["us-a", "us-b"])),
-        threading.Thread(target=replace, args=("gb", ["gb-a"])),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_together(replace("us", ["us-a", "us-b"]), replace("gb", ["gb-a"]))
     assert lakehouse.version(people) == 2
     got = sorted((r.region, r.customer_id) for r in lakehouse.read(people).collect())
     assert got == [("de", "c4"), ("gb", "gb-a"), ("us", "us-a"), ("us", "us-b")]
 
 
 def test_concurrent_appends_both_land(spark, lakehouse, people):
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
+    def append(i: int):
+        rows = frame(spark, [(f"a{i}", i, T0, "fr")])
+        return lambda: lakehouse.write(rows, people, mode="append")
 
-    def append(i: int) -> None:
-        try:
-            barrier.wait()
-            lakehouse.write(frame(spark, [(f"a{i}", i, T0, "fr")]), people, mode="append")
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=append, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_together(append(0), append(1))
     assert sorted(r.customer_id for r in lakehouse.read(people).where("region = 'fr'").collect()) == ["a0", "a1"]
 
 
@@ -453,23 +447,11 @@ def test_table_columns_are_nullable_whatever_the_frame_says(spark, lakehouse):
 
 
 def test_concurrent_merges_of_the_same_new_key_do_not_duplicate_it(spark, lakehouse, people):
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
+    def upsert(amount: int):
+        source = frame(spark, [("k", amount, T0, "us")])
+        return lambda: lakehouse.merge(source, people, keys=["customer_id"])
 
-    def upsert(amount: int) -> None:
-        try:
-            source = frame(spark, [("k", amount, T0, "us")])
-            barrier.wait()
-            lakehouse.merge(source, people, keys=["customer_id"])
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=upsert, args=(n,)) for n in (1, 99)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_together(upsert(1), upsert(99))
     assert [r.amount for r in lakehouse.read(people).where("customer_id = 'k'").collect()] in ([1], [99])
     assert lakehouse.read(people).count() == 5
 
