@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import pytest
 
 from customer360.config import load_config
 from customer360.session import (

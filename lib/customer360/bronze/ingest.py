@@ -25,7 +25,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -45,6 +45,7 @@ from customer360.bronze.contracts import (
     SourceContract,
 )
 from customer360.errors import C360Error
+from customer360.lakehouse.core import sql_string_list, uri_to_path
 from customer360.pipeline import Metric, RunContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ GLOB_CHARACTERS = set("[]*?{}\\")
 
 def json_keys_by_file(spark: SparkSession, files: Sequence[SourceFile]) -> dict[str, set[str]]:
     """The top-level keys each JSON-lines file uses (one Spark job for all files)."""
-    by_path = {_normalise(f.path): f.relative for f in files}
+    by_path = {uri_to_path(f.path): f.relative for f in files}
     keys: dict[str, set[str]] = {f.relative: set() for f in files}
     if not files:
         return keys
@@ -177,7 +178,7 @@ def json_keys_by_file(spark: SparkSession, files: Sequence[SourceFile]) -> dict[
         .collect()
     )
     for row in rows:
-        keys[by_path[_normalise(row["file"])]].add(row["key"])
+        keys[by_path[uri_to_path(row["file"])]].add(row["key"])
     return keys
 
 
@@ -299,11 +300,11 @@ def number_rows(raw: DataFrame, files: Sequence[SourceFile]) -> DataFrame:
         .agg(F.count(F.lit(1)).alias("n"), F.min("_mid").alias("first_mid"))
         .collect()
     )
-    by_path = {_normalise(f.path): f.relative for f in files}
+    by_path = {uri_to_path(f.path): f.relative for f in files}
     offsets = []
     running: dict[str, int] = {}
     for row in sorted(stats, key=lambda r: (r["_file_uri"], r["_block"])):
-        relative = by_path[_normalise(row["_file_uri"])]
+        relative = by_path[uri_to_path(row["_file_uri"])]
         start = running.get(relative, 0)
         offsets.append((row["_file_uri"], row["_block"], relative, start, row["first_mid"]))
         running[relative] = start + row["n"]
@@ -315,11 +316,6 @@ def number_rows(raw: DataFrame, files: Sequence[SourceFile]) -> DataFrame:
         .withColumn("_row_number", F.col("_offset") + F.col("_mid") - F.col("_first_mid") + 1)
         .drop("_file_uri", "_block", "_mid", "_offset", "_first_mid")
     )
-
-
-def _normalise(path: str) -> str:
-    parsed = urlparse(path)
-    return unquote(parsed.path if parsed.scheme in ("", "file") else parsed.netloc + parsed.path)
 
 
 # --------------------------------------------------------------------------- validation
@@ -454,7 +450,7 @@ def _registry(ctx: RunContext, source: str) -> dict[str, tuple[str, str]]:
     return {r.file: (r.content_hash, r.status) for r in rows}
 
 
-def _record_files(ctx: RunContext, rows: list[tuple], now: datetime) -> None:
+def _record_files(ctx: RunContext, rows: list[tuple]) -> None:
     if not rows:
         return
     df = ctx.spark.createDataFrame(rows, INGESTED_FILES_SCHEMA).coalesce(1)
@@ -466,10 +462,6 @@ def _file_row(source: str, f: SourceFile, digest: str, status: str, run_id: str,
         source, f.relative, f.region, f.size, digest, status,
         counts.get("read"), counts.get("loaded"), counts.get("quarantined"), counts.get("message"), run_id, now,
     )
-
-
-def _sql_in(values: Sequence[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
 def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | None = None) -> SourceReport:
@@ -497,9 +489,9 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
     if interrupted:  # rows of a load that died before it was recorded go before anything else
         log.warning("%s: removing rows of interrupted loads of %s", contract.name, interrupted)
         if ctx.lakehouse.exists(bronze):
-            ctx.lakehouse.delete(bronze, f"_source_file IN ({_sql_in(interrupted)})")
+            ctx.lakehouse.delete(bronze, f"_source_file IN ({sql_string_list(interrupted)})")
         if ctx.lakehouse.exists(QUARANTINE):
-            ctx.lakehouse.delete(QUARANTINE, f"source = '{contract.name}' AND file IN ({_sql_in(interrupted)})")
+            ctx.lakehouse.delete(QUARANTINE, f"source = '{contract.name}' AND file IN ({sql_string_list(interrupted)})")
 
     # a file that cannot be read as a whole (e.g. lacks a required column) fails before anything is written
     columns_by_file = file_columns(ctx.spark, [f for f, _ in to_load], contract)
@@ -513,9 +505,9 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
     report.files_new = len(ready)
     load_files = [f for f, _ in ready if f.size]  # empty CSV / JSON files have no rows
     if not load_files:
-        _record_files(ctx, [_file_row(contract.name, f, d, "loaded", ctx.run_id, now, read=0, loaded=0, quarantined=0) for f, d in ready], now)
+        _record_files(ctx, [_file_row(contract.name, f, d, "loaded", ctx.run_id, now, read=0, loaded=0, quarantined=0) for f, d in ready])
         return report
-    _record_files(ctx, [_file_row(contract.name, f, d, "loading", ctx.run_id, now) for f, d in ready], now)
+    _record_files(ctx, [_file_row(contract.name, f, d, "loading", ctx.run_id, now) for f, d in ready])
 
     raw, columns = read_raw(ctx.spark, load_files, contract, columns_by_file)
     raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
@@ -558,6 +550,7 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
             F.lit(now).alias("ingested_at"),
             region_of_file[F.col("_source_file")].alias("region"),
         )
+        bad = bad.select(*[F.col(f.name).cast(f.dataType) for f in QUARANTINE_SCHEMA.fields])
         n_good = sum(n for (_, is_bad), n in per_file.items() if not is_bad)
         n_bad = sum(n for (_, is_bad), n in per_file.items() if is_bad)
         # the counts below come from the Delta commits, checked against the counts above
@@ -605,7 +598,6 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
             )
             for f, d in ready
         ],
-        now,
     )
     return report
 
@@ -620,7 +612,7 @@ def _fail(
 ) -> None:
     log.error(message)
     report.files_failed.append(message)
-    _record_files(ctx, [_file_row(contract.name, f, d, "failed", ctx.run_id, now, message=message) for f, d in files], now)
+    _record_files(ctx, [_file_row(contract.name, f, d, "failed", ctx.run_id, now, message=message) for f, d in files])
 
 
 def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
+from urllib.parse import unquote, urlparse
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
@@ -91,6 +92,20 @@ class StorageEngine(Protocol):
     def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]: ...
     def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]: ...
     def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]: ...
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def sql_string_list(values: Sequence[str]) -> str:
+    """``'a', 'b'`` for a SQL ``IN (...)``, quotes doubled."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def uri_to_path(uri: str) -> str:
+    """A file URI or path as a decoded path without scheme (``file:///a%20b`` -> ``/a b``)."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path if parsed.scheme in ("", "file") else parsed.netloc + parsed.path)
 
 
 # --------------------------------------------------------------------------- shared checks

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -36,7 +36,7 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from customer360.errors import PartitionMismatchError, TableNotFoundError, UnsupportedTableError
-from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult
+from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult, uri_to_path
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +381,7 @@ class DeltaRsEngine:
             _without_scheme(self._absolute(path, row["path"])): row
             for row in pa.table(dt.get_add_actions(flatten=True)).to_pylist()
         }
-        touched = [actions_by_path[self._uri_to_path(uri)] for uri in touched_uris]
+        touched = [actions_by_path[uri_to_path(uri)] for uri in touched_uris]
         kept = (
             target.where(F.col("_c360_file").isin(touched_uris))
             .drop("_c360_file")
@@ -424,13 +424,6 @@ class DeltaRsEngine:
     def _absolute(path: str, relative: str) -> str:
         """A data file as Spark names it: the table's path or URI plus the decoded relative path."""
         return f"{path.rstrip('/')}/{unquote(relative)}"
-
-    @staticmethod
-    def _uri_to_path(uri: str) -> str:
-        parsed = urlparse(uri)
-        if parsed.scheme in ("", "file"):
-            return unquote(parsed.path)
-        return unquote(parsed.netloc + parsed.path)
 
     # ------------------------------------------------------------------ maintenance
 

@@ -15,11 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from customer360.errors import PartitionMismatchError, TableNotFoundError
-from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult
-
-
-def _sql_list(values: Sequence[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult, sql_string_list
 
 
 class DeltaSparkEngine:
@@ -97,7 +93,7 @@ class DeltaSparkEngine:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         if regions is not None:
-            writer = writer.option("replaceWhere", f"`{REGION_COLUMN}` IN ({_sql_list(regions)})")
+            writer = writer.option("replaceWhere", f"`{REGION_COLUMN}` IN ({sql_string_list(regions)})")
         if schema_mode == "merge":
             writer = writer.option("mergeSchema", "true")
         elif schema_mode == "overwrite":
@@ -156,6 +152,6 @@ class DeltaSparkEngine:
     def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
         builder = self._table(path).optimize()
         if regions:
-            builder = builder.where(f"`{REGION_COLUMN}` IN ({_sql_list(regions)})")
+            builder = builder.where(f"`{REGION_COLUMN}` IN ({sql_string_list(regions)})")
         row = builder.executeCompaction().first()
         return row.asDict(recursive=True)["metrics"] if row is not None else {}
