@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "pandas==2.3.3",
     "pyarrow==22.0.0",
     "numpy==2.4.6",
+    # phone numbers to E.164 (Google's libphonenumber metadata), used in vectorized pandas UDFs
+    "phonenumbers==9.0.43",
 ]
 
 EXTRAS_REQUIRE = {
@@ -38,6 +40,8 @@ setup(
     packages=[
         "customer360",
         "customer360.lakehouse",
+        "customer360.bronze",
+        "customer360.identity",
         "customer360.conf",
         "customer360.conf.regions",
     ],

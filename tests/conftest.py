@@ -1,7 +1,9 @@
 """Shared fixtures. Spark is pytest-spark's one session-scoped ``spark_session`` (see pytest.ini)."""
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ from customer360.lakehouse import Lakehouse
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
+
+# pandas UDFs run in Python workers: they must use this interpreter (it has the package).
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 @pytest.fixture(scope="session")

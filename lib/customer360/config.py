@@ -1,6 +1,6 @@
 """Configuration: YAML files in conf/ loaded into frozen, validated pydantic models.
 
-Precedence, lowest first: ``base.yaml`` and ``sources.yaml`` < ``<env>.yaml`` <
+Precedence, lowest first: ``base.yaml``, ``sources.yaml``, ``identity.yaml`` < ``<env>.yaml`` <
 ``regions/<code>.yaml`` < ``--set key=value``. Each region's settings start from
 ``region_defaults`` (base, then env) and are overlaid by that region's file.
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 CONF_DIR_ENV = "C360_CONF_DIR"
 DOTTED_KEY_MAPS = (("spark", "conf"), ("lakehouse", "storage_options"))
 SET_SOURCE = "--set"
+#: files every environment loads first, in this order
+SHARED_FILES = ("base", "sources", "identity")
 
 #: The canonical attributes of ``silver.identity_records`` a source column can feed.
 CANONICAL_ATTRIBUTES = (
@@ -47,6 +49,23 @@ CANONICAL_ATTRIBUTES = (
     "cookie_id",
     "event_time",
     "region",
+    "company_name",
+)
+
+#: Attributes the identity stage standardizes and tokenizes (everything personal in a record).
+PII_ATTRIBUTES = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "date_of_birth",
+    "street",
+    "city",
+    "postcode",
+    "loyalty_id",
+    "device_id",
+    "cookie_id",
+    "company_name",
 )
 
 
@@ -129,6 +148,28 @@ class SegmentCountBounds(_Frozen):
         return self
 
 
+class PostcodeRule(_Frozen):
+    """How a region writes postcodes: upper-cased, punctuation and spaces removed, then these steps."""
+
+    #: regular expression the standardized postcode must match; anything else becomes null
+    pattern: str = r"^[A-Z0-9 ]{3,10}$"
+    #: keep only the first N characters (US ZIP+4 -> ZIP)
+    truncate: int | None = Field(default=None, ge=1)
+    #: left-pad all-digit postcodes with zeros to this length (a CSV read as a number lost them)
+    zero_pad: int | None = Field(default=None, ge=1)
+    #: put one space before the last N characters (GB inward code, NL letters)
+    space_before_last: int | None = Field(default=None, ge=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
+
+
 class RegionConfig(_Frozen):
     """A country variant: everything that differs between regions."""
 
@@ -141,6 +182,19 @@ class RegionConfig(_Frozen):
     feature_windows_days: tuple[int, ...] = Field(min_length=1)
     segment_count: SegmentCountBounds
     churn_horizon_days: int = Field(ge=1)
+    postcode: PostcodeRule = Field(default_factory=PostcodeRule)
+    #: regular expression -> replacement, applied in order to lower-case, accent-free street names
+    street_abbreviations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("street_abbreviations")
+    @classmethod
+    def _regexes(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
+        return value
 
     @field_validator("time_zone")
     @classmethod
@@ -166,6 +220,18 @@ class SourceMapping(_Frozen):
 
     format: Literal["csv", "json", "parquet"]
     attributes: dict[str, str] = Field(min_length=1)
+    #: further strong identifiers of this source: identifier kind -> column (e.g. order: order_id)
+    other_ids: dict[str, str] = Field(default_factory=dict)
+    #: a SQL predicate choosing which rows identify a person (e.g. only web events with a login)
+    identity_filter: str | None = None
+
+    @field_validator("other_ids")
+    @classmethod
+    def _kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [kind for kind in value if not re.fullmatch(r"[a-z][a-z0-9_]*", kind)]
+        if bad:
+            raise ValueError(f"identifier kinds must be lower-case snake_case, got {bad}")
+        return value
 
     @field_validator("attributes")
     @classmethod
@@ -180,6 +246,74 @@ class SourceMapping(_Frozen):
         return value
 
 
+class BlockingRule(_Frozen):
+    """Candidate pairs for probabilistic matching: records whose ``keys`` (SQL expressions over
+    standardized attributes) are all equal and not null."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    keys: tuple[str, ...] = Field(min_length=1)
+
+
+class MatchingConfig(_Frozen):
+    """Fellegi-Sunter matching; m probabilities and the match rate are estimated by EM."""
+
+    #: a pair is linked when its match probability is at least this
+    threshold: float = Field(default=0.99, gt=0, lt=1)
+    blocking_rules: tuple[BlockingRule, ...] = Field(min_length=1)
+    #: blocks with more records than this are skipped (and reported): they would be all-pairs
+    max_block_size: int = Field(default=200, ge=2)
+    em_max_iterations: int = Field(default=200, ge=1)
+    em_tolerance: float = Field(default=1e-7, gt=0)
+    #: u probabilities come from random record pairs among this many sampled records per region
+    u_sample_records: int = Field(default=3000, ge=10)
+    seed: int = 42
+
+
+class SurvivorshipConfig(_Frozen):
+    """Which record's value a golden record keeps, per attribute."""
+
+    source_priority: tuple[str, ...] = Field(min_length=1)
+    default: Literal["source_priority", "most_recent", "most_frequent"] = "most_recent"
+    rules: dict[str, Literal["source_priority", "most_recent", "most_frequent"]] = Field(default_factory=dict)
+
+    @field_validator("rules")
+    @classmethod
+    def _attributes(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = (*PII_ATTRIBUTES, "address")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown attribute(s) {unknown}; allowed: {', '.join(allowed)}")
+        return value
+
+
+class IdentityConfig(_Frozen):
+    #: an identifier value shared by more distinct record profiles than this is a hub, never a link
+    hub_limit: int = Field(default=20, ge=1)
+    #: identifier kinds that link records deterministically
+    strong_identifiers: tuple[str, ...] = ("email", "phone", "loyalty_id", "device_id", "cookie_id")
+    #: a device or cookie links only when the logins seen on it used at most this many emails
+    max_login_emails_per_device: int = Field(default=1, ge=1)
+    email_strip_plus_tags: bool = True
+    #: providers that ignore dots in the local part (first.last == firstlast)
+    email_dotless_domains: tuple[str, ...] = ("gmail.com",)
+    email_domain_aliases: dict[str, str] = Field(default_factory=dict)
+    #: local parts that are placeholders, not addresses (test@..., noemail@...)
+    placeholder_email_local_parts: tuple[str, ...] = ()
+    #: nickname (lower-case, accent-free) -> formal first name
+    nicknames: dict[str, str] = Field(default_factory=dict)
+    matching: MatchingConfig
+    survivorship: SurvivorshipConfig
+
+    @field_validator("strong_identifiers")
+    @classmethod
+    def _strong(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = ("email", "phone", "loyalty_id", "device_id", "cookie_id")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown identifier(s) {unknown}; allowed: {', '.join(allowed)} (other ids are always strong)")
+        return value
+
+
 class AppConfig(_Frozen):
     env: str
     lakehouse: LakehouseConfig
@@ -190,6 +324,7 @@ class AppConfig(_Frozen):
     sample_data: SampleDataConfig
     mlflow: MlflowConfig
     sources: dict[str, SourceMapping]
+    identity: IdentityConfig
     regions: dict[str, RegionConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -381,12 +516,12 @@ def load_config(
     if not re.fullmatch(r"[a-z0-9_-]+", env):
         raise ConfigError(f"environment name {env!r} must be lower-case letters, digits, '-' or '_'")
     env_file = root / f"{env}.yaml"
-    if not env_file.is_file():
-        known = sorted(p.stem for p in root.glob("*.yaml") if p.stem not in {"base", "sources"})
+    if env in SHARED_FILES or not env_file.is_file():
+        known = sorted(p.stem for p in root.glob("*.yaml") if p.stem not in SHARED_FILES)
         raise ConfigError(f"unknown environment {env!r}: no {env_file}; known: {', '.join(known)}")
 
     layers = _Layered()
-    for path in (root / "base.yaml", root / "sources.yaml", env_file):
+    for path in (*(root / f"{name}.yaml" for name in SHARED_FILES), env_file):
         label = str(path)
         data = _read_yaml(path, label)
         if "regions" in data or "env" in data:

@@ -90,8 +90,9 @@ Stage = Callable[[RunContext], StageResult]
 def default_stages() -> list[tuple[str, Stage]]:
     """The pipeline's stages in run order; each later capability adds its ``run`` here."""
     from customer360.bronze.ingest import run as ingest
+    from customer360.identity.stage import run as identity
 
-    return [("ingest", ingest)]
+    return [("ingest", ingest), ("identity", identity)]
 
 
 def build_context(

@@ -7,6 +7,7 @@ libraries (Delta Lake, GraphFrames) the session can use, for classic sessions (p
 from __future__ import annotations
 
 import logging
+import sys
 import os
 from dataclasses import dataclass
 
@@ -129,6 +130,9 @@ def get_session(config: AppConfig) -> SparkSession:
     """
     spark = SparkSession.getActiveSession()
     if spark is None:
+        # Python workers (pandas UDFs) must run this interpreter, the one with the package installed;
+        # PySpark reads the worker interpreter from this variable when the context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder
         for key, value in local_session_conf(config).items():
             builder = builder.config(key, value)

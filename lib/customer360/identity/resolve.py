@@ -1,0 +1,105 @@
+"""Identity resolution from standardized records to components, one function for every caller.
+
+``resolve_identities`` takes clear standardized records (``CLEAR_RECORDS_SCHEMA``) and returns,
+per record, its component and how it was linked; the pipeline stage (``stage.py``) and the
+standalone command (``standalone.py``) both call it, then assign stable ids and build golden
+records the same way.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, Window
+
+from customer360.config import IdentityConfig
+from customer360.identity.graph import connected_components
+from customer360.identity.linking import deterministic_links
+from customer360.identity.matching import MatchResult, probabilistic_links
+from customer360.identity.records import profile_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResolvedIdentities:
+    #: region, source, source_record_id, component, match_rule, match_confidence (one row per record)
+    components: DataFrame
+    #: the accepted links: src/dst record keys, link_type, rule, probability
+    links: DataFrame
+    #: identifier values that were not used to link (clear values; tokenize before storing)
+    hubs: DataFrame
+    skipped_blocks: DataFrame
+    matching: MatchResult
+    engine: str
+    rounds: int
+    records: DataFrame  # the clear records with vid and profile_key (persisted; call release())
+
+    def release(self) -> None:
+        self.records.unpersist()
+
+
+def _with_vertex_ids(clear: DataFrame) -> DataFrame:
+    """Long vertex ids, fixed by a checkpoint so that every later read sees the same ids."""
+    with_ids = clear.withColumn("vid", F.monotonically_increasing_id()).withColumn("profile_key", profile_key(clear))
+    try:
+        return with_ids.checkpoint(eager=True)
+    except Exception:  # noqa: BLE001 - no checkpoint directory (Spark Connect): a local checkpoint is enough here
+        return with_ids.localCheckpoint(eager=True)
+
+
+def resolve_identities(clear: DataFrame, settings: IdentityConfig, *, graphframes_available: bool = False) -> ResolvedIdentities:
+    records = _with_vertex_ids(clear).persist()
+    deterministic = deterministic_links(records, settings)
+    matched = probabilistic_links(records, settings.matching)
+    probabilistic = matched.links
+    edges = deterministic.edges.select("src", "dst").unionByName(probabilistic.select("src", "dst"))
+    result = connected_components(records.select(F.col("vid").alias("id")), edges, graphframes_available=graphframes_available)
+    log.info("connected components: engine %s, %d rounds", result.engine, result.rounds)
+
+    # how each record joined its customer: its best shared identifier, else its best probabilistic link
+    sides = probabilistic.select(F.col("src").alias("vid"), "rule", "probability").unionByName(
+        probabilistic.select(F.col("dst").alias("vid"), "rule", "probability")
+    )
+    best = Window.partitionBy("vid").orderBy(F.desc("probability"), "rule")
+    best_probabilistic = sides.withColumn("rank", F.row_number().over(best)).where(F.col("rank") == 1).drop("rank")
+    rule = (
+        F.when(F.col("kind").isNotNull(), F.concat(F.lit("deterministic:"), F.col("kind")))
+        .when(F.col("rule").isNotNull(), F.concat(F.lit("probabilistic:"), F.col("rule")))
+        .otherwise(F.lit("singleton"))
+    )
+    confidence = F.when(F.col("kind").isNotNull(), F.lit(1.0)).when(F.col("rule").isNotNull(), F.col("probability"))
+    components = (
+        records.select("vid", "region", "source", "source_record_id")
+        .join(result.components.withColumnRenamed("id", "vid"), "vid")
+        .join(deterministic.linked, "vid", "left")
+        .join(best_probabilistic, "vid", "left")
+        .select("region", "source", "source_record_id", "component", rule.alias("match_rule"), confidence.alias("match_confidence"))
+    )
+
+    keys = records.select("vid", "source", "source_record_id")
+    def _keyed(edges_df: DataFrame) -> DataFrame:
+        src = keys.select(F.col("vid").alias("src"), F.col("source").alias("src_source"), F.col("source_record_id").alias("src_record_id"))
+        dst = keys.select(F.col("vid").alias("dst"), F.col("source").alias("dst_source"), F.col("source_record_id").alias("dst_record_id"))
+        return edges_df.join(src, "src").join(dst, "dst")
+
+    region_of = records.select(F.col("vid").alias("src"), "region")
+    det_links = _keyed(deterministic.edges.join(region_of, "src")).select(
+        "region", "src_source", "src_record_id", "dst_source", "dst_record_id",
+        F.lit("deterministic").alias("link_type"), F.col("kind").alias("rule"), F.lit(1.0).alias("probability"),
+    )
+    prob_links = _keyed(probabilistic.join(region_of, "src")).select(
+        "region", "src_source", "src_record_id", "dst_source", "dst_record_id",
+        F.lit("probabilistic").alias("link_type"), "rule", "probability",
+    )
+    return ResolvedIdentities(
+        components=components,
+        links=det_links.unionByName(prob_links),
+        hubs=deterministic.hubs,
+        skipped_blocks=matched.skipped_blocks,
+        matching=matched,
+        engine=result.engine,
+        rounds=result.rounds,
+        records=records,
+    )

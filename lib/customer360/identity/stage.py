@@ -1,0 +1,249 @@
+"""The identity stage of the pipeline: bronze -> silver identity tables.
+
+Every run resolves all identity records of the selected regions from bronze (so a changed
+record, a new source or a new matching setting takes effect everywhere), then keeps customer ids
+stable against the previous ``silver.customer_xref``. Tables written (partitioned by region,
+only the run's regions replaced):
+
+* ``silver.identity_records`` - one row per identifying source record, personal attributes as tokens
+* ``silver.pii_vault`` - token -> standardized value (restricted)
+* ``silver.identity_graph`` - every accepted link with its rule and probability
+* ``silver.identity_hubs`` - identifier values not used for linking, and why
+* ``silver.customer_xref`` - source record -> customer_id, match rule and confidence
+* ``silver.customer_golden`` - one row per customer
+* ``silver.customer_ids`` - every id ever issued (merged and upserted), ``silver.identity_audit``
+  (appended) - merges, splits and retirements
+* ``ops.identity_model`` (appended) - the m/u probabilities and weights EM estimated this run
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame
+
+from customer360.config import AppConfig, IdentityConfig, RegionConfig
+from customer360.errors import C360Error
+from customer360.identity.golden import golden_records
+from customer360.identity.matching import MODEL_SCHEMA
+from customer360.identity.records import (
+    canonical_records,
+    standardize_records,
+    tokenize_records,
+    vault_entries,
+)
+from customer360.identity.resolve import ResolvedIdentities, resolve_identities
+from customer360.identity.stable_ids import IdAssignment, assign_customer_ids
+from customer360.identity.tokenize import hmac_token
+from customer360.lakehouse import Lakehouse
+from customer360.lakehouse.core import sql_string_list
+from customer360.pipeline import Metric, RunContext, StageResult
+
+log = logging.getLogger(__name__)
+
+IDENTITY_RECORDS = "silver.identity_records"
+PII_VAULT = "silver.pii_vault"
+IDENTITY_GRAPH = "silver.identity_graph"
+IDENTITY_HUBS = "silver.identity_hubs"
+CUSTOMER_XREF = "silver.customer_xref"
+CUSTOMER_GOLDEN = "silver.customer_golden"
+CUSTOMER_IDS = "silver.customer_ids"
+IDENTITY_AUDIT = "silver.identity_audit"
+IDENTITY_MODEL = "ops.identity_model"
+
+
+class IdentityInputError(C360Error):
+    """The identity stage has nothing to read, or a mapping does not fit the data."""
+
+
+@dataclass
+class IdentityOutputs:
+    """What one resolution produced, ready to write (all personal values tokenized)."""
+
+    identity_records: DataFrame
+    vault: DataFrame
+    xref: DataFrame
+    golden: DataFrame
+    assignment: IdAssignment
+    hubs: DataFrame
+    links: DataFrame
+    resolved: ResolvedIdentities
+
+
+def build_outputs(
+    clear: DataFrame,
+    *,
+    settings: IdentityConfig,
+    key: bytes,
+    run_id: str,
+    now: datetime,
+    previous_xref: DataFrame | None,
+    registry: DataFrame | None,
+    graphframes_available: bool = False,
+) -> IdentityOutputs:
+    """Resolve ``clear`` records and derive every output table (shared by stage and standalone)."""
+    resolved = resolve_identities(clear, settings, graphframes_available=graphframes_available)
+    records = resolved.records
+    # each step below is read by several outputs: materialize once and cut the lineage
+    components = _materialize(resolved.components)
+    found = assign_customer_ids(components, previous=previous_xref, registry=registry, run_id=run_id, now=now)
+    assignment = IdAssignment(ids=_materialize(found.ids), audit=_materialize(found.audit), registry=_materialize(found.registry))
+    ids = assignment.ids
+    xref = components.join(ids, ["region", "source", "source_record_id"]).select(
+        "source", "source_record_id", "customer_id", "match_rule", "match_confidence", F.lit(run_id).alias("run_id"), "region"
+    )
+    tokenized = _materialize(tokenize_records(records.drop("vid", "profile_key"), key=key, run_id=run_id))
+    golden = golden_records(
+        tokenized.join(ids.select("source", "source_record_id", "customer_id"), ["source", "source_record_id"]),
+        settings.survivorship,
+        run_id=run_id,
+    )
+    hubs = resolved.hubs.select(
+        "kind",
+        F.when(F.col("kind").startswith("other:"), hmac_token(F.concat(F.expr("substring(kind, 7)"), F.lit(":"), F.col("value")), key=key, kind="other_id"))
+        .otherwise(F.coalesce(*[F.when(F.col("kind") == k, hmac_token(F.col("value"), key=key, kind=k)) for k in settings.strong_identifiers]))
+        .alias("token"),
+        "records",
+        "profiles",
+        "login_emails",
+        "reason",
+        F.lit(run_id).alias("run_id"),
+        "region",
+    )
+    links = resolved.links.withColumn("run_id", F.lit(run_id))
+    vault = vault_entries(records.drop("vid", "profile_key"), key=key, run_id=run_id)
+    return IdentityOutputs(tokenized, vault, xref, golden, assignment, hubs, links, resolved)
+
+
+def _materialize(df: DataFrame) -> DataFrame:
+    return df.localCheckpoint(eager=True)
+
+
+def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str], dict[tuple[str, str], int]]:
+    """Canonical records from every mapped bronze table for the run's regions."""
+    lines: list[str] = []
+    counts: dict[tuple[str, str], int] = {}
+    union: DataFrame | None = None
+    region_filter = f"region IN ({sql_string_list(ctx.regions)})"
+    for source, mapping in sorted(ctx.config.sources.items()):
+        table = f"bronze.{source}"
+        if not ctx.lakehouse.exists(table):
+            lines.append(f"{table}: not ingested yet, skipped")
+            continue
+        bronze = ctx.lakehouse.read(table).where(region_filter)
+        try:
+            records = canonical_records(bronze, source=source, mapping=mapping)
+        except ValueError as exc:
+            raise IdentityInputError(f"conf sources.{source}: {exc}") from exc
+        for row in records.groupBy("region").count().collect():
+            counts[(source, row["region"])] = row["count"]
+        union = records if union is None else union.unionByName(records)
+    return union, lines, counts
+
+
+def _regions(config: AppConfig, codes) -> dict[str, RegionConfig]:
+    return {code: config.regions[code] for code in codes}
+
+
+def _write(lakehouse: Lakehouse, df: DataFrame, name: str, regions) -> int:
+    result = lakehouse.write(df, name, partition_by=["region"], regions=list(regions), schema_mode="merge")
+    return int(result.rows_written or 0)
+
+
+def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    result = StageResult("identity")
+    canonical, lines, counts = bronze_records(ctx)
+    result.lines += lines
+    if canonical is None:
+        raise IdentityInputError("no bronze table of any source in conf/sources.yaml exists: run `c360 ingest` first")
+    settings = ctx.config.identity
+    clear = standardize_records(canonical, regions=_regions(ctx.config, ctx.regions), identity=settings, today=now.date())
+    lakehouse = ctx.lakehouse
+    previous = lakehouse.read(CUSTOMER_XREF).where(F.col("region").isin(*ctx.regions)) if lakehouse.exists(CUSTOMER_XREF) else None
+    registry = lakehouse.read(CUSTOMER_IDS) if lakehouse.exists(CUSTOMER_IDS) else None
+    if previous is not None:
+        previous = previous.select("region", "source", "source_record_id", "customer_id").localCheckpoint(eager=True)
+    if registry is not None:
+        registry = registry.localCheckpoint(eager=True)
+    out = build_outputs(
+        clear,
+        settings=settings,
+        key=ctx.config.pii_hash_key(),
+        run_id=ctx.run_id,
+        now=now,
+        previous_xref=previous,
+        registry=registry,
+        graphframes_available=ctx.capabilities.graphframes,
+    )
+    try:
+        written = {
+            IDENTITY_RECORDS: _write(lakehouse, out.identity_records, IDENTITY_RECORDS, ctx.regions),
+            PII_VAULT: _write(lakehouse, out.vault, PII_VAULT, ctx.regions),
+            IDENTITY_GRAPH: _write(lakehouse, out.links, IDENTITY_GRAPH, ctx.regions),
+            IDENTITY_HUBS: _write(lakehouse, out.hubs, IDENTITY_HUBS, ctx.regions),
+            CUSTOMER_XREF: _write(lakehouse, out.xref, CUSTOMER_XREF, ctx.regions),
+            CUSTOMER_GOLDEN: _write(lakehouse, out.golden, CUSTOMER_GOLDEN, ctx.regions),
+        }
+        audit = out.assignment.audit.persist()
+        lakehouse.write(audit, IDENTITY_AUDIT, mode="append", partition_by=["region"])
+        if lakehouse.exists(CUSTOMER_IDS):
+            lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
+        else:
+            lakehouse.write(out.assignment.registry, CUSTOMER_IDS, partition_by=["region"])
+        model = ctx.spark.createDataFrame(out.resolved.matching.model_rows(ctx.run_id), MODEL_SCHEMA).coalesce(1)
+        lakehouse.write(model, IDENTITY_MODEL, mode="append")
+        _report(ctx, result, out, audit, written, counts)
+        audit.unpersist()
+    finally:
+        out.resolved.release()
+    return result
+
+
+def _report(ctx, result: StageResult, out: IdentityOutputs, audit: DataFrame, written: dict[str, int], counts) -> None:
+    lakehouse = ctx.lakehouse
+    xref = lakehouse.read(CUSTOMER_XREF).where(F.col("region").isin(*ctx.regions))
+    per_region = {
+        row["region"]: row
+        for row in xref.groupBy("region").agg(
+            F.count("*").alias("records"),
+            F.countDistinct("customer_id").alias("customers"),
+            F.sum(F.col("match_rule").startswith("probabilistic").cast("long")).alias("probabilistic"),
+            F.sum((F.col("match_rule") == "singleton").cast("long")).alias("singletons"),
+        ).collect()
+    }
+    events = {(r["region"], r["event"]): r["n"] for r in audit.groupBy("region", "event").agg(F.count("*").alias("n")).collect()}
+    hubs = {r["region"]: r["n"] for r in lakehouse.read(IDENTITY_HUBS).where(F.col("region").isin(*ctx.regions)).groupBy("region").agg(F.count("*").alias("n")).collect()}
+    records_in = sum(counts.values())
+    if written[CUSTOMER_XREF] != written[IDENTITY_RECORDS] or written[IDENTITY_RECORDS] != records_in:
+        result.errors.append(
+            f"identity: {records_in} records in, {written[IDENTITY_RECORDS]} identity records, {written[CUSTOMER_XREF]} xref rows"
+        )
+    for region in ctx.regions:
+        row = per_region.get(region)
+        records_read = sum(n for (_, r), n in counts.items() if r == region)
+        values = {
+            "records_in": records_read,
+            "xref_rows": row["records"] if row else 0,
+            "customers": row["customers"] if row else 0,
+            "probabilistic_records": row["probabilistic"] if row else 0,
+            "singleton_records": row["singletons"] if row else 0,
+            "hubs": hubs.get(region, 0),
+            "merges": events.get((region, "merge"), 0),
+            "splits": events.get((region, "split"), 0),
+            "retired": events.get((region, "retire"), 0),
+        }
+        result.metrics += [Metric(region, k, int(v), CUSTOMER_XREF) for k, v in values.items()]
+        result.lines.append(
+            f"{region}: {values['records_in']:,} records -> {values['customers']:,} customers "
+            f"({values['probabilistic_records']:,} linked probabilistically, {values['singleton_records']:,} singletons, "
+            f"{values['hubs']:,} hubs; {values['merges']} merges, {values['splits']} splits)"
+        )
+    for model in out.resolved.matching.models:
+        result.lines.append(
+            f"matching rule {model.rule}: {model.candidate_pairs:,} candidate pairs, EM {model.iterations} iterations, "
+            f"match share {model.lam:.4f}"
+        )
+    result.lines.append(f"components: {out.resolved.engine}, {out.resolved.rounds} rounds")
