@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import yaml
 
 from customer360 import __version__
-from customer360.config import load_config
+from customer360.config import load_config, resolve_root
 from customer360.errors import C360Error
 
 log = logging.getLogger("customer360")
@@ -59,6 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", parents=[common], help="bronze: load new source files, quarantine bad rows")
     ingest.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    identity = sub.add_parser(
+        "identity", parents=[common],
+        help="silver: resolve identities from bronze; or, with --input, resolve any file of person records",
+    )
+    standalone = identity.add_argument_group("standalone (resolve one file, without the pipeline)")
+    standalone.add_argument("--input", default=None, help="a file or folder of person records")
+    standalone.add_argument("--format", choices=["csv", "parquet"], default=None, help="the input's format")
+    standalone.add_argument("--mapping", default=None, help="YAML naming the record id and attribute columns")
+    standalone.add_argument("--output", default=None, help="folder for the Delta tables customer_xref, customer_golden, ...")
+
+    evaluate = sub.add_parser(
+        "identity-eval", parents=[common],
+        help="compare silver.customer_xref with the generator's ground truth (pairwise precision, recall, F1)",
+    )
+    evaluate.add_argument(
+        "--truth", default=None,
+        help="record -> person parquet (default: <sample_data.dir>/truth/record_person.parquet)",
+    )
     sub.add_parser("config", parents=[common], help="print the resolved configuration as YAML")
     sub.add_parser("tables", parents=[common], help="list the lakehouse's tables and their versions")
 
@@ -134,6 +152,63 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0 if summary.status == "succeeded" else 1
 
 
+def _cmd_identity(args: argparse.Namespace) -> int:
+    standalone = {"--input": args.input, "--format": args.format, "--mapping": args.mapping, "--output": args.output}
+    if any(standalone.values()):
+        missing = [flag for flag, value in standalone.items() if not value]
+        if missing:
+            raise C360Error(f"resolving a file needs --input, --format, --mapping and --output; missing {', '.join(missing)}")
+        return _identity_file(args)
+    from customer360.identity.stage import run as identity
+    from customer360.pipeline import run_pipeline, summary_lines
+
+    ctx = _context(args)
+    summary = run_pipeline(ctx, stages=[("identity", identity)])
+    _print(summary_lines(ctx, summary))
+    return 0 if summary.status == "succeeded" else 1
+
+
+def _identity_file(args: argparse.Namespace) -> int:
+    import uuid
+
+    from customer360.identity.standalone import load_mapping, resolve_file
+    from customer360.session import detect_capabilities, get_session
+
+    config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    mapping = load_mapping(args.mapping)
+    spark = get_session(config)
+    report = resolve_file(
+        spark,
+        config,
+        input_path=args.input,
+        input_format=args.format,
+        mapping=mapping,
+        output=resolve_root(args.output),
+        run_id=uuid.uuid4().hex[:16],
+        graphframes_available=detect_capabilities(spark).graphframes,
+    )
+    _print(report.lines())
+    return 0
+
+
+def _cmd_identity_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from customer360.identity.evaluate import evaluate
+    from customer360.identity.stage import CUSTOMER_XREF
+
+    ctx = _context(args)
+    truth_path = args.truth or str(Path(ctx.config.sample_data.dir) / "truth" / "record_person.parquet")
+    if "://" not in truth_path and not Path(truth_path).exists():
+        raise C360Error(f"no ground truth at {truth_path}: generate sample data (c360 generate) or pass --truth")
+    xref = ctx.lakehouse.read(CUSTOMER_XREF)
+    xref = xref.where(xref["region"].isin(*ctx.regions))
+    truth = ctx.spark.read.parquet(truth_path)
+    result = evaluate(xref, truth)
+    _print([f"identity evaluation against {truth_path} (regions {', '.join(ctx.regions)})", *result.lines()])
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
     regions = config.select_regions(args.region)
@@ -178,6 +253,8 @@ COMMANDS = {
     "run": _cmd_run,
     "generate": _cmd_generate,
     "ingest": _cmd_ingest,
+    "identity": _cmd_identity,
+    "identity-eval": _cmd_identity_eval,
     "config": _cmd_config,
     "tables": _cmd_tables,
     "history": _cmd_history,

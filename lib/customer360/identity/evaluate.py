@@ -44,7 +44,8 @@ class Evaluation:
     def lines(self) -> list[str]:
         return [
             f"records evaluated      {self.records:>12,}  (not in truth: {self.records_without_truth:,}; "
-            f"truth records not resolved: {self.truth_records_unresolved:,})",
+            f"truth records of these sources with no identity record: {self.truth_records_unresolved:,}, "
+            f"e.g. anonymous web events)",
             f"persons / customers    {self.persons:>12,} / {self.customers:,}",
             f"pairwise precision     {self.precision:>12.4f}",
             f"pairwise recall        {self.recall:>12.4f}",

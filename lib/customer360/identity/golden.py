@@ -54,7 +54,10 @@ def _source_rank(priority: Sequence[str]) -> Column:
 
 def _pick(records: DataFrame, columns: Sequence[str], rule: str) -> DataFrame:
     """customer_id + ``columns`` from the record (or value) the rule prefers."""
-    present = records.where(F.coalesce(*[F.col(c).isNotNull() for c in columns]) if len(columns) > 1 else F.col(columns[0]).isNotNull())
+    any_value = F.col(columns[0]).isNotNull()
+    for column in columns[1:]:
+        any_value = any_value | F.col(column).isNotNull()
+    present = records.where(any_value)
     value = F.struct(*[F.col(c) for c in columns])
     if rule == "most_frequent":
         grouped = present.groupBy("customer_id", *columns).agg(

@@ -8,6 +8,8 @@ records the same way.
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyspark.sql.functions as F
@@ -49,13 +51,24 @@ def _with_vertex_ids(clear: DataFrame) -> DataFrame:
         return with_ids.localCheckpoint(eager=True)
 
 
+@contextmanager
+def timed(label: str):
+    """Log how long a step took (the identity stage's steps are the expensive part of a run)."""
+    started = time.perf_counter()
+    yield
+    log.info("%s: %.1f s", label, time.perf_counter() - started)
+
+
 def resolve_identities(clear: DataFrame, settings: IdentityConfig, *, graphframes_available: bool = False) -> ResolvedIdentities:
-    records = _with_vertex_ids(clear).persist()
+    with timed("identity: standardized records"):
+        records = _with_vertex_ids(clear).persist()
     deterministic = deterministic_links(records, settings)
-    matched = probabilistic_links(records, settings.matching)
+    with timed("identity: probabilistic matching"):
+        matched = probabilistic_links(records, settings.matching)
     probabilistic = matched.links
     edges = deterministic.edges.select("src", "dst").unionByName(probabilistic.select("src", "dst"))
-    result = connected_components(records.select(F.col("vid").alias("id")), edges, graphframes_available=graphframes_available)
+    with timed("identity: connected components"):
+        result = connected_components(records.select(F.col("vid").alias("id")), edges, graphframes_available=graphframes_available)
     log.info("connected components: engine %s, %d rounds", result.engine, result.rounds)
 
     # how each record joined its customer: its best shared identifier, else its best probabilistic link

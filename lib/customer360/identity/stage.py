@@ -34,7 +34,7 @@ from customer360.identity.records import (
     tokenize_records,
     vault_entries,
 )
-from customer360.identity.resolve import ResolvedIdentities, resolve_identities
+from customer360.identity.resolve import ResolvedIdentities, resolve_identities, timed
 from customer360.identity.stable_ids import IdAssignment, assign_customer_ids
 from customer360.identity.tokenize import hmac_token
 from customer360.lakehouse import Lakehouse
@@ -87,14 +87,17 @@ def build_outputs(
     resolved = resolve_identities(clear, settings, graphframes_available=graphframes_available)
     records = resolved.records
     # each step below is read by several outputs: materialize once and cut the lineage
-    components = _materialize(resolved.components)
-    found = assign_customer_ids(components, previous=previous_xref, registry=registry, run_id=run_id, now=now)
-    assignment = IdAssignment(ids=_materialize(found.ids), audit=_materialize(found.audit), registry=_materialize(found.registry))
+    with timed("identity: match rules per record"):
+        components = _materialize(resolved.components)
+    with timed("identity: stable customer ids"):
+        found = assign_customer_ids(components, previous=previous_xref, registry=registry, run_id=run_id, now=now)
+        assignment = IdAssignment(ids=_materialize(found.ids), audit=_materialize(found.audit), registry=_materialize(found.registry))
     ids = assignment.ids
     xref = components.join(ids, ["region", "source", "source_record_id"]).select(
         "source", "source_record_id", "customer_id", "match_rule", "match_confidence", F.lit(run_id).alias("run_id"), "region"
     )
-    tokenized = _materialize(tokenize_records(records.drop("vid", "profile_key"), key=key, run_id=run_id))
+    with timed("identity: tokenized records"):
+        tokenized = _materialize(tokenize_records(records.drop("vid", "profile_key"), key=key, run_id=run_id))
     golden = golden_records(
         tokenized.join(ids.select("source", "source_record_id", "customer_id"), ["source", "source_record_id"]),
         settings.survivorship,

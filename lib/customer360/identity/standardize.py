@@ -127,16 +127,17 @@ def _e164_udf(numbers: pd.Series, countries: pd.Series) -> pd.Series:
 
 
 def standardize_phone(col: Column, default_country: Column) -> Column:
-    """E.164 (``+447700900123``) via libphonenumber; national numbers are read in
+    """E.164 (``+14155552671``) via libphonenumber; national numbers are read in
     ``default_country`` (ISO 3166 alpha-2). Invalid and placeholder numbers become null."""
     return _e164_udf(col.cast("string"), default_country)
 
 
 def standardize_date(col: Column, formats: Sequence[str] = DEFAULT_DATE_FORMATS) -> Column:
-    """A date from a date, a timestamp, or a string in the first of ``formats`` that parses."""
+    """A date from a string in the first of ``formats`` that parses, else from a date, a timestamp
+    or an ISO string (``1980-02-03``, ``1980-02-03 10:30:00``)."""
     text = F.trim(col.cast("string"))
-    parsed = [F.try_to_timestamp(text, F.lit(fmt)) for fmt in formats]
-    return F.coalesce(*parsed).cast("date") if len(parsed) > 1 else parsed[0].cast("date")
+    parsed = [F.try_to_timestamp(text, F.lit(fmt)).cast("date") for fmt in formats]
+    return F.coalesce(*parsed, col.try_cast("date"))
 
 
 def standardize_birth_date(col: Column, *, today: date, formats: Sequence[str] = DEFAULT_DATE_FORMATS) -> Column:
@@ -162,11 +163,15 @@ def standardize_city(col: Column) -> Column:
 def standardize_postcode(col: Column, rule: PostcodeRule) -> Column:
     """Upper-case without spaces or punctuation, then the region's rule; null unless it matches
     the rule's pattern."""
-    code = F.regexp_replace(F.upper(F.trim(col.cast("string"))), r"[^A-Z0-9]", "")
+    # a postcode column read as a decimal number ("2134.0") loses only its fraction
+    text = F.regexp_replace(F.trim(col.cast("string")), r"^([0-9]+)\.0+$", "$1")
+    code = F.regexp_replace(F.upper(text), r"[^A-Z0-9]", "")
     if rule.truncate:
         code = F.substring(code, 1, rule.truncate)
     if rule.zero_pad:
-        code = F.when(code.rlike(r"^[0-9]+$"), F.lpad(code, rule.zero_pad, "0")).otherwise(code)
+        # lpad also cuts longer strings: pad only short ones, so a 6-digit code stays invalid
+        short = code.rlike(r"^[0-9]+$") & (F.length(code) < rule.zero_pad)
+        code = F.when(short, F.lpad(code, rule.zero_pad, "0")).otherwise(code)
     if rule.space_before_last:
         n = rule.space_before_last
         length = F.length(code)

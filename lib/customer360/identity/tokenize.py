@@ -37,4 +37,6 @@ def hmac_token(value: Column, *, key: bytes, kind: str) -> Column:
 
 def python_token(value: str, *, key: bytes, kind: str) -> str:
     """The same token computed in Python (for lookups, tests, and the erasure tooling)."""
+    if not key:
+        raise ValueError("the PII hashing key is empty")
     return hmac.new(key, kind.encode("utf-8") + _SEPARATOR + value.encode("utf-8"), hashlib.sha256).hexdigest()

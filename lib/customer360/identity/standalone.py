@@ -1,0 +1,329 @@
+"""``c360 identity --input PATH --format csv|parquet --mapping MAPPING.yaml --output DIR``.
+
+Resolves any file of person records without the rest of the pipeline. The mapping names the
+record id column and the columns holding each attribute; unmapped attributes are not used.
+Results are Delta tables directly under DIR: ``customer_xref``, ``customer_golden``,
+``pii_vault`` (token -> value, to read the golden records), ``customer_ids`` and
+``identity_audit`` (so that running again on a changed file keeps the ids stable).
+
+Mapping YAML::
+
+    record_id: patient_no          # required; read as a string (leading zeros kept)
+    source: clinic_a               # optional, default: the input file's name
+    region: us                     # optional: a conf/regions code whose phone/postcode/street rules apply
+    default_phone_country: US      # optional: how national phone numbers are read
+    columns:
+      first_name: given
+      last_name: family
+      full_name: name              # "John Smith" or "Smith, John"; used where first/last are not mapped
+      date_of_birth: {column: dob, format: MM/dd/yyyy}
+      street: address1
+      city: town
+      postcode: zip
+      email: mail
+      phone: tel
+      loyalty_id: member_no
+      company_name: employer
+    other_ids: {passport: passport_no}   # further strong identifiers
+    matching:                      # optional; defaults: conf/identity.yaml, rules on unmapped columns dropped
+      threshold: 0.95
+      blocking_rules:
+        - {name: surname_zip, keys: [soundex(last_name), postcode]}
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import pyspark.sql.functions as F
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pyspark.sql import Column, DataFrame, SparkSession
+
+from customer360.config import AppConfig, BlockingRule, PostcodeRule
+from customer360.errors import C360Error, ConfigError
+from customer360.identity.matching import COMPARISONS
+from customer360.identity.records import standardize_records
+from customer360.identity.stage import (
+    CUSTOMER_GOLDEN,
+    CUSTOMER_IDS,
+    CUSTOMER_XREF,
+    IDENTITY_AUDIT,
+    PII_VAULT,
+    build_outputs,
+)
+from customer360.identity.standardize import DEFAULT_DATE_FORMATS
+from customer360.lakehouse import Lakehouse
+from customer360.lakehouse.core import parse_table_name
+
+log = logging.getLogger(__name__)
+
+MAPPABLE = (
+    "first_name", "last_name", "full_name", "date_of_birth", "street", "city", "postcode", "country",
+    "email", "phone", "loyalty_id", "device_id", "cookie_id", "company_name", "event_time",
+)
+STANDALONE_REGION = "all"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatedColumn(_Strict):
+    column: str = Field(min_length=1)
+    #: a Spark datetime pattern (yyyy-MM-dd, dd/MM/yyyy, MM/dd/yy ...); default: ISO and a few common ones
+    format: str | None = None
+
+
+class MatchingOverrides(_Strict):
+    threshold: float | None = Field(default=None, gt=0, lt=1)
+    blocking_rules: tuple[BlockingRule, ...] | None = Field(default=None, min_length=1)
+    max_block_size: int | None = Field(default=None, ge=2)
+
+
+class StandaloneMapping(_Strict):
+    record_id: str = Field(min_length=1)
+    source: str | None = None
+    region: str | None = None
+    default_phone_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    columns: dict[str, str | DatedColumn] = Field(min_length=1)
+    other_ids: dict[str, str] = Field(default_factory=dict)
+    matching: MatchingOverrides = Field(default_factory=MatchingOverrides)
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(MAPPABLE))
+        if unknown:
+            raise ValueError(f"unknown attribute(s) {unknown}; mappable: {', '.join(MAPPABLE)}")
+        return value
+
+    @field_validator("other_ids")
+    @classmethod
+    def _kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not re.fullmatch(r"[a-z][a-z0-9_]*", k)]
+        if bad:
+            raise ValueError(f"identifier kinds must be lower-case snake_case, got {bad}")
+        return value
+
+    def column(self, attribute: str) -> str | None:
+        value = self.columns.get(attribute)
+        return value.column if isinstance(value, DatedColumn) else value
+
+    def date_format(self, attribute: str) -> str | None:
+        value = self.columns.get(attribute)
+        return value.format if isinstance(value, DatedColumn) else None
+
+
+def load_mapping(path: str | Path) -> StandaloneMapping:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: mapping file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the mapping must be a YAML mapping")
+    try:
+        return StandaloneMapping.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class StandardizationRules:
+    """The region settings the standardizers read (a configured RegionConfig has the same fields)."""
+
+    default_phone_country: str
+    postcode: PostcodeRule
+    street_abbreviations: dict[str, str]
+
+
+class _FlatLakehouse(Lakehouse):
+    """Tables directly under the root (``DIR/customer_xref``), not ``DIR/<layer>/<table>``."""
+
+    def path(self, name: str) -> str:
+        _, table = parse_table_name(name)
+        return f"{self.root}/{table}"
+
+
+def _split_full_name(full: Column) -> tuple[Column, Column]:
+    """'Smith, John' -> (John, Smith); 'John Q Smith' -> (John, Smith)."""
+    text = F.trim(full)
+    comma = text.contains(",")
+    after = F.trim(F.substring_index(text, ",", -1))
+    before = F.trim(F.substring_index(text, ",", 1))
+    words = F.split(text, r"\s+")
+    first = F.when(comma, F.split(after, r"\s+")[0]).otherwise(words[0])
+    last = F.when(comma, before).otherwise(F.when(F.size(words) > 1, F.element_at(words, -1)))
+    return first, last
+
+
+def canonical_input(df: DataFrame, mapping: StandaloneMapping, *, source: str) -> DataFrame:
+    """The input rows as canonical attributes (the same shape the pipeline builds from bronze)."""
+    wanted = {mapping.record_id, *(mapping.column(a) for a in mapping.columns), *mapping.other_ids.values()}
+    missing = sorted(c for c in wanted if c not in df.columns)
+    if missing:
+        raise C360Error(f"mapping names column(s) {missing} that the input does not have; input columns: {df.columns}")
+
+    def col(attribute: str) -> Column:
+        name = mapping.column(attribute)
+        return F.col(name).cast("string") if name else F.lit(None).cast("string")
+
+    first, last = col("first_name"), col("last_name")
+    if mapping.column("full_name"):
+        split_first, split_last = _split_full_name(F.col(mapping.column("full_name")).cast("string"))
+        first = F.coalesce(first, split_first) if mapping.column("first_name") else split_first
+        last = F.coalesce(last, split_last) if mapping.column("last_name") else split_last
+    other = [item for kind, name in sorted(mapping.other_ids.items()) for item in (F.lit(kind), F.col(name).cast("string"))]
+    return df.select(
+        F.lit(source).alias("source"),
+        F.trim(F.col(mapping.record_id).cast("string")).alias("source_record_id"),
+        first.alias("first_name"),
+        last.alias("last_name"),
+        *[col(a).alias(a) for a in ("email", "phone", "date_of_birth", "street", "city", "postcode", "country",
+                                     "loyalty_id", "device_id", "cookie_id", "event_time", "company_name")],
+        F.lit(mapping.region or STANDALONE_REGION).alias("region"),
+        (F.create_map(*other) if other else F.lit(None).cast("map<string,string>")).alias("other_ids"),
+    )
+
+
+def _check_record_ids(canonical: DataFrame) -> None:
+    stats = canonical.agg(
+        F.count("*").alias("rows"),
+        F.sum(F.col("source_record_id").isNull().cast("long")).alias("null_ids"),
+        F.countDistinct("source_record_id").alias("distinct_ids"),
+    ).first()
+    if stats["null_ids"]:
+        raise C360Error(f"{stats['null_ids']} of {stats['rows']} input rows have no record id; every record needs one")
+    if stats["distinct_ids"] != stats["rows"]:
+        examples = [
+            r[0]
+            for r in canonical.groupBy("source_record_id").count().where(F.col("count") > 1).limit(5).collect()
+        ]
+        raise C360Error(
+            f"record ids are not unique: {stats['rows'] - stats['distinct_ids']} duplicate rows (e.g. {examples})"
+        )
+
+
+def _mapped_blocking_rules(rules, mapped: set[str]) -> tuple[BlockingRule, ...]:
+    """The configured rules whose attributes are all mapped."""
+    attributes = {col for c in COMPARISONS for col in c.columns}
+    usable = []
+    for rule in rules:
+        text = " ".join(rule.keys)
+        used = {a for a in attributes if re.search(rf"\b{a}\b", text)}
+        if used <= mapped:
+            usable.append(rule)
+    return tuple(usable)
+
+
+@dataclass(frozen=True)
+class StandaloneReport:
+    records: int
+    customers: int
+    probabilistic_records: int
+    output: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.records:,} records -> {self.customers:,} customers "
+            f"({self.probabilistic_records:,} records linked probabilistically)",
+            f"Delta tables under {self.output}: customer_xref, customer_golden, pii_vault, customer_ids, identity_audit",
+        ]
+
+
+def resolve_file(
+    spark: SparkSession,
+    config: AppConfig,
+    *,
+    input_path: str,
+    input_format: Literal["csv", "parquet"],
+    mapping: StandaloneMapping,
+    output: str,
+    run_id: str,
+    graphframes_available: bool = False,
+    now: datetime | None = None,
+) -> StandaloneReport:
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    if input_format == "csv":
+        # every column as a string: ids like 007 and postcodes like 02134 keep their zeros
+        raw = spark.read.option("header", True).option("inferSchema", False).option("mode", "FAILFAST").csv(input_path)
+    elif input_format == "parquet":
+        raw = spark.read.parquet(input_path)
+    else:
+        raise C360Error(f"--format must be csv or parquet, not {input_format!r}")
+    source = mapping.source or Path(input_path.rstrip("/")).stem
+    canonical = canonical_input(raw, mapping, source=source)
+    _check_record_ids(canonical)
+
+    if mapping.region:
+        if mapping.region not in config.regions:
+            raise ConfigError(f"mapping region {mapping.region!r} is not configured; known: {', '.join(sorted(config.regions))}")
+        base = config.regions[mapping.region]
+        rules = StandardizationRules(
+            mapping.default_phone_country or base.default_phone_country, base.postcode, dict(base.street_abbreviations)
+        )
+    else:
+        if not mapping.default_phone_country and mapping.column("phone"):
+            log.warning("no region or default_phone_country in the mapping: only international (+...) phone numbers will parse")
+        rules = StandardizationRules(mapping.default_phone_country or "ZZ", PostcodeRule(), {})
+    mapped = {a for a in mapping.columns} | ({"first_name", "last_name"} if mapping.column("full_name") else set())
+    identity = config.identity
+    overrides = mapping.matching
+    matching = identity.matching.model_copy(
+        update={
+            "threshold": overrides.threshold or identity.matching.threshold,
+            "blocking_rules": overrides.blocking_rules or _mapped_blocking_rules(identity.matching.blocking_rules, mapped),
+            "max_block_size": overrides.max_block_size or identity.matching.max_block_size,
+        }
+    )
+    identity = identity.model_copy(update={"matching": matching})
+    date_formats = [f for f in (mapping.date_format("date_of_birth"),) if f] or list(DEFAULT_DATE_FORMATS)
+    event_formats = [f for f in (mapping.date_format("event_time"),) if f]
+    clear = standardize_records(
+        canonical,
+        regions={mapping.region or STANDALONE_REGION: rules},
+        identity=identity,
+        today=now.date(),
+        date_formats=date_formats,
+        timestamp_formats=event_formats,
+    )
+
+    lakehouse = _FlatLakehouse(spark, config.lakehouse.model_copy(update={"root": output.rstrip("/")}))
+    previous = lakehouse.read(CUSTOMER_XREF).localCheckpoint(eager=True) if lakehouse.exists(CUSTOMER_XREF) else None
+    registry = lakehouse.read(CUSTOMER_IDS).localCheckpoint(eager=True) if lakehouse.exists(CUSTOMER_IDS) else None
+    out = build_outputs(
+        clear,
+        settings=identity,
+        key=config.pii_hash_key(),
+        run_id=run_id,
+        now=now,
+        previous_xref=previous.select("region", "source", "source_record_id", "customer_id") if previous is not None else None,
+        registry=registry,
+        graphframes_available=graphframes_available,
+    )
+    try:
+        xref_rows = lakehouse.write(out.xref, CUSTOMER_XREF, partition_by=["region"], schema_mode="merge").rows_written
+        lakehouse.write(out.golden, CUSTOMER_GOLDEN, partition_by=["region"], schema_mode="merge")
+        lakehouse.write(out.vault, PII_VAULT, partition_by=["region"], schema_mode="merge")
+        lakehouse.write(out.assignment.audit, IDENTITY_AUDIT, mode="append", partition_by=["region"])
+        if lakehouse.exists(CUSTOMER_IDS):
+            lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
+        else:
+            lakehouse.write(out.assignment.registry, CUSTOMER_IDS, partition_by=["region"])
+        stats = lakehouse.read(CUSTOMER_XREF).agg(
+            F.count("*"), F.countDistinct("customer_id"), F.sum(F.col("match_rule").startswith("probabilistic").cast("long"))
+        ).first()
+    finally:
+        out.resolved.release()
+    records_in = canonical.count()
+    if stats[0] != records_in or xref_rows != records_in:
+        raise C360Error(f"{records_in} input records but {stats[0]} rows in customer_xref: resolution lost records")
+    return StandaloneReport(records=int(stats[0]), customers=int(stats[1]), probabilistic_records=int(stats[2] or 0), output=output)
