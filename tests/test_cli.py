@@ -32,8 +32,8 @@ def test_help_lists_the_commands():
     out = subprocess.run(
         [sys.executable, "-m", "customer360.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("run", "generate", "ingest", "config", "tables", "history", "vacuum", "optimize"):
-        assert f"    {command} " in out
+    for command in ("run", "generate", "ingest", "identity", "identity-eval", "config", "tables", "history", "vacuum", "optimize"):
+        assert re.search(rf"^    {command}(\s|$)", out, re.MULTILINE), command
 
 
 def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
@@ -58,6 +58,23 @@ def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
     bronze_counts = {t: ctx.lakehouse.read(t).count() for t in (f"bronze.{s}" for s in SOURCES)}
     assert {r["table"]: r["sum(value)"] for r in metrics} == bronze_counts
     assert set(ctx.lakehouse.read("bronze.crm_customers").select("region").distinct().toPandas()["region"]) == {"de", "fr"}
+    # the identity stage ran after ingestion, and its figures are in the run log too
+    assert re.search(r"    identity:\n      de: [\d,]+ records -> [\d,]+ customers", out)
+    identity_metrics = {
+        (r.region, r.metric): r.value
+        for r in ctx.lakehouse.read(RUN_METRICS).where("stage = 'identity'").collect()
+    }
+    assert identity_metrics[("de", "xref_rows")] == identity_metrics[("de", "records_in")] > 0
+    assert identity_metrics[("de", "customers")] == ctx.lakehouse.read("silver.customer_golden").where("region = 'de'").count()
+
+    # identity-eval scores the xref against the generator's truth
+    assert cli.main(["identity-eval", *_args(tmp_path, "--region", "de,fr")]) == 0
+    scores = capsys.readouterr().out
+    assert "identity evaluation against" in scores and "(regions de, fr)" in scores
+    precision = float(re.search(r"pairwise precision\s+([\d.]+)", scores).group(1))
+    assert precision >= 0.95
+    assert cli.main(["identity-eval", "--truth", str(tmp_path / "none.parquet"), *_args(tmp_path)]) == 2
+    assert "no ground truth at" in capsys.readouterr().err
 
     # a second run finds the sample cached and every file already loaded
     assert cli.main(["run", *_args(tmp_path, "--region", "de,fr")]) == 0

@@ -264,8 +264,12 @@ class MatchingConfig(_Frozen):
     max_block_size: int = Field(default=200, ge=2)
     em_max_iterations: int = Field(default=200, ge=1)
     em_tolerance: float = Field(default=1e-7, gt=0)
-    #: u probabilities come from random record pairs among this many sampled records per region
-    u_sample_records: int = Field(default=3000, ge=10)
+    #: strength (in pairs) of the priors on m, u and the match share: keeps EM sane on small inputs
+    em_prior_pairs: float = Field(default=10.0, ge=0)
+    #: u probabilities come from about this many random record pairs per region, drawn among
+    #: this many sampled records
+    u_sample_records: int = Field(default=2000, ge=10)
+    u_sample_pairs: int = Field(default=200_000, ge=100)
     seed: int = 42
 
 

@@ -229,12 +229,21 @@ def with_comparison_levels(pairs: DataFrame) -> DataFrame:
     )
 
 
-def random_pairs(records: DataFrame, *, sample_records: int, seed: int) -> DataFrame:
-    """All pairs among up to ``sample_records`` random records per region: almost all non-matches."""
+def random_pairs(records: DataFrame, *, sample_records: int, pairs_per_region: int, seed: int) -> DataFrame:
+    """About ``pairs_per_region`` random pairs per region (almost all non-matches): up to
+    ``sample_records`` random records, each paired with the next k records of a random order."""
     order = Window.partitionBy("region").orderBy(F.rand(seed))
-    sample = records.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") <= sample_records).drop("_rank")
-    left, right = _sides(sample, "l_"), _sides(sample, "r_")
-    condition = (F.col("l_region") == F.col("r_region")) & (F.col("l_vid") < F.col("r_vid"))
+    sample = (
+        records.withColumn("_rank", F.row_number().over(order) - 1)
+        .where(F.col("_rank") < sample_records)
+        .withColumn("_n", F.count("*").over(Window.partitionBy("region")))
+    )
+    offsets = max(1, math.ceil(pairs_per_region / sample_records))
+    left = sample.withColumn("_offset", F.explode(F.sequence(F.lit(1), F.least(F.lit(offsets), F.col("_n") - 1))))
+    left = left.where(F.col("_n") > 1).withColumn("_partner", (F.col("_rank") + F.col("_offset")) % F.col("_n"))
+    left = _sides(left.drop("_offset", "_n"), "l_")
+    right = _sides(sample.drop("_n"), "r_")
+    condition = (F.col("l_region") == F.col("r_region")) & (F.col("l__partner") == F.col("r__rank"))
     return left.join(right, condition).withColumn("rule", F.lit("random"))
 
 
@@ -245,18 +254,41 @@ def level_counts(gammas: DataFrame, *, by_rule: bool = False) -> pd.DataFrame:
     return gammas.groupBy(*keys).agg(F.count("*").alias("n")).toPandas()
 
 
-def _frequencies(counts: pd.DataFrame, weights: np.ndarray, name: str, levels: int) -> np.ndarray:
+def _frequencies(
+    counts: pd.DataFrame, weights: np.ndarray, name: str, levels: int, *, prior: np.ndarray | None = None, strength: float = 0.0
+) -> np.ndarray:
+    """Weighted level frequencies, shrunk towards ``prior`` by ``strength`` pseudo-pairs (so that a
+    handful of pairs cannot produce certainties); a tiny pseudo-count keeps every level possible."""
     gamma = counts[f"gamma_{name}"].to_numpy()
     present = gamma >= 0
     total = weights[present].sum()
     out = np.array([weights[gamma == level].sum() for level in range(levels)], dtype=float)
-    return (out + 1e-3) / (total + 1e-3 * levels)  # a pseudo-count keeps every level possible
+    if prior is not None and strength > 0:
+        out = out + strength * prior
+        total = total + strength
+    return (out + 1e-3) / (total + 1e-3 * levels)
 
 
-def random_u(random_counts: pd.DataFrame) -> dict[str, np.ndarray]:
+def prior_u() -> dict[str, np.ndarray]:
+    """What random pairs look like before any data: mostly different, rarely equal."""
+    out = {}
+    for comparison in COMPARISONS:
+        k = len(comparison.levels)
+        prior = np.full(k, 0.04)
+        prior[-1] = 0.01
+        prior[0] = 1.0 - prior[1:].sum()
+        out[comparison.name] = prior
+    return out
+
+
+def random_u(random_counts: pd.DataFrame, *, prior_pairs: float = 0.0) -> dict[str, np.ndarray]:
     """u probabilities: level frequencies among random pairs."""
-    n = random_counts["n"].to_numpy(dtype=float)
-    return {c.name: _frequencies(random_counts, n, c.name, len(c.levels)) for c in COMPARISONS}
+    n = random_counts["n"].to_numpy(dtype=float) if len(random_counts) else np.zeros(0)
+    prior = prior_u()
+    return {
+        c.name: _frequencies(random_counts, n, c.name, len(c.levels), prior=prior[c.name], strength=prior_pairs)
+        for c in COMPARISONS
+    }
 
 
 def initial_m() -> dict[str, np.ndarray]:
@@ -279,10 +311,16 @@ def expectation_maximisation(
     lam: float = 0.5,
     max_iterations: int = 200,
     tolerance: float = 1e-7,
+    prior_pairs: float = 0.0,
 ) -> FellegiSunterModel:
     """EM for m and the match share of a two-class mixture with conditionally independent
-    comparisons, u fixed; on comparison-vector counts (columns ``gamma_*`` and ``n``)."""
+    comparisons, u fixed; on comparison-vector counts (columns ``gamma_*`` and ``n``).
+
+    ``prior_pairs`` > 0 makes it a MAP estimate: m is shrunk towards its starting point and the
+    match share towards one half by that many pseudo-pairs, which matters only for small inputs.
+    """
     m = {k: v.copy() for k, v in (m or initial_m()).items()}
+    start = {k: v.copy() for k, v in m.items()}
     n = counts["n"].to_numpy(dtype=float) if len(counts) else np.zeros(0)
     free = [c for c in COMPARISONS if c.name not in fixed]
     iteration = 0
@@ -298,10 +336,12 @@ def expectation_maximisation(
         odds = math.log(lam) - math.log1p(-lam) + weight
         posterior = 1.0 / (1.0 + np.exp(-np.clip(odds, -700, 700)))
         matched = n * posterior
-        new_lam = float(np.clip(matched.sum() / n.sum(), 1e-6, 1 - 1e-6))
+        new_lam = float(np.clip((matched.sum() + prior_pairs / 2) / (n.sum() + prior_pairs), 1e-6, 1 - 1e-6))
         new_m = dict(m)
         for comparison in free:
-            new_m[comparison.name] = _frequencies(counts, matched, comparison.name, len(comparison.levels))
+            new_m[comparison.name] = _frequencies(
+                counts, matched, comparison.name, len(comparison.levels), prior=start[comparison.name], strength=prior_pairs
+            )
         change = abs(new_lam - lam) + max(float(np.abs(new_m[c.name] - m[c.name]).max()) for c in free)
         m, lam = new_m, new_lam
         if change < tolerance:
@@ -324,11 +364,21 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
 
     ``records`` needs vid, region and the compared attributes; callers should persist it.
     """
+    if not settings.blocking_rules:
+        log.info("Fellegi-Sunter: no blocking rule fits the mapped attributes; deterministic links only")
+        spark = records.sparkSession
+        return MatchResult(
+            links=spark.createDataFrame([], "src long, dst long, rule string, probability double"),
+            skipped_blocks=spark.createDataFrame([], "region string, rule string, block_size long"),
+            models=(),
+        )
     candidates = matchable(records)
     pairs, skipped = candidate_pairs(candidates, settings.blocking_rules, max_block_size=settings.max_block_size)
     gammas = with_comparison_levels(pairs).persist()
-    sample = random_pairs(candidates, sample_records=settings.u_sample_records, seed=settings.seed)
-    u = random_u(level_counts(with_comparison_levels(sample)))
+    sample = random_pairs(
+        candidates, sample_records=settings.u_sample_records, pairs_per_region=settings.u_sample_pairs, seed=settings.seed
+    )
+    u = random_u(level_counts(with_comparison_levels(sample)), prior_pairs=settings.em_prior_pairs)
     counts = level_counts(gammas, by_rule=True)
     models = []
     for rule in settings.blocking_rules:
@@ -339,6 +389,7 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
             fixed=fixed_comparisons(rule),
             max_iterations=settings.em_max_iterations,
             tolerance=settings.em_tolerance,
+            prior_pairs=settings.em_prior_pairs,
         )
         log.info(
             "Fellegi-Sunter %s: %d candidate pairs, EM %d iterations, match share %.4f (fixed: %s)",

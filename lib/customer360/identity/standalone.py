@@ -213,7 +213,8 @@ def _check_record_ids(canonical: DataFrame) -> None:
 
 
 def _mapped_blocking_rules(rules, mapped: set[str]) -> tuple[BlockingRule, ...]:
-    """The configured rules whose attributes are all mapped."""
+    """The configured rules whose attributes are all mapped; with none left but both names
+    mapped, one rule on the full name; with no names, none (deterministic links only)."""
     attributes = {col for c in COMPARISONS for col in c.columns}
     usable = []
     for rule in rules:
@@ -221,6 +222,8 @@ def _mapped_blocking_rules(rules, mapped: set[str]) -> tuple[BlockingRule, ...]:
         used = {a for a in attributes if re.search(rf"\b{a}\b", text)}
         if used <= mapped:
             usable.append(rule)
+    if not usable and {"first_name", "last_name"} <= mapped:
+        usable.append(BlockingRule(name="full_name", keys=("first_name", "last_name")))
     return tuple(usable)
 
 
@@ -252,6 +255,8 @@ def resolve_file(
     now: datetime | None = None,
 ) -> StandaloneReport:
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    if mapping.region and mapping.region not in config.regions:
+        raise ConfigError(f"mapping region {mapping.region!r} is not configured; known: {', '.join(sorted(config.regions))}")
     if input_format == "csv":
         # every column as a string: ids like 007 and postcodes like 02134 keep their zeros
         raw = spark.read.option("header", True).option("inferSchema", False).option("mode", "FAILFAST").csv(input_path)
@@ -264,8 +269,6 @@ def resolve_file(
     _check_record_ids(canonical)
 
     if mapping.region:
-        if mapping.region not in config.regions:
-            raise ConfigError(f"mapping region {mapping.region!r} is not configured; known: {', '.join(sorted(config.regions))}")
         base = config.regions[mapping.region]
         rules = StandardizationRules(
             mapping.default_phone_country or base.default_phone_country, base.postcode, dict(base.street_abbreviations)

@@ -1,0 +1,139 @@
+"""``c360 identity --input --format --mapping --output`` on files that look nothing like ours."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from customer360 import cli
+from customer360.config import LakehouseConfig
+from customer360.errors import ConfigError
+from customer360.identity.standalone import load_mapping
+from customer360.lakehouse import Lakehouse
+
+from tests.conftest import CONF_DIR
+
+CSV = """PatientNo,Name,Born,Addr,Zip,Town,Tel,Member
+007,"Smith, John",03/04/1985,12 High Street,02134,Boston,(617) 555-0134,
+008,Jon Smith,03/04/1985,12 High St.,2134,boston,617.555.0134,
+009,Mary Jones,12/11/1970,4 Oak Avenue,10001,New York,,M-1
+010,"Jones, Mary",12/11/1970,,,,,M1
+011,Peter Jones,01/02/1990,4 Oak Avenue,10001,New York,,
+012,Ann Lee,28/02/1962,9 Pine Street,98101,Seattle,,
+013,Anne Lee,28/02/1962,9 Pine St,98101,Seattle,,
+"""
+
+
+def _mapping(tmp_path, text: str):
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MAPPING = """
+record_id: PatientNo
+source: clinic
+region: us
+columns:
+  full_name: Name
+  date_of_birth: {column: Born, format: dd/MM/yyyy}
+  street: Addr
+  postcode: Zip
+  city: Town
+  phone: Tel
+  loyalty_id: Member
+matching:
+  threshold: 0.95    # seven rows teach EM little: its posteriors stay modest
+"""
+
+
+def _tables(spark, out):
+    lakehouse = Lakehouse(spark, LakehouseConfig(root=str(out)))
+    read = lambda name: lakehouse.engine.read(f"{out}/{name}", version=None, as_of=None)  # noqa: E731
+    return read
+
+
+def _run(tmp_path, *extra):
+    return cli.main(["identity", *extra, "--conf-dir", str(CONF_DIR), "--set", f"lakehouse.root={tmp_path / 'unused'}"])
+
+
+def test_resolves_a_foreign_csv_and_keeps_ids_on_a_rerun(spark, tmp_path, capsys):
+    source = tmp_path / "patients.csv"
+    source.write_text(CSV, encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["--input", str(source), "--format", "csv", "--mapping", str(_mapping(tmp_path, MAPPING)), "--output", str(out)]
+    assert _run(tmp_path, *args) == 0
+    printed = capsys.readouterr().out
+    assert "7 records -> 4 customers" in printed
+    read = _tables(spark, out)
+    xref = {r.source_record_id: r for r in read("customer_xref").collect()}
+    assert set(xref) == {"007", "008", "009", "010", "011", "012", "013"}  # ids keep their zeros
+    assert {r.source for r in xref.values()} == {"clinic"}
+    same = lambda a, b: xref[a].customer_id == xref[b].customer_id  # noqa: E731
+    assert same("007", "008") and xref["007"].match_rule == "deterministic:phone"
+    assert same("009", "010") and xref["010"].match_rule == "deterministic:loyalty_id"  # M-1 == M1
+    assert not same("009", "011")  # same address, different person
+    assert same("012", "013") and xref["013"].match_rule.startswith("probabilistic:")  # no shared identifier
+    assert xref["013"].match_confidence >= 0.95
+
+    golden = read("customer_golden")
+    vault = {(r.kind, r.token): r.value for r in read("pii_vault").collect()}
+    smith = golden.where(golden.customer_id == xref["007"].customer_id).first()
+    assert vault[("last_name", smith.last_name)] == "smith"
+    assert vault[("date_of_birth", smith.date_of_birth)] == "1985-04-03"
+    assert vault[("postcode", smith.postcode)] == "02134"
+    assert vault[("phone", smith.phone)] == "+16175550134"
+
+    # a second run on the same output keeps every id and records no merge or split
+    assert _run(tmp_path, *args) == 0
+    again = {r.source_record_id: r.customer_id for r in read("customer_xref").collect()}
+    assert again == {k: v.customer_id for k, v in xref.items()}
+    assert read("identity_audit").count() == 0
+
+
+def test_parquet_with_numeric_ids_and_few_attributes(spark, tmp_path, capsys):
+    path = tmp_path / "people.parquet"
+    pq.write_table(
+        pa.table({
+            "id": pa.array([1, 2, 3, 4], pa.int64()),
+            "mail": ["A.B@Example.com", "a.b@example.com ", None, "c@d.org"],
+            "nm": ["Al Bee", "Albert Bee", "Cy Dee", "Cy Dee"],
+        }),
+        path,
+    )
+    mapping = _mapping(tmp_path, "record_id: id\ncolumns: {email: mail, full_name: nm}\n")
+    out = tmp_path / "out"
+    assert _run(tmp_path, "--input", str(path), "--format", "parquet", "--mapping", str(mapping), "--output", str(out)) == 0
+    assert "4 records -> 3 customers" in capsys.readouterr().out
+    xref = {r.source_record_id: r.customer_id for r in _tables(spark, out)("customer_xref").collect()}
+    assert xref["1"] == xref["2"] and len({xref["1"], xref["3"], xref["4"]}) == 3
+
+
+def test_bad_mappings_and_inputs_fail_clearly(spark, tmp_path, capsys):
+    source = tmp_path / "in.csv"
+    source.write_text("id,name\n1,Al Bee\n1,Al Bee\n,Cy\n", encoding="utf-8")
+    out = str(tmp_path / "out")
+
+    with pytest.raises(ConfigError, match=r"columns: .*unknown attribute\(s\) \['nickname'\]"):
+        load_mapping(_mapping(tmp_path, "record_id: id\ncolumns: {nickname: name}\n"))
+    with pytest.raises(ConfigError, match="record_id: Field required"):
+        load_mapping(_mapping(tmp_path, "columns: {full_name: name}\n"))
+    with pytest.raises(ConfigError, match="mapping file not found"):
+        load_mapping(tmp_path / "nope.yaml")
+
+    def run(mapping_text, *, input_path=source):
+        code = _run(tmp_path, "--input", str(input_path), "--format", "csv", "--mapping", str(_mapping(tmp_path, mapping_text)), "--output", out)
+        return code, capsys.readouterr().err
+
+    code, err = run("record_id: id\ncolumns: {full_name: fullname}\n")
+    assert code == 2 and "mapping names column(s) ['fullname'] that the input does not have" in err
+    code, err = run("record_id: id\ncolumns: {full_name: name}\n")
+    assert code == 2 and "1 of 3 input rows have no record id" in err
+    source.write_text("id,name\n1,Al Bee\n1,Al Bee\n", encoding="utf-8")
+    code, err = run("record_id: id\ncolumns: {full_name: name}\n")
+    assert code == 2 and "record ids are not unique: 1 duplicate rows (e.g. ['1'])" in err
+    code, err = run("record_id: id\nregion: xx\ncolumns: {full_name: name}\n")
+    assert code == 2 and "mapping region 'xx' is not configured" in err
+
+    assert _run(tmp_path, "--input", str(source), "--format", "csv") == 2
+    assert "missing --mapping, --output" in capsys.readouterr().err
