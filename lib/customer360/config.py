@@ -52,6 +52,9 @@ CANONICAL_ATTRIBUTES = (
     "company_name",
 )
 
+#: Standardized attributes a blocking key may use (the ones probabilistic matching compares).
+BLOCKING_ATTRIBUTES = ("first_name", "last_name", "date_of_birth", "street", "postcode", "city", "email", "phone")
+
 #: Attributes the identity stage standardizes and tokenizes (everything personal in a record).
 PII_ATTRIBUTES = (
     "first_name",
@@ -252,6 +255,20 @@ class BlockingRule(_Frozen):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     keys: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("keys")
+    @classmethod
+    def _attributes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            # every name not called as a function must be a compared attribute
+            names = re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", re.sub(r"'[^']*'", "''", key))
+            unknown = sorted(set(names) - set(BLOCKING_ATTRIBUTES))
+            if unknown:
+                raise ValueError(
+                    f"key {key!r} uses {unknown}; blocking keys are SQL expressions over "
+                    f"{', '.join(BLOCKING_ATTRIBUTES)}"
+                )
+        return value
 
 
 class MatchingConfig(_Frozen):

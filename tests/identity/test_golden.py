@@ -71,8 +71,9 @@ def test_golden_records_apply_each_rule(spark, records):
         [
             # customer, first, last, email, phone, dob, street, city, postcode, loyalty, company, country,
             # household, type, records, sources, first_seen, last_seen, run, region
-            ("K1", "ann", "lee", "e-new", "p1", "1980-01-01", "5 oak av", None, None, "L-CRM", None, "US",
-             None, "B2C", 3, ["crm", "orders", "web"], t(2025, 1), t(2025, 9), "run-1", "us"),
+            # K1's address: the most complete record (the order's), not the later street-only web record
+            ("K1", "ann", "lee", "e-new", "p1", "1980-01-01", "9 elm rd", "cambridge", "02139", "L-CRM", None, "US",
+             household("us", "9 elm rd", "02139", "lee"), "B2C", 3, ["crm", "orders", "web"], t(2025, 1), t(2025, 9), "run-1", "us"),
             ("K2", "rob", "lee", "b-crm", None, None, "1 main st", "boston", "02101", None, "Acme", "US",
              lee_main, "B2B", 3, ["crm", "orders"], t(2025, 1), t(2025, 5), "run-1", "us"),
             ("K3", "cat", "lee", None, None, None, "1 main st", "somerville", "02101", None, None, "US",
@@ -102,17 +103,23 @@ def test_address_by_source_priority_comes_whole_from_the_trusted_record(spark, r
     }
 
 
-def test_latest_address_without_a_street_still_wins_most_recent(spark):
-    """A record holding any part of the address takes part: the latest one has a city and postcode
-    but no street, so the golden address is that city and postcode (no street from the older one,
-    and not the older record's whole address)."""
+def test_address_comes_whole_from_the_most_complete_then_latest_record(spark):
+    """A later partial address (a bare postcode on an order) does not wipe a complete one; among
+    equally complete records the latest wins, and a partial address is used when nothing better exists."""
     rows = [
         ("K9", "crm", t(2024, 1), "us", "ann", "lee", None, None, None, "1 old st", "boston", "02101", None, None, None),
         ("K9", "crm", t(2025, 1), "us", "ann", "lee", None, None, None, None, "cambridge", "02139", None, None, None),
+        ("K8", "crm", t(2024, 1), "us", "bo", "lee", None, None, None, "1 old st", "boston", "02101", None, None, None),
+        ("K8", "crm", t(2025, 1), "us", "bo", "lee", None, None, None, "2 new st", "cambridge", "02139", None, None, None),
+        ("K7", "orders", t(2025, 1), "us", "cy", "lee", None, None, None, None, None, "02139", None, None, None),
     ]
     got = golden_records(spark.createDataFrame(rows, RECORDS_SCHEMA), SURVIVORSHIP, run_id="run-1")
-    row = got.select("street", "city", "postcode", "household_id").first()
-    assert row.asDict() == {"street": None, "city": "cambridge", "postcode": "02139", "household_id": None}
+    addresses = {r.customer_id: (r.street, r.city, r.postcode) for r in got.collect()}
+    assert addresses == {
+        "K9": ("1 old st", "boston", "02101"),
+        "K8": ("2 new st", "cambridge", "02139"),
+        "K7": (None, None, "02139"),
+    }
 
 
 def test_unknown_survivorship_attribute_is_rejected():

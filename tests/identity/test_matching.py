@@ -7,6 +7,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from chispa import assert_df_equality
 
 from customer360.config import BlockingRule, MatchingConfig
@@ -108,12 +109,19 @@ def test_comparison_levels_output_columns(spark):
         (("first_name", "last_name", "city"), {"first_name", "last_name", "address"}),
         (("lower(email)",), {"email"}),
         (("substring(phone, 1, 6)", "street"), {"phone", "address"}),
-        # a whole-word match only: first_name_initial is not first_name
-        (("first_name_initial",), set()),
+        # attributes inside function calls count, function names do not
+        (("substring(first_name, 1, 1)", "year(date_of_birth)"), {"first_name", "date_of_birth"}),
     ],
 )
 def test_fixed_comparisons(keys, fixed):
     assert fixed_comparisons(BlockingRule(name="rule", keys=keys)) == frozenset(fixed)
+
+
+def test_blocking_keys_may_only_use_compared_attributes():
+    with pytest.raises(ValidationError, match=r"key 'first_name_initial' uses \['first_name_initial'\]"):
+        BlockingRule(name="rule", keys=("first_name_initial",))
+    with pytest.raises(ValidationError, match=r"uses \['company_name'\]"):
+        BlockingRule(name="rule", keys=("soundex(company_name)",))
 
 
 # --- EM on synthetic comparison-vector counts with known parameters -----------------------------

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import re
 from datetime import datetime
+from pathlib import Path
 
 import pyspark.sql.functions as F
 import pytest
@@ -128,10 +129,17 @@ def test_incremental_runs_keep_ids_and_audit_a_merge(resolved, spark):
     _crm_file(data.sources, "crm_customers_us_9002.csv", [
         {"crm_id": "CRM-BRIDGE-A", "first_name": "Ann", "last_name": "Other", "email": first["email"], "loyalty_number": "BRIDGE-77"},
         {"crm_id": "CRM-BRIDGE-B", "first_name": "Bo", "last_name": "Other", "email": second["email"], "loyalty_number": "BRIDGE-77"},
+        # a re-export of run 2's newcomer with a changed email: the latest version replaces the old one
+        {"crm_id": "CRM-NEW-2", "first_name": "Zed", "last_name": "Newcomer", "email": "zed.n@example.org"},
     ])
     run3 = dataclasses.replace(ctx, run_id="run-3")
     ingest(run3, now=datetime(2026, 7, 3, 12))
-    stage.run(run3, now=datetime(2026, 7, 3, 13))
+    result3 = stage.run(run3, now=datetime(2026, 7, 3, 13))
+    assert "bronze.crm_customers: 1 older version(s) of re-loaded record ids replaced by the latest" in result3.lines
+    xref3 = lh.read(stage.CUSTOMER_XREF)
+    assert xref3.count() == xref3.select("source", "source_record_id").distinct().count()
+    newcomer = lh.read(stage.IDENTITY_RECORDS).where("source_record_id = 'CRM-NEW-2'").collect()
+    assert [r.email for r in newcomer] == [python_token("zed.n@example.org", key=DEV_KEY, kind="email")]
     merged = {(r.source, r.source_record_id): r.customer_id for r in lh.read(stage.CUSTOMER_XREF).collect()}
     survivor = min(first["id"], second["id"])  # both created in run 1: the tie goes to the smaller id
     assert merged[("crm_customers", "CRM-BRIDGE-A")] == merged[("crm_customers", "CRM-BRIDGE-B")] == survivor
@@ -143,3 +151,23 @@ def test_incremental_runs_keep_ids_and_audit_a_merge(resolved, spark):
     loser = max(first["id"], second["id"])
     assert (registry[loser].retired_run_id, registry[loser].retired_reason) == ("run-3", "merge")
     assert registry[survivor].retired_at is None
+
+
+def test_no_clear_personal_data_outside_the_vault(resolved, spark, tmp_path_factory):
+    """Checkpoint files and every silver/ops table but the vault hold tokens, never values."""
+    ctx, _, _ = resolved
+    lh = ctx.lakehouse
+    emails = [r.value for r in lh.read(stage.PII_VAULT).where("kind = 'email'").limit(20).collect()]
+    assert emails
+    assert "profile_key" not in lh.read(stage.IDENTITY_RECORDS).columns
+    roots = [Path(ctx.lakehouse.root)]
+    checkpoint_dir = spark.sparkContext.getCheckpointDir()
+    if checkpoint_dir:
+        roots.append(Path(checkpoint_dir.removeprefix("file:")))
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file() or "pii_vault" in path.parts or "bronze" in path.parts:
+                continue
+            data = path.read_bytes()
+            leaked = [e for e in emails if e.encode() in data]
+            assert not leaked, f"{path} holds clear emails {leaked[:2]}"

@@ -537,3 +537,38 @@ def test_standardize_city(spark):
             (None, None),
         ],
     )
+
+
+# --- placeholders and partial values that must not become identifiers (review findings) --------
+
+
+def test_partial_and_placeholder_birth_dates_are_null(spark):
+    _check(
+        spark,
+        lambda c: S.standardize_birth_date(c, today=TODAY),
+        [("1980", None), ("1980-05", None), ("1900-01-01", None), ("1900-01-02", date(1900, 1, 2)),
+         ("1980-05-17", date(1980, 5, 17))],
+        expected_type=T.DateType(),
+    )
+
+
+def test_postcodes_pad_only_one_lost_zero_and_reject_zeros(spark, config):
+    rule = config.regions["de"].postcode
+    _check(spark, lambda c: S.standardize_postcode(c, rule), [("1067", "01067"), ("123", None), ("0", None), ("00000", None)])
+
+
+def test_more_latin_letters_fold(spark):
+    _check(spark, S.standardize_name, [("Ștefan Țurcanu", "stefan turcanu"), ("Ilkay Gündoğan", "ilkay gundogan"), ("Yıldız", "yildiz")])
+
+
+def test_record_country_uk_reads_gb_numbers(spark, config):
+    from customer360.identity.records import standardize_records
+
+    rows = [("crm", "1", "gb", "UK", "020 7946 0018"), ("crm", "2", "gb", "ZZ", "020 7946 0018"), ("crm", "3", "us", "XX", "(415) 555-2671")]
+    df = spark.createDataFrame(rows, "source string, source_record_id string, region string, country string, phone string")
+    for column in ("first_name", "last_name", "email", "date_of_birth", "street", "city", "postcode", "loyalty_id",
+                   "device_id", "cookie_id", "company_name", "event_time"):
+        df = df.withColumn(column, F.lit(None).cast("string"))
+    df = df.withColumn("other_ids", F.lit(None).cast("map<string,string>"))
+    got = standardize_records(df, regions=config.regions, identity=config.identity, today=TODAY)
+    assert {r.source_record_id: r.phone for r in got.collect()} == {"1": "+442079460018", "2": "+442079460018", "3": "+14155552671"}

@@ -122,3 +122,12 @@ def test_python_token_equals_reference():
 def test_empty_key_is_refused():
     with pytest.raises(ValueError, match="key is empty"):
         hmac_token(F.col("value"), key=b"", kind="email")
+
+
+def test_the_key_never_appears_in_the_query_plan(spark):
+    key = b"a-secret-key-that-must-stay-secret"
+    df = spark.createDataFrame([("x",)], "v string").select(hmac_token(F.col("v"), key=key, kind="email").alias("t"))
+    plan = df._jdf.queryExecution().toString() + df._jdf.queryExecution().executedPlan().toString()
+    pads = [bytes(b ^ p for b in key.ljust(64, b"\0")).hex() for p in (0x36, 0x5C)]
+    assert key.hex() not in plan and key.decode() not in plan and not any(p in plan.lower() for p in pads)
+    assert df.first().t == reference("x", key=key, kind="email")

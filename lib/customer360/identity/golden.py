@@ -5,6 +5,7 @@ clear PII. Rules per attribute (conf/identity.yaml ``survivorship``):
 
 * ``source_priority``: the value from the most trusted source, then the most recent;
 * ``most_recent``: the value of the latest record (event time), then source priority;
+  for the address, the most complete records first (street, city and postcode all present);
 * ``most_frequent``: the value most records agree on, then the most recent.
 
 ``address`` (street, city, postcode) is chosen as one unit from one record, so a golden address
@@ -68,6 +69,11 @@ def _pick(records: DataFrame, columns: Sequence[str], rule: str) -> DataFrame:
     else:
         recency = _recency()
         keys = (recency, -F.col("source_rank")) if rule == "most_recent" else (-F.col("source_rank"), recency)
+        if len(columns) > 1:
+            # a group (the address) comes from its most complete record first: an order's bare
+            # postcode must not wipe the street and city a CRM record has
+            completeness = sum((F.col(c).isNotNull().cast("int") for c in columns), F.lit(0))
+            keys = (completeness, *keys)
         order = F.struct(*keys, *[F.col(c) for c in columns])
         picked = present.groupBy("customer_id").agg(F.max_by(value, order).alias("v"))
     return picked.select("customer_id", *[F.col(f"v.{c}").alias(c) for c in columns])

@@ -169,6 +169,21 @@ class FellegiSunterModel:
     def probability(self) -> Column:
         return F.lit(1.0) / (F.lit(1.0) + F.exp(-self.log_odds()))
 
+    def has_evidence(self) -> Column:
+        """True when at least one comparison the rule does not fix agrees at a level with positive
+        weight: a pair that merely satisfies the blocking keys is never linked on the prior alone."""
+        evidence = F.lit(False)
+        for comparison in COMPARISONS:
+            if comparison.name in self.fixed:
+                continue
+            supporting = [
+                level for level in range(len(comparison.levels))
+                if self.m[comparison.name][level] > self.u[comparison.name][level]
+            ]
+            if supporting:
+                evidence = evidence | F.col(f"gamma_{comparison.name}").isin(*supporting)
+        return evidence
+
     def rows(self, run_id: str) -> list[tuple]:
         out = []
         for comparison in COMPARISONS:
@@ -232,7 +247,9 @@ def with_comparison_levels(pairs: DataFrame) -> DataFrame:
 def random_pairs(records: DataFrame, *, sample_records: int, pairs_per_region: int, seed: int) -> DataFrame:
     """About ``pairs_per_region`` random pairs per region (almost all non-matches): up to
     ``sample_records`` random records, each paired with the next k records of a random order."""
-    order = Window.partitionBy("region").orderBy(F.rand(seed))
+    # a hash of the content, not rand(): the sample (and so every probability) must not depend on
+    # how the input happens to be split into partitions
+    order = Window.partitionBy("region").orderBy(F.xxhash64(*[F.col(c) for c in COMPARED], F.lit(seed)), "vid")
     sample = (
         records.withColumn("_rank", F.row_number().over(order) - 1)
         .where(F.col("_rank") < sample_records)
@@ -396,17 +413,16 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
             rule.name, model.candidate_pairs, model.iterations, model.lam, ", ".join(sorted(model.fixed)) or "none",
         )
         models.append(model)
-    probability = None
+    probability = evidence = None
     for model in models:
-        probability = (
-            F.when(F.col("rule") == model.rule, model.probability())
-            if probability is None
-            else probability.when(F.col("rule") == model.rule, model.probability())
-        )
-    scored_all = gammas.withColumn("probability", probability)
-    best = Window.partitionBy("l_vid", "r_vid").orderBy(F.desc("probability"), "rule")
+        is_rule = F.col("rule") == model.rule
+        probability = F.when(is_rule, model.probability()) if probability is None else probability.when(is_rule, model.probability())
+        evidence = F.when(is_rule, model.has_evidence()) if evidence is None else evidence.when(is_rule, model.has_evidence())
+    # a pair with no supporting comparison scores its rule's prior: never enough for a link
+    scored_all = gammas.withColumn("probability", probability).withColumn("evidence", evidence)
+    best = Window.partitionBy("l_vid", "r_vid").orderBy(F.desc("evidence"), F.desc("probability"), "rule")
     scored = scored_all.withColumn("_rank", F.row_number().over(best)).where(F.col("_rank") == 1).drop("_rank")
-    links = scored.where(F.col("probability") >= settings.threshold).select(
+    links = scored.where((F.col("probability") >= settings.threshold) & F.col("evidence")).select(
         F.col("l_vid").alias("src"), F.col("r_vid").alias("dst"), "rule", "probability"
     ).localCheckpoint(eager=True)
     skipped = skipped.localCheckpoint(eager=True)

@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from customer360.config import CANONICAL_ATTRIBUTES, PII_ATTRIBUTES, IdentityConfig, RegionConfig, SourceMapping
 from customer360.identity import standardize as S
-from customer360.identity.tokenize import hmac_token
+from customer360.identity.tokenize import hmac_token, hmac_token_map
 
 #: standardized string attributes of a record (date_of_birth is a date, event_time a timestamp)
 STRING_ATTRIBUTES = tuple(a for a in PII_ATTRIBUTES if a != "date_of_birth")
@@ -49,7 +49,6 @@ IDENTITY_RECORDS_SCHEMA = T.StructType(
         T.StructField("country", T.StringType(), True),
         T.StructField("event_time", T.TimestampType(), True),
         T.StructField("other_ids", T.MapType(T.StringType(), T.StringType(), True), True),
-        T.StructField("profile_key", T.LongType(), False),
         T.StructField("run_id", T.StringType(), False),
         T.StructField("region", T.StringType(), False),
     ]
@@ -94,6 +93,15 @@ def canonical_records(df: DataFrame, *, source: str, mapping: SourceMapping, def
     return df.select(*columns).where(F.col("source_record_id").isNotNull())
 
 
+def _phone_regions() -> tuple[str, ...]:
+    import phonenumbers
+
+    return tuple(sorted(phonenumbers.SUPPORTED_REGIONS))
+
+
+_PHONE_REGIONS = _phone_regions()
+
+
 def _by_region(region: Column, regions: Mapping[str, RegionConfig], build) -> Column:
     """``build(region_config)`` for each row's region (null for a region without settings)."""
     expr = None
@@ -124,8 +132,10 @@ def standardize_records(
         *[F.lit(part) for code, cfg in sorted(regions.items()) for part in (code, cfg.default_phone_country)]
     )
     country = F.upper(F.trim(F.col("country")))
-    # a record's own country (when it is a 2-letter code) reads its national phone numbers
-    dialling = F.coalesce(F.when(country.rlike("^[A-Z]{2}$"), country), F.element_at(phone_country, region))
+    # a record's own country reads its national phone numbers, if libphonenumber knows it
+    # ("UK" is the common spelling of GB); otherwise the region's default country
+    known = F.when(country == "UK", F.lit("GB")).when(country.isin(*_PHONE_REGIONS), country)
+    dialling = F.coalesce(known, F.element_at(phone_country, region))
     other_ids = F.map_filter(
         F.transform_values("other_ids", lambda _, v: S.standardize_identifier(v)), lambda _, v: v.isNotNull()
     )
@@ -158,7 +168,9 @@ def standardize_records(
 
 
 def profile_key(df: DataFrame) -> Column:
-    """A 64-bit hash of the person-describing attributes: records equal in all are one profile."""
+    """A 64-bit hash of the person-describing attributes: records equal in all are one profile.
+
+    Unkeyed, so reversible by guessing: used in memory only, never stored."""
     return F.xxhash64(*[F.col(a) for a in PROFILE_ATTRIBUTES])
 
 
@@ -170,7 +182,7 @@ def _value_string(attribute: str) -> Column:
 def tokenize_records(clear: DataFrame, *, key: bytes, run_id: str) -> DataFrame:
     """Clear records -> ``IDENTITY_RECORDS_SCHEMA`` rows: each personal attribute as its token."""
     tokens = [hmac_token(_value_string(a), key=key, kind=a).alias(a) for a in PII_ATTRIBUTES]
-    other = F.transform_values("other_ids", lambda k, v: hmac_token(F.concat(k, F.lit(":"), v), key=key, kind="other_id"))
+    other = hmac_token_map(F.col("other_ids"), key=key, kind="other_id")
     return clear.select(
         "source",
         "source_record_id",
@@ -178,7 +190,6 @@ def tokenize_records(clear: DataFrame, *, key: bytes, run_id: str) -> DataFrame:
         "country",
         "event_time",
         other.alias("other_ids"),
-        profile_key(clear).alias("profile_key"),
         F.lit(run_id).alias("run_id"),
         "region",
     )

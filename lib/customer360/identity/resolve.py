@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Window
 
 from customer360.config import IdentityConfig
 from customer360.identity.graph import connected_components
-from customer360.identity.linking import deterministic_links
+from customer360.identity.linking import DeterministicLinks, deterministic_links
 from customer360.identity.matching import MatchResult, probabilistic_links
 from customer360.identity.records import profile_key
 
@@ -43,12 +43,13 @@ class ResolvedIdentities:
 
 
 def _with_vertex_ids(clear: DataFrame) -> DataFrame:
-    """Long vertex ids, fixed by a checkpoint so that every later read sees the same ids."""
+    """Long vertex ids, fixed by materializing the frame so that every later read sees the same ids.
+
+    A local checkpoint (executor storage, gone with the session), never a reliable one: these rows
+    hold clear personal data, which must not be left in checkpoint files.
+    """
     with_ids = clear.withColumn("vid", F.monotonically_increasing_id()).withColumn("profile_key", profile_key(clear))
-    try:
-        return with_ids.checkpoint(eager=True)
-    except Exception:  # noqa: BLE001 - no checkpoint directory (Spark Connect): a local checkpoint is enough here
-        return with_ids.localCheckpoint(eager=True)
+    return with_ids.localCheckpoint(eager=True)
 
 
 @contextmanager
@@ -61,8 +62,14 @@ def timed(label: str):
 
 def resolve_identities(clear: DataFrame, settings: IdentityConfig, *, graphframes_available: bool = False) -> ResolvedIdentities:
     with timed("identity: standardized records"):
-        records = _with_vertex_ids(clear).persist()
-    deterministic = deterministic_links(records, settings)
+        records = _with_vertex_ids(clear)
+    with timed("identity: deterministic links"):
+        found = deterministic_links(records, settings)
+        deterministic = DeterministicLinks(
+            edges=found.edges.localCheckpoint(eager=True),
+            hubs=found.hubs.localCheckpoint(eager=True),
+            linked=found.linked.localCheckpoint(eager=True),
+        )
     with timed("identity: probabilistic matching"):
         matched = probabilistic_links(records, settings.matching)
     probabilistic = matched.links

@@ -97,7 +97,14 @@ def assign_customer_ids(
     # components without a surviving id get a new one from their smallest record
     smallest = comp.groupBy("region", "component").agg(F.min(_record_key()).alias("min_key"))
     needs_new = smallest.join(survivors, ["region", "component"], "left_anti")
-    issued = registry.select(F.col("customer_id").alias("candidate")).distinct()
+    # taken: ids that named a customer before (live in the previous xref, or retired). An id in
+    # the registry but in neither was issued by a run that died before writing its xref: reusing
+    # it for the same records is what that run meant to do.
+    issued = (
+        registry.where(F.col("retired_at").isNotNull()).select(F.col("customer_id").alias("candidate"))
+        .unionByName(prev.select(F.col("old_id").alias("candidate")))
+        .distinct()
+    )
     fresh = needs_new.withColumn(
         "candidate", F.concat(F.lit("C"), F.substring(F.sha2(F.concat_ws("\u001f", "region", "min_key"), 256), 1, 16))
     )
@@ -145,7 +152,7 @@ def assign_customer_ids(
     )
 
     # registry: new ids, and old ids that no longer name a customer
-    new_rows = fresh.select(
+    new_rows = fresh.join(registry.select("customer_id"), "customer_id", "left_anti").select(
         "customer_id",
         now_lit.alias("created_at"),
         F.lit(run_id).alias("created_run_id"),

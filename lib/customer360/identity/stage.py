@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame
+from pyspark.errors import AnalysisException, ParseException
+from pyspark.sql import DataFrame, Window
 
 from customer360.config import AppConfig, IdentityConfig, RegionConfig
 from customer360.errors import C360Error
@@ -99,7 +100,7 @@ def build_outputs(
     with timed("identity: tokenized records"):
         tokenized = _materialize(tokenize_records(records.drop("vid", "profile_key"), key=key, run_id=run_id))
     golden = golden_records(
-        tokenized.join(ids.select("source", "source_record_id", "customer_id"), ["source", "source_record_id"]),
+        tokenized.join(ids.select("region", "source", "source_record_id", "customer_id"), ["region", "source", "source_record_id"]),
         settings.survivorship,
         run_id=run_id,
     )
@@ -125,7 +126,11 @@ def _materialize(df: DataFrame) -> DataFrame:
 
 
 def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str], dict[tuple[str, str], int]]:
-    """Canonical records from every mapped bronze table for the run's regions."""
+    """Canonical records from every mapped bronze table for the run's regions.
+
+    A source record id loaded more than once (a re-export with changed details) counts once: the
+    latest load wins, and the replaced rows are reported.
+    """
     lines: list[str] = []
     counts: dict[tuple[str, str], int] = {}
     union: DataFrame | None = None
@@ -136,10 +141,25 @@ def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str], dict[t
             lines.append(f"{table}: not ingested yet, skipped")
             continue
         bronze = ctx.lakehouse.read(table).where(region_filter)
+        id_column = mapping.attributes["source_record_id"]
+        region_column = mapping.attributes.get("region", "region")
+        if id_column in bronze.columns and "_ingested_at" in bronze.columns:
+            order = [F.desc("_ingested_at")] + [F.desc(c) for c in ("_source_file", "_row_number") if c in bronze.columns]
+            latest = Window.partitionBy(region_column, id_column).orderBy(*order)
+            bronze = bronze.withColumn("_c360_version", F.row_number().over(latest))
+            replaced = bronze.where("_c360_version > 1").count()
+            if replaced:
+                lines.append(f"{table}: {replaced:,} older version(s) of re-loaded record ids replaced by the latest")
+            bronze = bronze.where("_c360_version = 1").drop("_c360_version")
         try:
             records = canonical_records(bronze, source=source, mapping=mapping)
         except ValueError as exc:
             raise IdentityInputError(f"conf sources.{source}: {exc}") from exc
+        except (AnalysisException, ParseException) as exc:
+            raise IdentityInputError(
+                f"conf sources.{source}.identity_filter {mapping.identity_filter!r} is not valid SQL on {table}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from exc
         for row in records.groupBy("region").count().collect():
             counts[(source, row["region"])] = row["count"]
         union = records if union is None else union.unionByName(records)
@@ -169,6 +189,15 @@ def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
     registry = lakehouse.read(CUSTOMER_IDS) if lakehouse.exists(CUSTOMER_IDS) else None
     if previous is not None:
         previous = previous.select("region", "source", "source_record_id", "customer_id").localCheckpoint(eager=True)
+        resolved_before = {r[0] for r in previous.select("source").distinct().collect()}
+        missing = sorted(s for s in resolved_before if s not in ctx.config.sources or not lakehouse.exists(f"bronze.{s}"))
+        if missing:
+            # resolving without them would retire or split every customer they belong to
+            raise IdentityInputError(
+                f"customer_xref holds records of source(s) {missing} that have no bronze table or mapping now; "
+                f"restore them (bronze table, conf/sources.yaml) or remove those sources' rows from "
+                f"{CUSTOMER_XREF} deliberately"
+            )
     if registry is not None:
         registry = registry.localCheckpoint(eager=True)
     out = build_outputs(
@@ -182,6 +211,11 @@ def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
         graphframes_available=ctx.capabilities.graphframes,
     )
     try:
+        # the id registry first: if the run dies later, the next run reuses these ids (see stable_ids)
+        if lakehouse.exists(CUSTOMER_IDS):
+            lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
+        else:
+            lakehouse.write(out.assignment.registry, CUSTOMER_IDS, partition_by=["region"])
         written = {
             IDENTITY_RECORDS: _write(lakehouse, out.identity_records, IDENTITY_RECORDS, ctx.regions),
             PII_VAULT: _write(lakehouse, out.vault, PII_VAULT, ctx.regions),
@@ -192,10 +226,6 @@ def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
         }
         audit = out.assignment.audit.persist()
         lakehouse.write(audit, IDENTITY_AUDIT, mode="append", partition_by=["region"])
-        if lakehouse.exists(CUSTOMER_IDS):
-            lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
-        else:
-            lakehouse.write(out.assignment.registry, CUSTOMER_IDS, partition_by=["region"])
         model = ctx.spark.createDataFrame(out.resolved.matching.model_rows(ctx.run_id), MODEL_SCHEMA).coalesce(1)
         lakehouse.write(model, IDENTITY_MODEL, mode="append")
         _report(ctx, result, out, audit, written, counts)

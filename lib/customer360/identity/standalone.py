@@ -9,7 +9,7 @@ Results are Delta tables directly under DIR: ``customer_xref``, ``customer_golde
 Mapping YAML::
 
     record_id: patient_no          # required; read as a string (leading zeros kept)
-    source: clinic_a               # optional, default: the input file's name
+    source: clinic_a               # optional, default "input"; keep it fixed to keep ids stable
     region: us                     # optional: a conf/regions code whose phone/postcode/street rules apply
     default_phone_country: US      # optional: how national phone numbers are read
     columns:
@@ -264,7 +264,8 @@ def resolve_file(
         raw = spark.read.parquet(input_path)
     else:
         raise C360Error(f"--format must be csv or parquet, not {input_format!r}")
-    source = mapping.source or Path(input_path.rstrip("/")).stem
+    # not the file's name: next month's file into the same output must keep the customers' ids
+    source = mapping.source or "input"
     canonical = canonical_input(raw, mapping, source=source)
     _check_record_ids(canonical)
 
@@ -313,14 +314,14 @@ def resolve_file(
         graphframes_available=graphframes_available,
     )
     try:
+        if lakehouse.exists(CUSTOMER_IDS):  # the registry first, as in the pipeline stage
+            lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
+        else:
+            lakehouse.write(out.assignment.registry, CUSTOMER_IDS, partition_by=["region"])
         xref_rows = lakehouse.write(out.xref, CUSTOMER_XREF, partition_by=["region"], schema_mode="merge").rows_written
         lakehouse.write(out.golden, CUSTOMER_GOLDEN, partition_by=["region"], schema_mode="merge")
         lakehouse.write(out.vault, PII_VAULT, partition_by=["region"], schema_mode="merge")
         lakehouse.write(out.assignment.audit, IDENTITY_AUDIT, mode="append", partition_by=["region"])
-        if lakehouse.exists(CUSTOMER_IDS):
-            lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
-        else:
-            lakehouse.write(out.assignment.registry, CUSTOMER_IDS, partition_by=["region"])
         stats = lakehouse.read(CUSTOMER_XREF).agg(
             F.count("*"), F.countDistinct("customer_id"), F.sum(F.col("match_rule").startswith("probabilistic").cast("long"))
         ).first()

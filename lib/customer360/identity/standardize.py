@@ -22,14 +22,16 @@ from pyspark.sql import types as T
 from customer360.config import PostcodeRule
 
 # Latin letters with diacritics and their base letter; Spark has no Unicode normalization built in.
-_ACCENTED = "àáâãäåāăąçćčďèéêëēėęěìíîïīįñńňòóôõöōőŕřśšşťţùúûüūůűųýÿźżž"
+_ACCENTED = "àáâãäåāăąçćčďèéêëēėęěğìíîïīįñńňòóôõöōőŕřśšşșťţțùúûüūůűųýÿźżž"
 _PLAIN = "".join(unicodedata.normalize("NFD", ch)[0] for ch in _ACCENTED)
 #: letters without a decomposition, replaced before the one-to-one translation
-_LIGATURES = (("ß", "ss"), ("æ", "ae"), ("œ", "oe"), ("ø", "o"), ("ł", "l"), ("đ", "d"), ("þ", "th"))
+_LIGATURES = (("ß", "ss"), ("æ", "ae"), ("œ", "oe"), ("ø", "o"), ("ł", "l"), ("đ", "d"), ("þ", "th"), ("ı", "i"))
 
 EMAIL_PATTERN = r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
 DEFAULT_DATE_FORMATS = ("yyyy-MM-dd", "yyyy/MM/dd", "dd.MM.yyyy", "yyyyMMdd")
-EARLIEST_BIRTH = date(1900, 1, 1)
+#: 1900-01-01 itself is the classic "unknown" placeholder, so the earliest plausible birth is the day after
+EARLIEST_BIRTH = date(1900, 1, 2)
+_ISO_DATE = r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([ T].*)?$"
 
 
 def _blank_to_null(col: Column) -> Column:
@@ -137,11 +139,12 @@ def standardize_date(col: Column, formats: Sequence[str] = DEFAULT_DATE_FORMATS)
     or an ISO string (``1980-02-03``, ``1980-02-03 10:30:00``)."""
     text = F.trim(col.cast("string"))
     parsed = [F.try_to_timestamp(text, F.lit(fmt)).cast("date") for fmt in formats]
-    return F.coalesce(*parsed, col.try_cast("date"))
+    # only a full year-month-day: a cast would also turn "1980" into 1980-01-01
+    return F.coalesce(*parsed, F.when(text.rlike(_ISO_DATE), col.try_cast("date")))
 
 
 def standardize_birth_date(col: Column, *, today: date, formats: Sequence[str] = DEFAULT_DATE_FORMATS) -> Column:
-    """A plausible date of birth (1900-01-01 up to ``today``), else null."""
+    """A plausible date of birth (after the 1900-01-01 placeholder, up to ``today``), else null."""
     value = col if isinstance(col, Column) else F.col(col)
     parsed = standardize_date(value, formats)
     return F.when(parsed.between(F.lit(EARLIEST_BIRTH), F.lit(today)), parsed)
@@ -169,15 +172,16 @@ def standardize_postcode(col: Column, rule: PostcodeRule) -> Column:
     if rule.truncate:
         code = F.substring(code, 1, rule.truncate)
     if rule.zero_pad:
-        # lpad also cuts longer strings: pad only short ones, so a 6-digit code stays invalid
-        short = code.rlike(r"^[0-9]+$") & (F.length(code) < rule.zero_pad)
+        # a number lost its one leading zero (01234 read as 1234); pad that and nothing shorter,
+        # and lpad would also cut longer strings
+        short = code.rlike(r"^[0-9]+$") & (F.length(code) == rule.zero_pad - 1)
         code = F.when(short, F.lpad(code, rule.zero_pad, "0")).otherwise(code)
     if rule.space_before_last:
         n = rule.space_before_last
         length = F.length(code)
         spaced = F.concat(F.substring(code, F.lit(1), length - n), F.lit(" "), F.substring(code, -n, n))
         code = F.when(length > n, spaced).otherwise(code)
-    return F.when(code.rlike(rule.pattern), code)
+    return F.when(code.rlike(rule.pattern) & ~code.rlike(r"^0+$"), code)
 
 
 def standardize_identifier(col: Column) -> Column:
