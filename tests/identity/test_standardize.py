@@ -293,7 +293,7 @@ def test_standardize_birth_date_formats_and_range(spark):
             ("03.02.1980", date(1980, 2, 3)),
             ("19800203", date(1980, 2, 3)),
             ("  1980-02-03 ", date(1980, 2, 3)),
-            ("1900-01-01", date(1900, 1, 1)),  # bounds are inclusive
+            ("1900-01-02", date(1900, 1, 2)),  # bounds are inclusive (1900-01-01 is the "unknown" placeholder)
             ("2026-01-15", TODAY),
             ("2026-01-16", None),  # tomorrow
             ("2031-01-01", None),
