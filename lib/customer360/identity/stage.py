@@ -211,11 +211,9 @@ def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
         graphframes_available=ctx.capabilities.graphframes,
     )
     try:
-        # the id registry first: if the run dies later, the next run reuses these ids (see stable_ids)
-        if lakehouse.exists(CUSTOMER_IDS):
-            lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
-        else:
-            lakehouse.write(out.assignment.registry, CUSTOMER_IDS, partition_by=["region"])
+        # the id registry first: if the run dies later, the next run reuses these ids (see stable_ids);
+        # merge creates the table on the first run
+        lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
         written = {
             IDENTITY_RECORDS: _write(lakehouse, out.identity_records, IDENTITY_RECORDS, ctx.regions),
             PII_VAULT: _write(lakehouse, out.vault, PII_VAULT, ctx.regions),
@@ -273,6 +271,13 @@ def _report(ctx, result: StageResult, out: IdentityOutputs, audit: DataFrame, wr
             f"{region}: {values['records_in']:,} records -> {values['customers']:,} customers "
             f"({values['probabilistic_records']:,} linked probabilistically, {values['singleton_records']:,} singletons, "
             f"{values['hubs']:,} hubs; {values['merges']} merges, {values['splits']} splits)"
+        )
+    for row in out.resolved.skipped_blocks.groupBy("region", "rule").agg(
+        F.count("*").alias("blocks"), F.max("block_size").alias("largest")
+    ).collect():
+        result.lines.append(
+            f"{row['region']}: rule {row['rule']} skipped {row['blocks']:,} block(s) above "
+            f"matching.max_block_size (largest {row['largest']:,} records)"
         )
     for model in out.resolved.matching.models:
         result.lines.append(

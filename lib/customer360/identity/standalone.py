@@ -314,10 +314,8 @@ def resolve_file(
         graphframes_available=graphframes_available,
     )
     try:
-        if lakehouse.exists(CUSTOMER_IDS):  # the registry first, as in the pipeline stage
-            lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
-        else:
-            lakehouse.write(out.assignment.registry, CUSTOMER_IDS, partition_by=["region"])
+        # the registry first, as in the pipeline stage (merge creates the table on the first run)
+        lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
         xref_rows = lakehouse.write(out.xref, CUSTOMER_XREF, partition_by=["region"], schema_mode="merge").rows_written
         lakehouse.write(out.golden, CUSTOMER_GOLDEN, partition_by=["region"], schema_mode="merge")
         lakehouse.write(out.vault, PII_VAULT, partition_by=["region"], schema_mode="merge")

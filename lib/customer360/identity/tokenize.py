@@ -20,58 +20,51 @@ _SEPARATOR = b"\x1f"
 
 def python_token(value: str, *, key: bytes, kind: str) -> str:
     """The token of one value (for lookups, tests, and the erasure tooling)."""
+    return _tokenizer(key, kind)(value)
+
+
+def _tokenizer(key: bytes, kind: str):
+    """A function value -> token, from one HMAC state of key and kind copied per value."""
     if not key:
         raise ValueError("the PII hashing key is empty")
-    return hmac.new(key, kind.encode("utf-8") + _SEPARATOR + value.encode("utf-8"), hashlib.sha256).hexdigest()
+    template = hmac.new(key, kind.encode("utf-8") + _SEPARATOR, hashlib.sha256)
+
+    def token(value: str) -> str:
+        h = template.copy()
+        h.update(value.encode("utf-8"))
+        return h.hexdigest()
+
+    return token
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def hmac_token(value: Column, *, key: bytes, kind: str) -> Column:
     """Hex HMAC-SHA256 of ``kind 0x1f value`` (UTF-8) as a Column; null stays null."""
-    if not key:
-        raise ValueError("the PII hashing key is empty")
-    prefix = kind.encode("utf-8") + _SEPARATOR
+    _tokenizer(key, kind)  # an empty key fails here, on the driver
 
     def tokens(values: pd.Series) -> pd.Series:
-        # the state after the key and the kind, built once per batch and copied per value
-        template = hmac.new(key, prefix, hashlib.sha256)
-        out = []
-        for v in values:
-            if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-                out.append(None)
-                continue
-            h = template.copy()
-            h.update(str(v).encode("utf-8"))
-            out.append(h.hexdigest())
-        return pd.Series(out, dtype=object)
+        token = _tokenizer(key, kind)  # built per batch: HMAC state does not pickle
+        return pd.Series([None if _missing(v) else token(str(v)) for v in values], dtype=object)
 
-    udf = F.pandas_udf(tokens, T.StringType())
-    return udf(value.cast("string"))
+    return F.pandas_udf(tokens, T.StringType())(value.cast("string"))
 
 
 def hmac_token_map(column: Column, *, key: bytes, kind: str) -> Column:
     """A ``map<string,string>`` of name -> value as name -> token of ``"name:value"`` (the other ids)."""
-    if not key:
-        raise ValueError("the PII hashing key is empty")
-    prefix = kind.encode("utf-8") + _SEPARATOR
+    _tokenizer(key, kind)
 
     def tokens(maps: pd.Series) -> pd.Series:
-        template = hmac.new(key, prefix, hashlib.sha256)
-
-        def one(name: str, value: str | None) -> str | None:
-            if value is None:
-                return None
-            h = template.copy()
-            h.update(f"{name}:{value}".encode("utf-8"))
-            return h.hexdigest()
-
+        token = _tokenizer(key, kind)
         out = []
         for entries in maps:
-            if entries is None or (isinstance(entries, float) and entries != entries):
+            if _missing(entries):
                 out.append(None)
-            else:
-                items = entries.items() if isinstance(entries, dict) else entries
-                out.append({name: one(name, value) for name, value in items})
+                continue
+            items = entries.items() if isinstance(entries, dict) else entries
+            out.append({name: None if value is None else token(f"{name}:{value}") for name, value in items})
         return pd.Series(out, dtype=object)
 
-    udf = F.pandas_udf(tokens, T.MapType(T.StringType(), T.StringType()))
-    return udf(column)
+    return F.pandas_udf(tokens, T.MapType(T.StringType(), T.StringType()))(column)
