@@ -461,3 +461,52 @@ def test_schema_overwrite_needs_overwrite_mode_and_partitioning_is_fixed(spark, 
         lakehouse.write(frame(spark, BASE_ROWS), people, mode="append", schema_mode="overwrite")
     with pytest.raises(SchemaMismatchError, match="re-partitioning a table is not supported"):
         lakehouse.write(frame(spark, BASE_ROWS), people, schema_mode="overwrite", partition_by=["customer_id"])
+
+
+DATED = T.StructType(
+    [
+        T.StructField("customer_id", T.StringType(), True),
+        T.StructField("score", T.LongType(), True),
+        T.StructField("as_of_date", T.DateType(), True),
+        T.StructField("region", T.StringType(), True),
+    ]
+)
+D1, D2 = date(2026, 5, 31), date(2026, 6, 30)
+
+
+def test_partitions_narrow_a_region_replacement_to_other_partition_values(spark, lakehouse):
+    table = "gold.dated"
+    base = [("a", 1, D1, "us"), ("b", 2, D2, "us"), ("c", 3, D1, "de"), ("d", 4, D2, "de")]
+    lakehouse.write(frame(spark, base, DATED), table, partition_by=["region", "as_of_date"])
+    lakehouse.write(frame(spark, [("z", 9, D2, "us")], DATED), table, regions=["us"], partitions={"as_of_date": [D2]})
+    expected = [("a", 1, D1, "us"), ("z", 9, D2, "us"), ("c", 3, D1, "de"), ("d", 4, D2, "de")]
+    assert_df_equality(lakehouse.read(table), frame(spark, expected, DATED), ignore_row_order=True)
+
+
+def test_partition_replacement_refuses_data_outside_it(spark, lakehouse):
+    table = "gold.dated"
+    lakehouse.write(frame(spark, [("a", 1, D1, "us")], DATED), table, partition_by=["region", "as_of_date"])
+    with pytest.raises(PartitionMismatchError, match=r"replaces as_of_date values \['2026-06-30'\] but the data also holds \['2026-05-31'\]"):
+        lakehouse.write(frame(spark, [("z", 9, D1, "us")], DATED), table, regions=["us"], partitions={"as_of_date": [D2]})
+    with pytest.raises(ValueError, match="pass regions too"):
+        lakehouse.write(frame(spark, [("z", 9, D1, "us")], DATED), table, partitions={"as_of_date": [D1]})
+    with pytest.raises(SchemaMismatchError, match="'score' is not a partition column"):
+        lakehouse.write(frame(spark, [("z", 9, D1, "us")], DATED), table, regions=["us"], partitions={"score": [9]})
+    assert lakehouse.version(table) == 0
+
+
+def test_column_descriptions_are_stored_in_the_delta_schema(spark, lakehouse):
+    from customer360.lakehouse.core import with_comments
+
+    comments = {"customer_id": "who", "amount": "how much", "seen_at": "when", "region": "where"}
+    lakehouse.write(with_comments(frame(spark, BASE_ROWS), comments), "gold.described", partition_by=["region"])
+    assert lakehouse.column_comments("gold.described") == comments
+    # the Delta log itself holds them (any Delta reader sees them)
+    fields = {f.name: f.metadata for f in DeltaTable(lakehouse.path("gold.described")).schema().fields}
+    assert fields["amount"] == {"comment": "how much"}
+    # a changed description replaces the old one when the schema is merged
+    changed = {**comments, "amount": "net amount"}
+    lakehouse.write(with_comments(frame(spark, BASE_ROWS), changed), "gold.described", regions=["us", "gb", "de"], schema_mode="merge")
+    assert lakehouse.column_comments("gold.described")["amount"] == "net amount"
+    with pytest.raises(SchemaMismatchError, match=r"column\(s\) \['seen_at'\] have no description"):
+        with_comments(frame(spark, BASE_ROWS), {k: v for k, v in comments.items() if k != "seen_at"})

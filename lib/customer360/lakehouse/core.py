@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlparse
 
@@ -81,7 +81,7 @@ class StorageEngine(Protocol):
         table: str,
         mode: WriteMode,
         partition_by: Sequence[str],
-        regions: Sequence[str] | None,
+        replace: dict[str, list[str]] | None,
         schema_mode: SchemaMode | None,
         exists: bool,
     ) -> WriteResult: ...
@@ -92,6 +92,7 @@ class StorageEngine(Protocol):
     def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]: ...
     def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]: ...
     def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]: ...
+    def column_comments(self, path: str) -> dict[str, str]: ...
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -156,6 +157,26 @@ def align_to_table(df: DataFrame, table_schema: T.StructType, *, schema_mode: Sc
     ]
     columns += [F.col(f"`{name}`") for name in added]
     return df.select(*columns)
+
+
+def partition_literal(value: Any) -> str:
+    """A partition value as the Delta log spells it (dates ISO, booleans lower-case)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def with_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
+    """``df`` with each column's description in its field metadata (``comment``), which both
+    engines store in the Delta schema. Every column must have one."""
+    missing = [c for c in df.columns if not comments.get(c)]
+    if missing:
+        raise SchemaMismatchError(f"column(s) {missing} have no description")
+    return df.select(
+        *[F.col(f"`{f.name}`").alias(f.name, metadata={**f.metadata, "comment": comments[f.name]}) for f in df.schema.fields]
+    )
 
 
 def check_partition_columns(schema: T.StructType, partition_by: Sequence[str]) -> None:
@@ -292,12 +313,18 @@ class Lakehouse:
         mode: WriteMode = "overwrite",
         partition_by: Sequence[str] | None = None,
         regions: Sequence[str] | None = None,
+        partitions: Mapping[str, Sequence[Any]] | None = None,
         schema_mode: SchemaMode | None = None,
     ) -> WriteResult:
         """Overwrite, append, or (``regions=[...]``) replace only those regions' partitions.
 
-        A write is one Delta commit: if it fails, readers keep seeing the previous version.
+        ``partitions={"as_of_date": [d]}`` narrows the replacement further to those values of
+        other partition columns (with ``regions``, the rows in both). The data must lie inside
+        what it replaces. A write is one Delta commit: if it fails, readers keep seeing the
+        previous version.
         """
+        if partitions and regions is None:
+            raise ValueError("partitions={...} narrows a regions=[...] replacement: pass regions too")
         if mode not in ("overwrite", "append"):
             raise ValueError(f"mode must be 'overwrite' or 'append', not {mode!r}")
         if schema_mode not in (None, "merge", "overwrite"):
@@ -325,13 +352,22 @@ class Lakehouse:
         check_partition_columns(df.schema, partition_by)
         if regions is not None and REGION_COLUMN not in partition_by:
             raise SchemaMismatchError(f"{name} is not partitioned by {REGION_COLUMN!r}; cannot replace regions")
+        replace = None
+        if regions is not None:
+            replace = {REGION_COLUMN: list(regions)}
+            for column, values in (partitions or {}).items():
+                if column not in partition_by or column == REGION_COLUMN:
+                    raise SchemaMismatchError(f"{name}: {column!r} is not a partition column besides region ({partition_by})")
+                if not values:
+                    raise ValueError(f"partitions[{column!r}] is empty")
+                replace[column] = sorted({partition_literal(v) for v in values})
         result = self.engine.write(
             df,
             path,
             table=name,
             mode=mode,
             partition_by=partition_by,
-            regions=regions,
+            replace=replace,
             schema_mode=schema_mode,
             exists=exists,
         )
@@ -385,6 +421,10 @@ class Lakehouse:
     def optimize(self, name: str, *, regions: Sequence[str] | None = None) -> dict[str, Any]:
         """Compact small files (of the given regions only, when named)."""
         return self.engine.optimize(self._require(name), regions=regions)
+
+    def column_comments(self, name: str) -> dict[str, str]:
+        """Column -> description stored in the table's Delta schema (columns without one left out)."""
+        return self.engine.column_comments(self._require(name))
 
     def tables(self) -> list[str]:
         """Every ``<layer>.<table>`` under the root that is a Delta table."""

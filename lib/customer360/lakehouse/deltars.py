@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,7 +36,14 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from customer360.errors import PartitionMismatchError, TableNotFoundError, UnsupportedTableError
-from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult, uri_to_path
+from customer360.lakehouse.core import (
+    REGION_COLUMN,
+    SchemaMode,
+    WriteMode,
+    WriteResult,
+    partition_literal,
+    uri_to_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +72,20 @@ def _partition_values_of(relative_dir: str) -> dict[str, str | None]:
 
 
 def _delta_schema(schema: T.StructType) -> DeltaSchema:
-    """Columns are nullable in the table, as delta-spark writes them, whatever the frame says."""
+    """Columns are nullable in the table, as delta-spark writes them, whatever the frame says;
+    a column's ``comment`` (its description) goes into the Delta schema, as delta-spark keeps it."""
     arrow = to_arrow_schema(schema)
-    return DeltaSchema.from_arrow(pa.schema([f.with_nullable(True) for f in arrow]))
+    comments = {f.name: f.metadata["comment"] for f in schema.fields if f.metadata.get("comment")}
+    fields = [
+        f.with_nullable(True).with_metadata({"comment": comments[f.name]}) if f.name in comments else f.with_nullable(True)
+        for f in arrow
+    ]
+    return DeltaSchema.from_arrow(pa.schema(fields))
 
 
 def _delta_partition_value(value: Any) -> str | None:
     """A partition value as the Delta log spells it."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
+    return None if value is None else partition_literal(value)
 
 
 def _without_scheme(path: str) -> str:
@@ -273,23 +280,24 @@ class DeltaRsEngine:
         table: str,
         mode: WriteMode,
         partition_by: Sequence[str],
-        regions: Sequence[str] | None,
+        replace: dict[str, list[str]] | None,
         schema_mode: SchemaMode | None,
         exists: bool,
     ) -> WriteResult:
         new_schema = _delta_schema(df.schema)
         removed_before = 0
+        regions = (replace or {}).get(REGION_COLUMN)
 
-        def within_regions(staged: list[StagedFile]) -> None:
-            outside = sorted({str(s.partition_values.get(REGION_COLUMN)) for s in staged} - set(regions or []))
-            if outside:
-                raise PartitionMismatchError(
-                    f"{table}: write replaces regions {list(regions or [])} but the data also holds {outside}"
-                )
+        def within_replaced(staged: list[StagedFile]) -> None:
+            for column, allowed in (replace or {}).items():
+                outside = sorted({str(s.partition_values.get(column)) for s in staged} - set(allowed))
+                if outside:
+                    what = "regions" if column == REGION_COLUMN else f"{column} values"
+                    raise PartitionMismatchError(f"{table}: write replaces {what} {allowed} but the data also holds {outside}")
 
         def commit(actions: list[AddAction]) -> None:
             nonlocal removed_before
-            props = self._commit_properties("WRITE", mode=mode, regions=list(regions or []))
+            props = self._commit_properties("WRITE", mode=mode, regions=list(regions or []), replace=replace or {})
             if not exists:
                 try:
                     create_table_with_add_actions(
@@ -306,7 +314,7 @@ class DeltaRsEngine:
                 self._add_new_columns(dt, new_schema)
                 dt = self._table(path)
             schema = new_schema if schema_mode else dt.schema()
-            filters = [(REGION_COLUMN, "in", list(regions))] if regions is not None else None
+            filters = [(column, "in", list(values)) for column, values in replace.items()] if replace else None
             if mode == "overwrite":
                 removed_before = len(dt.file_uris(filters))
             dt.create_write_transaction(
@@ -319,7 +327,7 @@ class DeltaRsEngine:
             )
 
         actions = self._staged_write(
-            df, path, partition_by, commit, validate=within_regions if regions is not None else None
+            df, path, partition_by, commit, validate=within_replaced if replace else None
         )
         return WriteResult(
             table=table,
@@ -480,6 +488,9 @@ class DeltaRsEngine:
                 removed += [f.path for f in files if f.type == pafs.FileType.File]
                 fs.delete_dir(info.path)
         return removed
+
+    def column_comments(self, path: str) -> dict[str, str]:
+        return {f.name: f.metadata["comment"] for f in self._table(path).schema().fields if f.metadata.get("comment")}
 
     def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
         dt = self._table(path)

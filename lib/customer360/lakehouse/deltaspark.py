@@ -83,7 +83,7 @@ class DeltaSparkEngine:
         table: str,
         mode: WriteMode,
         partition_by: Sequence[str],
-        regions: Sequence[str] | None,
+        replace: dict[str, list[str]] | None,
         schema_mode: SchemaMode | None,
         exists: bool,
     ) -> WriteResult:
@@ -92,8 +92,9 @@ class DeltaSparkEngine:
         writer = df.write.format("delta").mode(mode).option("userMetadata", tag)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        if regions is not None:
-            writer = writer.option("replaceWhere", f"`{REGION_COLUMN}` IN ({sql_string_list(regions)})")
+        if replace:
+            where = " AND ".join(f"`{column}` IN ({sql_string_list(values)})" for column, values in replace.items())
+            writer = writer.option("replaceWhere", where)
         if schema_mode == "merge":
             writer = writer.option("mergeSchema", "true")
         elif schema_mode == "overwrite":
@@ -102,8 +103,8 @@ class DeltaSparkEngine:
             writer.save(path)
         except AnalysisException as exc:
             message = str(exc)
-            if regions is not None and ("replaceWhere" in message or "does not conform" in message):
-                raise PartitionMismatchError(f"{table}: data outside regions {list(regions or [])}: {exc}") from exc
+            if replace and ("replaceWhere" in message or "does not conform" in message):
+                raise PartitionMismatchError(f"{table}: data outside the replaced partitions {replace}: {exc}") from exc
             raise
         return self._result(path, table, after=before, operation="WRITE", tag=tag)
 
@@ -148,6 +149,9 @@ class DeltaSparkEngine:
         finally:
             self.spark.conf.set(key, previous)
         return doomed
+
+    def column_comments(self, path: str) -> dict[str, str]:
+        return {f.name: f.metadata["comment"] for f in self.schema(path).fields if f.metadata.get("comment")}
 
     def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
         builder = self._table(path).optimize()
