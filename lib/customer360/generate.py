@@ -9,6 +9,7 @@
     out/sources/consent/<region>/consent_<region>_0001.jsonl
     out/truth/record_person.parquet   (source, source_record_id, person_id)
     out/truth/people.parquet          (person_id, region, segment, churned, churn_date, ...)
+    out/truth/bot_cookies.parquet     (cookie_id, region) of the crawler traffic in web_events
 
 Scale 1 is about 100k people, 300k CRM records, 2M order lines and 10M web events. People come
 from a few latent segments (their behaviour differs), churn depends on behaviour, and the sources
@@ -16,7 +17,10 @@ carry the mess of real data: typos, nicknames, swapped names, missing fields, ma
 formats, moved and shared addresses, shared family devices, junk identifiers, local time stamps
 with and without offsets, and a few rows that bronze must quarantine.
 
-Everything is drawn from one ``numpy`` generator in a fixed order, so a seed gives the same bytes.
+Everything is drawn from one ``numpy`` generator in a fixed order, so a seed gives the same bytes;
+what later versions added (crawler traffic, unit costs) draws from generators of its own, so the
+earlier columns keep their values. ``GENERATOR_VERSION`` is in the manifest: a cached sample made
+by another version is generated again.
 Work is done on whole columns; the few per-row string edits touch only the rows they change.
 """
 from __future__ import annotations
@@ -39,6 +43,8 @@ import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
+#: bump when the output changes; ensure_sample_data regenerates samples of other versions
+GENERATOR_VERSION = 2
 END_DATE = date(2026, 6, 30)  # the data's last day; churn is observed after it
 START_DATE = date(2021, 1, 1)
 PEOPLE_AT_SCALE_1 = 100_000
@@ -472,6 +478,65 @@ def _orders(rng: np.random.Generator, people: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _with_unit_costs(rng: np.random.Generator, orders: pd.DataFrame) -> pd.DataFrame:
+    """The product's unit cost, known for about 80% of lines (40-75% of the price)."""
+    m = len(orders)
+    cost = np.round(np.abs(orders["unit_price"].to_numpy()) * rng.uniform(0.40, 0.75, m), 2)
+    known = rng.random(m) < 0.8
+    return orders.assign(unit_cost=np.where(known, cost, np.nan))
+
+
+def _bot_events(rng: np.random.Generator, people: pd.DataFrame, first_id: int) -> pd.DataFrame:
+    """Crawlers: cookies that never log in and fire hundreds of page views a second or two apart."""
+    end = _epoch_seconds(END_DATE) + 86399
+    start = _epoch_seconds(START_DATE)
+    regions = people["region"].to_numpy(dtype=object)
+    frames = []
+    bot_no = 0
+    for code in sorted(set(regions)):
+        bots = max(1, int(round((regions == code).sum() * 0.002)))
+        for _ in range(bots):
+            bot_no += 1
+            cookie = f"ck-{hashlib.md5(f'bot/{code}/{bot_no}'.encode()).hexdigest()[:20]}"
+            device = hashlib.md5(f"botdevice/{code}/{bot_no}".encode()).hexdigest()[:16]
+            for _session in range(int(rng.integers(1, 4))):
+                n = int(rng.integers(150, 600))
+                begin = int(rng.integers(start, end - 3600))
+                ts = begin + np.cumsum(rng.uniform(0.5, 2.0, n)).astype(np.int64)
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "ts": ts,
+                            "event_type": np.where(rng.random(n) < 0.7, "page_view", "product_view").astype(object),
+                            "cookie_id": cookie,
+                            "device_id": device,
+                            "region": code,
+                        }
+                    )
+                )
+    bots = pd.concat(frames, ignore_index=True)
+    m = len(bots)
+    event_ts = np.empty(m, dtype=object)
+    region = bots["region"].to_numpy(dtype=object)
+    for code in np.unique(region):
+        idx = np.flatnonzero(region == code)
+        event_ts[idx] = _local_strings(bots["ts"].to_numpy()[idx], REGION_PROFILES[code].time_zone, with_offset=True)
+    viewed = bots["event_type"].to_numpy() == "product_view"
+    return pd.DataFrame(
+        {
+            "event_id": np.array([f"E{i:010d}" for i in range(first_id, first_id + m)], dtype=object),
+            "event_ts": event_ts,
+            "event_type": bots["event_type"].to_numpy(dtype=object),
+            "cookie_id": bots["cookie_id"].to_numpy(dtype=object),
+            "device_id": bots["device_id"].to_numpy(dtype=object),
+            "login_email": None,
+            "product_category": np.where(viewed, CATEGORIES[rng.integers(0, len(CATEGORIES), m)], None),
+            "region": region,
+            "_person": None,
+        }
+    )
+
+
 def _web_events(rng: np.random.Generator, people: pd.DataFrame) -> pd.DataFrame:
     n = len(people)
     years = (_epoch_seconds(END_DATE) - people["signup_ts"].to_numpy()) / (365 * 86400)
@@ -662,10 +727,12 @@ def generate(
     n = max(50, int(round(PEOPLE_AT_SCALE_1 * scale)))
     people = _people(rng, n, list(regions))
     regimes = consent_regimes or {}
+    web = _web_events(rng, people)
+    bots = _bot_events(np.random.default_rng([seed, 1]), people, first_id=len(web) + 1)
     frames = {
         "crm_customers": _crm(rng, people),
-        "web_events": _web_events(rng, people),
-        "orders": _orders(rng, people),
+        "web_events": pd.concat([web, bots], ignore_index=True),
+        "orders": _with_unit_costs(np.random.default_rng([seed, 2]), _orders(rng, people)),
         "support_tickets": _tickets(rng, people),
         "consent": _consent(rng, people, regimes),
     }
@@ -692,13 +759,15 @@ def generate(
     truth = root / "truth"
     truth.mkdir(parents=True, exist_ok=True)
     record_person = pd.concat(truth_parts, ignore_index=True)
-    record_person = record_person[record_person["source_record_id"].notna()]
+    record_person = record_person[record_person["source_record_id"].notna() & record_person["person_id"].notna()]
     pq.write_table(pa.Table.from_pandas(record_person, preserve_index=False), truth / "record_person.parquet")
+    bot_cookies = bots[["cookie_id", "region"]].drop_duplicates().reset_index(drop=True)
+    pq.write_table(pa.Table.from_pandas(bot_cookies, preserve_index=False), truth / "bot_cookies.parquet")
     people_out = people.drop(columns=["signup_ts", "engagement"]).assign(
         signup_date=pd.to_datetime(people["signup_ts"], unit="s").dt.date
     )
     pq.write_table(pa.Table.from_pandas(people_out, preserve_index=False), truth / "people.parquet")
-    manifest = {"scale": scale, "seed": seed, "regions": list(regions), "people": n, "rows": rows, "end_date": END_DATE.isoformat()}
+    manifest = {"generator_version": GENERATOR_VERSION, "scale": scale, "seed": seed, "regions": list(regions), "people": n, "rows": rows, "end_date": END_DATE.isoformat()}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     log.info("generated %d people: %s", n, rows)
     return GeneratedData(root=root, people=n, rows=rows)
@@ -715,7 +784,8 @@ def ensure_sample_data(
     manifest = root / "manifest.json"
     if manifest.is_file():
         made = json.loads(manifest.read_text())
-        if (made.get("scale"), made.get("seed"), made.get("regions")) == (scale, seed, list(regions)):
+        wanted = (GENERATOR_VERSION, scale, seed, list(regions))
+        if (made.get("generator_version"), made.get("scale"), made.get("seed"), made.get("regions")) == wanted:
             return GeneratedData(root=root, people=made["people"], rows=made["rows"]), False
     for part in ("sources", "truth"):
         if (root / part).exists():

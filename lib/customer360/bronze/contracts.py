@@ -155,6 +155,7 @@ CONTRACTS: dict[str, SourceContract] = {
                 Column("product_category"),
                 Column("quantity", T.LongType(), required=True, minimum=1),
                 Column("unit_price", T.DoubleType(), required=True, minimum=0),
+                Column("unit_cost", T.DoubleType(), minimum=0),
                 Column("currency", required=True),
                 Column("is_return", T.BooleanType()),
                 REGION,

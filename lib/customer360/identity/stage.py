@@ -23,8 +23,9 @@ from datetime import datetime, timezone
 
 import pyspark.sql.functions as F
 from pyspark.errors import AnalysisException, ParseException
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 
+from customer360.bronze.versions import with_version_rank
 from customer360.config import AppConfig, IdentityConfig, RegionConfig
 from customer360.errors import C360Error
 from customer360.identity.golden import golden_records
@@ -144,9 +145,7 @@ def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str], dict[t
         id_column = mapping.attributes["source_record_id"]
         region_column = mapping.attributes.get("region", "region")
         if id_column in bronze.columns and "_ingested_at" in bronze.columns:
-            order = [F.desc("_ingested_at")] + [F.desc(c) for c in ("_source_file", "_row_number") if c in bronze.columns]
-            latest = Window.partitionBy(region_column, id_column).orderBy(*order)
-            bronze = bronze.withColumn("_c360_version", F.row_number().over(latest))
+            bronze = with_version_rank(bronze, [region_column, id_column])
             replaced = bronze.where("_c360_version > 1").count()
             if replaced:
                 lines.append(f"{table}: {replaced:,} older version(s) of re-loaded record ids replaced by the latest")
