@@ -6,8 +6,11 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 
 .PHONY: run test java clean
 
+# extra options for `c360 run`, e.g. make run RUN_ARGS="--region de --as-of 2026-03-31"
+RUN_ARGS ?=
+
 run: java $(VENV)/.installed-run ## run the whole pipeline locally on sample data
-	$(VENV)/bin/c360 run
+	$(VENV)/bin/c360 run $(RUN_ARGS)
 
 test: java $(VENV)/.installed-dev ## run the whole test suite (every tier that needs no cluster)
 	$(PY) -m pytest

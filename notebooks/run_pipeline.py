@@ -10,8 +10,11 @@
 dbutils.widgets.dropdown("env", "prod", ["local", "prod"], "Environment")
 dbutils.widgets.text("regions", "all", "Regions (comma list or all)")
 dbutils.widgets.text("lakehouse_root", "", "Lakehouse root (empty: from config)")
+dbutils.widgets.text("as_of", "", "Features as of YYYY-MM-DD (empty: the data's end)")
 
 # COMMAND ----------
+
+from datetime import date
 
 from customer360.config import load_config
 from customer360.pipeline import build_context, run_pipeline, summary_lines
@@ -20,7 +23,8 @@ overrides = []
 if dbutils.widgets.get("lakehouse_root"):
     overrides.append(f"lakehouse.root={dbutils.widgets.get('lakehouse_root')}")
 config = load_config(dbutils.widgets.get("env"), overrides=overrides)
-ctx = build_context(config, regions=[dbutils.widgets.get("regions")], spark=spark)
+as_of = date.fromisoformat(dbutils.widgets.get("as_of")) if dbutils.widgets.get("as_of") else None
+ctx = build_context(config, regions=[dbutils.widgets.get("regions")], spark=spark, as_of=as_of)
 
 # COMMAND ----------
 
@@ -30,3 +34,12 @@ print("\n".join(summary_lines(ctx, summary)))
 # COMMAND ----------
 
 display(ctx.lakehouse.history("ops.pipeline_runs", limit=10))
+
+# COMMAND ----------
+
+# MAGIC %md The customer 360 of the run's regions (PII as tokens) and the monthly revenue mart.
+
+# COMMAND ----------
+
+display(ctx.lakehouse.read("gold.customer_360").where(f"region IN ({', '.join(repr(r) for r in ctx.regions)})").limit(100))
+display(ctx.lakehouse.read("gold.finance_revenue_monthly").orderBy("region", "month"))

@@ -32,7 +32,7 @@ def test_help_lists_the_commands():
     out = subprocess.run(
         [sys.executable, "-m", "customer360.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("run", "generate", "ingest", "identity", "identity-eval", "config", "tables", "history", "vacuum", "optimize"):
+    for command in ("run", "generate", "ingest", "identity", "identity-eval", "facts", "gold", "config", "tables", "history", "vacuum", "optimize"):
         assert re.search(rf"^    {command}(\s|$)", out, re.MULTILINE), command
 
 
@@ -67,6 +67,12 @@ def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
     assert identity_metrics[("de", "xref_rows")] == identity_metrics[("de", "records_in")] > 0
     assert identity_metrics[("de", "customers")] == ctx.lakehouse.read("silver.customer_golden").where("region = 'de'").count()
 
+    # then the facts and gold stages, with a profile of the customer 360 per region
+    assert re.search(r"    facts:\n      orders: [\d,]+ rows = [\d,]+ in silver\.orders \+ 0 quarantined", out)
+    profile = re.search(r"      de: ([\d,]+) customers in customer_360 \(([\d,]+) with orders", out)
+    assert profile and int(profile.group(1).replace(",", "")) == ctx.lakehouse.read("gold.customer_360").where("region = 'de'").count()
+    assert re.search(r"      features as of 2026-\d\d-\d\d \(facts up to the end of that day, UTC\)", out)
+
     # identity-eval scores the xref against the generator's truth
     assert cli.main(["identity-eval", *_args(tmp_path, "--region", "de,fr")]) == 0
     scores = capsys.readouterr().out
@@ -81,6 +87,13 @@ def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "50 people; cached)" in out
     assert "crm_customers: files 0 new, 2 unchanged, 0 changed, 0 failed; rows read 0" in out
+
+
+def test_a_bad_as_of_date_is_refused_before_anything_runs(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["gold", "--as-of", "2026-13-01"])
+    assert exit_info.value.code == 2
+    assert "'2026-13-01' is not a date (YYYY-MM-DD)" in capsys.readouterr().err
 
 
 def test_stage_metrics_and_failures_are_recorded(spark, tmp_path):

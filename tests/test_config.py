@@ -45,7 +45,10 @@ def test_precedence_base_env_region_set(conf_dir):
     overridden = load_config(
         "prod",
         conf_dir=conf_dir,
-        overrides=["regions.de.churn_horizon_days=30", "spark.shuffle_partitions=16", "regions.*.currency=CHF"],
+        overrides=[
+            "regions.de.churn_horizon_days=30", "spark.shuffle_partitions=16", "regions.*.currency=CHF",
+            "finance.fx_rates.CHF=[{valid_from: 2021-01-01, rate: 1.05}]",  # a currency needs rates
+        ],
     )
     assert overridden.regions["de"].churn_horizon_days == 30  # --set beats the region file
     assert overridden.spark.shuffle_partitions == 16
@@ -192,7 +195,9 @@ def test_spark_conf_and_storage_options_take_dotted_keys_and_any_scalar(conf_dir
 def test_yaml_booleans_are_only_true_and_false(conf_dir):
     # 'NO' is Norway, not False (YAML 1.1 would turn it into a boolean)
     _write(conf_dir / "regions" / "no.yaml", "code: no\nname: Norway\ndefault_phone_country: NO\ncurrency: NOK\ntime_zone: Europe/Oslo\nconsent_regime: opt_in\n")
-    config = load_config("local", conf_dir=conf_dir, overrides=["regions.no.name=on"])
+    config = load_config(
+        "local", conf_dir=conf_dir, overrides=["regions.no.name=on", "finance.fx_rates.NOK=[{valid_from: 2021-01-01, rate: 0.086}]"]
+    )
     assert (config.regions["no"].code, config.regions["no"].default_phone_country) == ("no", "NO")
     assert config.regions["no"].name == "on"
 
@@ -200,3 +205,35 @@ def test_yaml_booleans_are_only_true_and_false(conf_dir):
 def test_percent_in_lakehouse_root_is_refused():
     with pytest.raises(ConfigError, match="'%' is not allowed in the lakehouse root"):
         load_config("local", conf_dir=CONF_DIR, overrides=["lakehouse.root=/tmp/a%20b"])
+
+
+def test_gold_settings_load_with_dated_rates_and_region_timeouts():
+    from datetime import date
+
+    config = load_config("local", conf_dir=CONF_DIR)
+    usd = config.finance.fx_rates["USD"]
+    assert config.finance.reporting_currency == "EUR"
+    assert (usd[0].valid_from, usd[0].rate) == (date(2021, 1, 1), 0.8455)
+    assert [r.valid_from for r in usd] == sorted(r.valid_from for r in usd)
+    assert config.features.as_of is None and config.features.outlier_z == 3.5
+    assert config.features.bot.max_session_events == 300
+    assert {code: r.session_timeout_minutes for code, r in config.regions.items()} == {c: 30 for c in config.regions}
+    overridden = load_config("local", conf_dir=CONF_DIR, overrides=["features.as_of=2026-03-31", "regions.de.session_timeout_minutes=45"])
+    assert overridden.features.as_of == date(2026, 3, 31) and overridden.regions["de"].session_timeout_minutes == 45
+
+
+def test_a_region_currency_without_rates_fails_at_start(conf_dir):
+    _write(conf_dir / "regions" / "es.yaml", (conf_dir / "regions" / "es.yaml").read_text().replace("currency: EUR", "currency: CHF"))
+    with pytest.raises(ConfigError) as err:
+        load_config("local", conf_dir=conf_dir)
+    assert f"{conf_dir / 'gold.yaml'}: finance.fx_rates: region es uses CHF, which has no rates to EUR" in str(err.value)
+
+
+def test_rates_must_be_dated_in_order_and_the_reporting_currency_converts_at_one(conf_dir):
+    gold = (conf_dir / "gold.yaml").read_text()
+    _write(conf_dir / "gold.yaml", gold.replace("{valid_from: 2022-01-01, rate: 0.9496}", "{valid_from: 2020-01-01, rate: 0.9496}"))
+    with pytest.raises(ConfigError, match=r"gold.yaml: finance.fx_rates: .*USD: valid_from dates must be strictly increasing"):
+        load_config("local", conf_dir=conf_dir)
+    _write(conf_dir / "gold.yaml", gold.replace("EUR: [{valid_from: 2000-01-01, rate: 1.0}]", "EUR: [{valid_from: 2000-01-01, rate: 1.1}]"))
+    with pytest.raises(ConfigError, match="the reporting currency converts at rate 1"):
+        load_config("local", conf_dir=conf_dir)

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 import yaml
 
@@ -47,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"customer360 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser(
+    run = sub.add_parser(
         "run", parents=[common],
         help="run the whole pipeline (every stage, in order); locally it first generates the sample sources once",
     )
+    run.add_argument("--as-of", type=_date, default=None, help="features as of this date, YYYY-MM-DD (default: the data's end)")
 
     generate = sub.add_parser("generate", parents=[common], help="write the synthetic sample sources and ground truth")
     generate.add_argument("--scale", type=float, default=None, help="1 = 100k people (default: sample_data.scale)")
@@ -68,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     standalone.add_argument("--format", choices=["csv", "parquet"], default=None, help="the input's format")
     standalone.add_argument("--mapping", default=None, help="YAML naming the record id and attribute columns")
     standalone.add_argument("--output", default=None, help="folder for the Delta tables customer_xref, customer_golden, ...")
+
+    sub.add_parser(
+        "facts", parents=[common],
+        help="silver orders, web events, tickets and consent keyed by customer (after identity)",
+    )
+    gold = sub.add_parser(
+        "gold", parents=[common], help="gold: features as of a date, customer_360, finance marts (after facts)"
+    )
+    gold.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: features.as_of, else the data's end)")
 
     evaluate = sub.add_parser(
         "identity-eval", parents=[common],
@@ -97,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
 def _print(lines: Sequence[str]) -> None:
     print("\n".join(lines), flush=True)
 
@@ -105,7 +123,7 @@ def _context(args: argparse.Namespace):
     from customer360.pipeline import build_context
 
     config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
-    return build_context(config, regions=args.region)
+    return build_context(config, regions=args.region, as_of=getattr(args, "as_of", None))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -166,6 +184,18 @@ def _cmd_identity(args: argparse.Namespace) -> int:
     summary = run_pipeline(ctx, stages=[("identity", identity)])
     _print(summary_lines(ctx, summary))
     return 0 if summary.status == "succeeded" else 1
+
+
+def _cmd_stage(name: str):
+    def command(args: argparse.Namespace) -> int:
+        from customer360.pipeline import default_stages, run_pipeline, summary_lines
+
+        ctx = _context(args)
+        summary = run_pipeline(ctx, stages=[s for s in default_stages() if s[0] == name])
+        _print(summary_lines(ctx, summary))
+        return 0 if summary.status == "succeeded" else 1
+
+    return command
 
 
 def _identity_file(args: argparse.Namespace) -> int:
@@ -255,6 +285,8 @@ COMMANDS = {
     "ingest": _cmd_ingest,
     "identity": _cmd_identity,
     "identity-eval": _cmd_identity_eval,
+    "facts": _cmd_stage("facts"),
+    "gold": _cmd_stage("gold"),
     "config": _cmd_config,
     "tables": _cmd_tables,
     "history": _cmd_history,

@@ -1,6 +1,6 @@
 """Configuration: YAML files in conf/ loaded into frozen, validated pydantic models.
 
-Precedence, lowest first: ``base.yaml``, ``sources.yaml``, ``identity.yaml`` < ``<env>.yaml`` <
+Precedence, lowest first: ``base.yaml``, ``sources.yaml``, ``identity.yaml``, ``gold.yaml`` < ``<env>.yaml`` <
 ``regions/<code>.yaml`` < ``--set key=value``. Each region's settings start from
 ``region_defaults`` (base, then env) and are overlaid by that region's file.
 
@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from datetime import date
 from typing import Any, Literal
 
 import yaml
@@ -30,7 +31,7 @@ CONF_DIR_ENV = "C360_CONF_DIR"
 DOTTED_KEY_MAPS = (("spark", "conf"), ("lakehouse", "storage_options"))
 SET_SOURCE = "--set"
 #: files every environment loads first, in this order
-SHARED_FILES = ("base", "sources", "identity")
+SHARED_FILES = ("base", "sources", "identity", "gold")
 
 #: The canonical attributes of ``silver.identity_records`` a source column can feed.
 CANONICAL_ATTRIBUTES = (
@@ -185,6 +186,8 @@ class RegionConfig(_Frozen):
     feature_windows_days: tuple[int, ...] = Field(min_length=1)
     segment_count: SegmentCountBounds
     churn_horizon_days: int = Field(ge=1)
+    #: a visitor's web events further apart than this start a new session
+    session_timeout_minutes: int = Field(default=30, ge=1)
     postcode: PostcodeRule = Field(default_factory=PostcodeRule)
     #: regular expression -> replacement, applied in order to lower-case, accent-free street names
     street_abbreviations: dict[str, str] = Field(default_factory=dict)
@@ -335,6 +338,60 @@ class IdentityConfig(_Frozen):
         return value
 
 
+class ColdStartRule(_Frozen):
+    min_orders: int = Field(default=2, ge=0)
+    min_tenure_days: int = Field(default=30, ge=0)
+
+
+class BotRule(_Frozen):
+    """When a web session is bot-like (flagged in silver, left out of every feature)."""
+
+    max_session_events: int = Field(default=300, ge=2)
+    min_events: int = Field(default=20, ge=2)
+    max_events_per_minute: float = Field(default=20.0, gt=0)
+
+
+class FeaturesConfig(_Frozen):
+    #: the date features are computed as of; None means the data's end
+    as_of: date | None = None
+    #: robust z-score (median/MAD) above which an order is bulk and a customer's revenue an outlier
+    outlier_z: float = Field(default=3.5, gt=0)
+    cold_start: ColdStartRule = Field(default_factory=ColdStartRule)
+    bot: BotRule = Field(default_factory=BotRule)
+
+
+class FxRate(_Frozen):
+    valid_from: date
+    #: reporting-currency units per unit of the currency
+    rate: float = Field(gt=0)
+
+
+class FinanceConfig(_Frozen):
+    reporting_currency: str = Field(pattern=r"^[A-Z]{3}$")
+    #: currency -> dated rates, each valid from its day until the next entry's
+    fx_rates: dict[str, tuple[FxRate, ...]] = Field(default_factory=dict)
+
+    @field_validator("fx_rates")
+    @classmethod
+    def _dated(cls, value: dict[str, tuple[FxRate, ...]]) -> dict[str, tuple[FxRate, ...]]:
+        for currency, rates in value.items():
+            if not re.fullmatch(r"[A-Z]{3}", currency):
+                raise ValueError(f"{currency!r} is not an ISO 4217 currency code")
+            if not rates:
+                raise ValueError(f"{currency}: at least one rate is needed")
+            days = [r.valid_from for r in rates]
+            if days != sorted(set(days)):
+                raise ValueError(f"{currency}: valid_from dates must be strictly increasing, got {[d.isoformat() for d in days]}")
+        return value
+
+    @model_validator(mode="after")
+    def _reporting_rate_is_one(self) -> FinanceConfig:
+        own = self.fx_rates.get(self.reporting_currency, ())
+        if any(r.rate != 1.0 for r in own):
+            raise ValueError(f"fx_rates.{self.reporting_currency}: the reporting currency converts at rate 1")
+        return self
+
+
 class AppConfig(_Frozen):
     env: str
     lakehouse: LakehouseConfig
@@ -346,6 +403,8 @@ class AppConfig(_Frozen):
     mlflow: MlflowConfig
     sources: dict[str, SourceMapping]
     identity: IdentityConfig
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    finance: FinanceConfig
     regions: dict[str, RegionConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -359,6 +418,13 @@ class AppConfig(_Frozen):
         for code, region in self.regions.items():
             if region.code != code:
                 raise ValueError(f"regions.{code}.code: file for region {code!r} declares code {region.code!r}")
+        rated = {*self.finance.fx_rates, self.finance.reporting_currency}
+        for code, region in self.regions.items():
+            if region.currency not in rated:
+                raise ValueError(
+                    f"finance.fx_rates: region {code} uses {region.currency}, which has no rates to "
+                    f"{self.finance.reporting_currency}"
+                )
         unknown = [code for code in self.pipeline.regions if code not in self.regions]
         if unknown:
             raise ValueError(

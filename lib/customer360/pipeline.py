@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
@@ -63,6 +63,8 @@ class RunContext:
     regions: tuple[str, ...]
     run_id: str
     capabilities: SessionCapabilities
+    #: the date gold features are computed as of (``--as-of``); None: config, else the data's end
+    as_of: date | None = None
 
     def region(self, code: str) -> RegionConfig:
         return self.config.regions[code]
@@ -90,9 +92,11 @@ Stage = Callable[[RunContext], StageResult]
 def default_stages() -> list[tuple[str, Stage]]:
     """The pipeline's stages in run order; each later capability adds its ``run`` here."""
     from customer360.bronze.ingest import run as ingest
+    from customer360.facts.stage import run as facts
+    from customer360.gold.stage import run as gold
     from customer360.identity.stage import run as identity
 
-    return [("ingest", ingest), ("identity", identity)]
+    return [("ingest", ingest), ("identity", identity), ("facts", facts), ("gold", gold)]
 
 
 def build_context(
@@ -101,6 +105,7 @@ def build_context(
     regions: Sequence[str] | None = None,
     spark: SparkSession | None = None,
     run_id: str | None = None,
+    as_of: date | None = None,
 ) -> RunContext:
     spark = spark or get_session(config)
     capabilities = detect_capabilities(spark)
@@ -112,6 +117,7 @@ def build_context(
         regions=config.select_regions(regions),
         run_id=run_id or uuid.uuid4().hex[:16],
         capabilities=capabilities,
+        as_of=as_of,
     )
 
 

@@ -1,0 +1,107 @@
+"""``gold.customer_360``: one row per customer - golden attributes (tokens), consent, latest features,
+and the ML columns the segmentation and churn stages fill."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, Window
+
+from customer360.features.registry import expand
+
+GOLDEN_COLUMNS = (
+    "customer_type", "household_id", "first_name", "last_name", "email", "phone", "date_of_birth", "street", "city",
+    "postcode", "country", "loyalty_id", "company_name", "record_count", "sources", "first_seen", "last_seen",
+)
+
+CONSENT_COLUMNS = ("marketing_consent", "profiling_consent", "erasure_requested", "consent_updated_at")
+ML_COLUMNS = {
+    "segment": "string", "segment_model_version": "string", "churn_score": "double", "churn_model_version": "string",
+}
+
+BASE_COMMENTS = {
+    "customer_id": "stable customer id (silver.customer_ids)",
+    "customer_type": "B2C or B2B",
+    "household_id": "customer id of the household's first member (shared address and surname)",
+    "first_name": "golden first name, as a PII token (silver.pii_vault holds the value)",
+    "last_name": "golden last name, PII token",
+    "email": "golden email, PII token",
+    "phone": "golden phone (E.164), PII token",
+    "date_of_birth": "golden date of birth, PII token",
+    "street": "golden street, PII token (the address is chosen as one unit)",
+    "city": "golden city, PII token",
+    "postcode": "golden postcode, PII token",
+    "country": "country of the golden address",
+    "loyalty_id": "loyalty number, PII token",
+    "company_name": "company of a B2B customer, PII token",
+    "record_count": "source records resolved to the customer",
+    "sources": "sources the customer's records come from",
+    "first_seen": "earliest record time, UTC",
+    "last_seen": "latest record time, UTC",
+    "marketing_consent": "may be contacted for marketing: the latest choice, else the region's regime default; false after an erasure request",
+    "profiling_consent": "may be profiled: the latest choice, else the region's regime default; false after an erasure request",
+    "erasure_requested": "the customer asked for erasure (governance acts on it)",
+    "consent_updated_at": "time of the latest consent event, UTC; null without any",
+    "features_as_of": "as-of date of the features in this row",
+    "feature_set_version": "version of the feature definitions (gold.feature_registry)",
+    "segment": "behavioural segment (filled by the segmentation stage)",
+    "segment_model_version": "model version that assigned the segment",
+    "churn_score": "probability of churn within the region's horizon (filled by the churn stage)",
+    "churn_model_version": "model version that scored churn",
+    "run_id": "pipeline run that wrote the row",
+    "region": "region (partition)",
+    "as_of_date": "the date the features describe (partition): only facts up to the end of this day (UTC) are used",
+}
+
+
+def column_comments(windows: Sequence[int]) -> dict[str, str]:
+    """Descriptions of every column of the customer features and 360 tables."""
+    return {**BASE_COMMENTS, **{f.name: f.description for f in expand(windows)}}
+
+
+def consent_flags(consent: DataFrame) -> DataFrame:
+    """Per customer: the latest opt-in/opt-out per purpose, any erasure request, the latest event time."""
+    choices = consent.where(F.col("action").isin("opt_in", "opt_out"))
+    latest = Window.partitionBy("region", "customer_id", "purpose").orderBy(F.desc("recorded_at"), F.desc("consent_event_id"))
+    last_choice = choices.withColumn("_n", F.row_number().over(latest)).where("_n = 1")
+    per_purpose = last_choice.groupBy("region", "customer_id").agg(
+        *[F.max(F.when(F.col("purpose") == p, F.col("action") == "opt_in")).alias(f"_{p}") for p in ("marketing", "profiling")]
+    )
+    events = consent.groupBy("region", "customer_id").agg(
+        F.max((F.col("action") == "erasure_request").cast("int")).cast("boolean").alias("erasure_requested"),
+        F.max("recorded_at").alias("consent_updated_at"),
+    )
+    return events.join(per_purpose, ["region", "customer_id"], "left")
+
+
+def customer_360(
+    golden: DataFrame,
+    features: DataFrame,
+    consent: DataFrame,
+    *,
+    regimes: Mapping[str, str],
+    run_id: str,
+) -> DataFrame:
+    """Join golden records, consent flags and one as-of date's features; every golden customer
+    gets a row (features null where the customer was not known by the as-of date)."""
+    flags = consent_flags(consent)
+    default = F.coalesce(*[F.when(F.col("region") == c, F.lit(r == "opt_out")) for c, r in sorted(regimes.items())], F.lit(False))
+    erased = F.coalesce(F.col("erasure_requested"), F.lit(False))
+    feature_columns = [c for c in features.columns if c not in ("region", "customer_id", "as_of_date")]
+    df = (
+        golden.select("region", "customer_id", *GOLDEN_COLUMNS)
+        .join(flags, ["region", "customer_id"], "left")
+        .join(features.withColumnRenamed("as_of_date", "features_as_of"), ["region", "customer_id"], "left")
+    )
+    return df.select(
+        "customer_id",
+        *GOLDEN_COLUMNS,
+        *[(~erased & F.coalesce(F.col(f"_{p}"), default)).alias(f"{p}_consent") for p in ("marketing", "profiling")],
+        erased.alias("erasure_requested"),
+        "consent_updated_at",
+        "features_as_of",
+        *feature_columns,
+        *[F.lit(None).cast(t).alias(c) for c, t in ML_COLUMNS.items()],
+        F.lit(run_id).alias("run_id"),
+        "region",
+    )
