@@ -727,10 +727,12 @@ def generate(
     n = max(50, int(round(PEOPLE_AT_SCALE_1 * scale)))
     people = _people(rng, n, list(regions))
     regimes = consent_regimes or {}
+    # the main generator draws in this order (crm, web, orders, tickets, consent): keep it
+    crm = _crm(rng, people)
     web = _web_events(rng, people)
     bots = _bot_events(np.random.default_rng([seed, 1]), people, first_id=len(web) + 1)
     frames = {
-        "crm_customers": _crm(rng, people),
+        "crm_customers": crm,
         "web_events": pd.concat([web, bots], ignore_index=True),
         "orders": _with_unit_costs(np.random.default_rng([seed, 2]), _orders(rng, people)),
         "support_tickets": _tickets(rng, people),

@@ -20,7 +20,7 @@ from customer360.features.compute import (
     with_robust_z,
     with_rfm,
 )
-from customer360.features.registry import expand, feature_set_version
+from customer360.features.registry import expand, feature_parameters, feature_set_version
 
 from tests.features.conftest import (
     BOT,
@@ -392,8 +392,11 @@ def test_customer_features_columns_and_per_region_feature_set_version(features):
     union = sorted({w for ws in REGION_WINDOWS.values() for w in ws})
     assert features.columns == ["region", "customer_id", "as_of_date", "feature_set_version"] + [f.name for f in expand(union)]
     versions = {(r.region, r.as_of_date, r.feature_set_version) for r in features.select("region", "as_of_date", "feature_set_version").collect()}
-    ra, rb = feature_set_version(expand([30, 90])), feature_set_version(expand([30, 90, 180]))
+    parameters = feature_parameters(SETTINGS, session_timeout_minutes=30)
+    ra, rb = feature_set_version(expand([30, 90]), parameters), feature_set_version(expand([30, 90, 180]), parameters)
     assert ra != rb
+    # the settings the features were computed with are part of the version
+    assert ra != feature_set_version(expand([30, 90])) != feature_set_version(expand([30, 90]), {**parameters, "outlier_z": 3.0})
     assert versions == {("ra", FEATURES_AS_OF, ra), ("rb", FEATURES_AS_OF, rb)}
 
 

@@ -100,14 +100,18 @@ def test_registry_rows_shape(spark):
     version = feature_set_version(expand([30, 90]))
     assert len(rows) == 18 + 10 * 2
     assert {len(r) for r in rows} == {len(REGISTRY_SCHEMA.fields)}
-    assert {(r[0], r[7]) for r in rows} == {(version, "ra")}
+    assert {(r[0], r[8]) for r in rows} == {(version, "ra")}
     by_name = {r[1]: r for r in rows}
-    assert by_name["frequency_30d"] == (version, "frequency_30d", "orders", "orders in the 30 days up to the as-of date", 30, 1, "bigint", "ra")
+    assert by_name["frequency_30d"] == (version, "frequency_30d", "orders", "orders in the 30 days up to the as-of date", 30, 1, "bigint", None, "ra")
     assert by_name["is_cold_start"][4:7] == (None, 1, "boolean")
     assert [r[1] for r in rows] == [f.name for f in expand([30, 90])]
     # the rows fit the table's schema (non-null columns included)
     df = spark.createDataFrame(rows, REGISTRY_SCHEMA)
     assert sorted(r.name for r in df.where("window_days = 90").collect()) == sorted(f"{stem}_90d" for stem in WINDOWED_STEMS)
+    # the settings are recorded with the rows and change the version
+    with_settings = registry_rows("ra", [30, 90], {"outlier_z": 3.5, "session_timeout_minutes": 30})
+    assert {r[7] for r in with_settings} == {'{"outlier_z": 3.5, "session_timeout_minutes": 30}'}
+    assert {r[0] for r in with_settings} == {feature_set_version(expand([30, 90]), {"outlier_z": 3.5, "session_timeout_minutes": 30})} != {version}
     # regions with other windows get another version
     assert {r[0] for r in registry_rows("rb", [30, 90, 180])} == {feature_set_version(expand([30, 90, 180]))} != {version}
 

@@ -12,7 +12,7 @@ import pytest
 from customer360.bronze.ingest import run as ingest
 from customer360.config import load_config
 from customer360.facts import stage as facts
-from customer360.features.registry import expand, feature_set_version
+from customer360.features.registry import expand, feature_parameters, feature_set_version
 from customer360.generate import generate
 from customer360.gold import stage as gold
 from customer360.identity import stage as identity
@@ -122,7 +122,8 @@ def test_customer_360_has_one_row_per_golden_customer_and_the_run_features(built
     assert {r[0] for r in features.select("as_of_date").distinct().collect()} == {as_of}
     windows = {code: ctx.config.regions[code].feature_windows_days for code in REGIONS}
     versions = {r["region"]: r["feature_set_version"] for r in features.select("region", "feature_set_version").distinct().collect()}
-    assert versions == {code: feature_set_version(expand(ws)) for code, ws in windows.items()}
+    parameters = {c: feature_parameters(ctx.config.features, session_timeout_minutes=ctx.config.regions[c].session_timeout_minutes) for c in REGIONS}
+    assert versions == {code: feature_set_version(expand(ws), parameters[code]) for code, ws in windows.items()}
     registry = lh.read(gold.FEATURE_REGISTRY)
     assert {(r["region"], r["feature_set_version"]) for r in registry.select("region", "feature_set_version").distinct().collect()} == set(versions.items())
     # the 360 carries the features of exactly these customers; the others were unknown by the date
@@ -177,6 +178,10 @@ def test_a_region_run_replaces_only_that_region(built):
         after = lh.read(table).where("region = 'us'").drop("run_id").collect()
         assert sorted(map(tuple, after), key=repr) == sorted(map(tuple, before[table]), key=repr), table
     features = lh.read(gold.CUSTOMER_FEATURES)
+    # every version any as-of date carries is still described in the registry
+    carried = {(r[0], r[1]) for r in features.select("region", "feature_set_version").distinct().collect()}
+    described = {(r[0], r[1]) for r in lh.read(gold.FEATURE_REGISTRY).select("region", "feature_set_version").distinct().collect()}
+    assert carried <= described
     dates = {(r["region"], r["as_of_date"]) for r in features.select("region", "as_of_date").distinct().collect()}
     first = next(d for region, d in dates if region == "us")
     assert dates == {("us", first), ("de", first), ("de", date(2026, 3, 31))}

@@ -51,7 +51,8 @@ def _latest(ctx: RunContext, source: str, id_column: str, result: StageResult) -
     replaced = bronze.where(F.col(VERSION_COLUMN) > 1).count()
     if replaced:
         result.lines.append(f"{table}: {replaced:,} older version(s) of re-loaded rows replaced by the latest")
-    return bronze.where(F.col(VERSION_COLUMN) == 1).drop(VERSION_COLUMN)
+    # the identity stage resolved trimmed ids (silver.customer_xref): join on the same form
+    return bronze.where(F.col(VERSION_COLUMN) == 1).drop(VERSION_COLUMN).withColumn(id_column, F.trim(id_column))
 
 
 def _store(ctx: RunContext, df: DataFrame, name: str, comments: dict[str, str]) -> int:
@@ -108,12 +109,20 @@ def run(ctx: RunContext) -> StageResult:
             bronze = _latest(ctx, source, id_column, result)
             if bronze is None:
                 continue
+            bronze = bronze.localCheckpoint(eager=True)
+            per_region_in = {r["region"]: r["count"] for r in bronze.groupBy("region").count().collect()}
+            rows_in = sum(per_region_in.values())
             built = build(bronze).localCheckpoint(eager=True)
             counts = {
                 (r["region"], r["bad"]): r["n"]
                 for r in built.groupBy("region", F.col("_problem").isNotNull().alias("bad")).count().withColumnRenamed("count", "n").collect()
             }
-            rows_in = sum(counts.values())
+            # a join that fanned out (a duplicated xref row, overlapping rates) would show here
+            if sum(counts.values()) != rows_in or built.select("region", id_column).distinct().count() != rows_in:
+                raise FactsInputError(
+                    f"{source}: {rows_in:,} bronze rows became {sum(counts.values()):,} rows keyed by customer; "
+                    f"{CUSTOMER_XREF} or finance.fx_rates has duplicates"
+                )
             written = _store(ctx, built.where(F.col("_problem").isNull()).drop("_problem"), table, comments)
             bad = quarantine_rows(built, source=source, id_column=id_column, run_id=ctx.run_id).localCheckpoint(eager=True)
             quarantined.append(bad)
@@ -128,7 +137,7 @@ def run(ctx: RunContext) -> StageResult:
             for region in ctx.regions:
                 good = counts.get((region, False), 0)
                 result.metrics += [
-                    Metric(region, "rows_in", good + counts.get((region, True), 0), table),
+                    Metric(region, "rows_in", per_region_in.get(region, 0), table),
                     Metric(region, "rows_written", good, table),
                     Metric(region, "rows_quarantined", counts.get((region, True), 0), table),
                 ]

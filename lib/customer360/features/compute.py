@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 
 from customer360.config import BotRule, FeaturesConfig
 from customer360.facts.web_events import flag_bot_sessions, sessionize
-from customer360.features.registry import expand, feature_set_version
+from customer360.features.registry import expand, feature_parameters, feature_set_version
 
 KEYS = ("region", "customer_id")
 
@@ -255,7 +255,7 @@ def customer_features(
     longest_monetary = by_region({c: f"monetary_{w}d" for c, w in longest.items()})
     df = with_rfm(df, frequency=by_region({c: f"frequency_{w}d" for c, w in longest.items()}), monetary=longest_monetary)
     # revenue is heavily right-skewed: the z-score is taken on log1p(revenue)
-    spenders = df.where(F.col("orders_total") > 0).select(*KEYS, F.log1p(F.greatest(longest_monetary, F.lit(0.0))).alias("_m"))
+    spenders = df.where(longest_monetary > 0).select(*KEYS, F.log1p(longest_monetary).alias("_m"))
     spenders = with_robust_z(spenders, "_m", "_mz").select(*KEYS, (F.col("_mz") > settings.outlier_z).alias("is_monetary_outlier"))
     df = df.join(spenders, list(KEYS), "left").withColumn("is_monetary_outlier", F.coalesce("is_monetary_outlier", F.lit(False)))
     # a region's windows it does not configure are null
@@ -266,7 +266,10 @@ def customer_features(
                          "avg_session_seconds", "active_days", "view_to_purchase", "tickets"):
                 column = f"{name}_{w}d"
                 df = df.withColumn(column, F.when(~F.col("region").isin(*without), F.col(column)))
-    versions = {code: feature_set_version(expand(ws)) for code, ws in region_windows.items()}
+    versions = {
+        code: feature_set_version(expand(ws), feature_parameters(settings, session_timeout_minutes=timeout_minutes[code]))
+        for code, ws in region_windows.items()
+    }
     names = [f.name for f in expand(windows)]
     return df.select(
         "region", "customer_id", F.lit(as_of).alias("as_of_date"),

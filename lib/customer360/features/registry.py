@@ -2,18 +2,21 @@
 
 Windowed definitions expand per region into one feature per configured window (``frequency_30d``,
 ``frequency_90d``, ...). The feature-set version is a hash of the expanded definitions (names,
-windows, versions, types), so changing a definition's version, a window, or the set itself gives
-a new version; gold tables carry it on every row, and ``gold.feature_registry`` lists the
+windows, versions, types) and the settings they are computed with (outlier and cold-start
+thresholds, bot rules, session timeout), so changing a definition's version, a window, a setting
+or the set itself gives a new version; gold tables carry it on every row, and ``gold.feature_registry`` lists the
 definitions behind each version. Change a feature's computation => bump its ``version`` here.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import types as T
+
+from customer360.config import FeaturesConfig
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,26 @@ def expand(windows: Sequence[int]) -> tuple[Feature, ...]:
     return tuple(out)
 
 
-def feature_set_version(features: Sequence[Feature]) -> str:
-    payload = json.dumps([(f.name, f.window_days, f.version, f.data_type) for f in features])
+def feature_parameters(settings: FeaturesConfig, *, session_timeout_minutes: int) -> dict[str, float | int]:
+    """The settings that change what the features mean (thresholds, bot rules, session timeout)."""
+    return {
+        "outlier_z": settings.outlier_z,
+        "cold_start.min_orders": settings.cold_start.min_orders,
+        "cold_start.min_tenure_days": settings.cold_start.min_tenure_days,
+        "bot.max_session_events": settings.bot.max_session_events,
+        "bot.min_events": settings.bot.min_events,
+        "bot.max_events_per_minute": settings.bot.max_events_per_minute,
+        "session_timeout_minutes": session_timeout_minutes,
+    }
+
+
+def feature_set_version(features: Sequence[Feature], parameters: Mapping[str, float | int] | None = None) -> str:
+    """A hash of the expanded definitions and the parameters they were computed with."""
+    payload = json.dumps(
+        [[(f.name, f.window_days, f.version, f.data_type) for f in features], sorted((parameters or {}).items())]
+        if parameters
+        else [(f.name, f.window_days, f.version, f.data_type) for f in features]
+    )
     return "fs-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -98,6 +119,7 @@ REGISTRY_SCHEMA = T.StructType(
         T.StructField("window_days", T.IntegerType(), True),
         T.StructField("version", T.IntegerType(), False),
         T.StructField("data_type", T.StringType(), False),
+        T.StructField("parameters", T.StringType(), True),
         T.StructField("region", T.StringType(), False),
     ]
 )
@@ -110,11 +132,13 @@ REGISTRY_COMMENTS = {
     "window_days": "look-back window in days; null for features without one",
     "version": "definition version; bumped when the computation changes",
     "data_type": "Spark SQL type of the column",
+    "parameters": "JSON of the settings the version was computed with (thresholds, bot rules, session timeout)",
     "region": "region whose windows the row describes (partition)",
 }
 
 
-def registry_rows(region: str, windows: Sequence[int]) -> list[tuple]:
+def registry_rows(region: str, windows: Sequence[int], parameters: Mapping[str, float | int] | None = None) -> list[tuple]:
     features = expand(windows)
-    version = feature_set_version(features)
-    return [(version, f.name, f.family, f.description, f.window_days, f.version, f.data_type, region) for f in features]
+    version = feature_set_version(features, parameters)
+    settings = json.dumps(dict(sorted((parameters or {}).items()))) if parameters else None
+    return [(version, f.name, f.family, f.description, f.window_days, f.version, f.data_type, settings, region) for f in features]

@@ -21,7 +21,14 @@ from pyspark.sql import DataFrame
 from customer360.errors import C360Error
 from customer360.facts.stage import SILVER_CONSENT, SILVER_ORDERS, SILVER_TICKETS, SILVER_WEB_EVENTS
 from customer360.features.compute import customer_features
-from customer360.features.registry import REGISTRY_COMMENTS, REGISTRY_SCHEMA, expand, feature_set_version, registry_rows
+from customer360.features.registry import (
+    REGISTRY_COMMENTS,
+    REGISTRY_SCHEMA,
+    expand,
+    feature_parameters,
+    feature_set_version,
+    registry_rows,
+)
 from customer360.gold.customer360 import column_comments, customer_360
 from customer360.gold.finance import (
     COHORT_RETENTION_COMMENTS,
@@ -91,10 +98,17 @@ def run(ctx: RunContext) -> StageResult:
         with_comments(features, comments), CUSTOMER_FEATURES, partition_by=["region", "as_of_date"],
         regions=list(ctx.regions), partitions={"as_of_date": [as_of]}, schema_mode="merge",
     ).rows_written
-    registry = ctx.spark.createDataFrame([row for code, ws in region_windows.items() for row in registry_rows(code, ws)], REGISTRY_SCHEMA)
-    lakehouse.write(
-        with_comments(registry, REGISTRY_COMMENTS).coalesce(1), FEATURE_REGISTRY, partition_by=["region"],
-        regions=list(ctx.regions), schema_mode="merge",
+    parameters = {
+        code: feature_parameters(config.features, session_timeout_minutes=config.regions[code].session_timeout_minutes)
+        for code in ctx.regions
+    }
+    registry = ctx.spark.createDataFrame(
+        [row for code, ws in region_windows.items() for row in registry_rows(code, ws, parameters[code])], REGISTRY_SCHEMA
+    )
+    # upserted: the definitions behind every version that older as-of dates carry stay listed
+    lakehouse.merge(
+        with_comments(registry, REGISTRY_COMMENTS).coalesce(1), FEATURE_REGISTRY,
+        keys=["region", "feature_set_version", "name"], partition_by=["region"], schema_mode="merge",
     )
     regimes = {code: config.regions[code].consent_regime for code in ctx.regions}
     c360 = customer_360(golden, features, consent, regimes=regimes, run_id=ctx.run_id)
@@ -106,7 +120,7 @@ def run(ctx: RunContext) -> StageResult:
     ):
         written[name] = _write(ctx, build(orders, run_id=ctx.run_id), name, described)
 
-    versions = {code: feature_set_version(expand(ws)) for code, ws in region_windows.items()}
+    versions = {code: feature_set_version(expand(ws), parameters[code]) for code, ws in region_windows.items()}
     result.lines.append(f"features as of {as_of.isoformat()} (facts up to the end of that day, UTC)")
     _profile(ctx, result, as_of, versions, written)
     features.unpersist()

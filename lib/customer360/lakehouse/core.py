@@ -152,7 +152,7 @@ def align_to_table(df: DataFrame, table_schema: T.StructType, *, schema_mode: Sc
             f"new column(s) {added} are not in the table; pass schema_mode='merge' to add them"
         )
     columns = [
-        F.col(f"`{f.name}`") if f.name in incoming else F.lit(None).cast(f.dataType).alias(f.name)
+        F.col(f"`{f.name}`") if f.name in incoming else F.lit(None).cast(f.dataType).alias(f.name, metadata=f.metadata)
         for f in table_schema.fields
     ]
     columns += [F.col(f"`{name}`") for name in added]

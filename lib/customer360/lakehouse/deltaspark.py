@@ -106,7 +106,17 @@ class DeltaSparkEngine:
             if replace and ("replaceWhere" in message or "does not conform" in message):
                 raise PartitionMismatchError(f"{table}: data outside the replaced partitions {replace}: {exc}") from exc
             raise
+        self._update_comments(path, df.schema)
         return self._result(path, table, after=before, operation="WRITE", tag=tag)
+
+    def _update_comments(self, path: str, schema: T.StructType) -> None:
+        """mergeSchema keeps an existing column's old comment; set the ones the frame changed."""
+        current = self.column_comments(path)
+        for f in schema.fields:
+            comment = f.metadata.get("comment")
+            if comment and current.get(f.name) != comment:
+                quoted = comment.replace("\\", "\\\\").replace("'", "\\'")
+                self.spark.sql(f"ALTER TABLE delta.`{path}` ALTER COLUMN `{f.name}` COMMENT '{quoted}'")
 
     def merge(
         self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
