@@ -177,13 +177,7 @@ def _cmd_identity(args: argparse.Namespace) -> int:
         if missing:
             raise C360Error(f"resolving a file needs --input, --format, --mapping and --output; missing {', '.join(missing)}")
         return _identity_file(args)
-    from customer360.identity.stage import run as identity
-    from customer360.pipeline import run_pipeline, summary_lines
-
-    ctx = _context(args)
-    summary = run_pipeline(ctx, stages=[("identity", identity)])
-    _print(summary_lines(ctx, summary))
-    return 0 if summary.status == "succeeded" else 1
+    return _cmd_stage("identity")(args)
 
 
 def _cmd_stage(name: str):

@@ -8,7 +8,7 @@ revenue is zero (the source has no return date, so a return is netted on the ord
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -181,6 +181,3 @@ def quarantine_rows(df: DataFrame, *, source: str, id_column: str, run_id: str) 
         F.col("_problem").alias("reason"), F.lit(run_id).alias("run_id"), "region",
     )
 
-
-def usable(df: DataFrame, columns: Sequence[str]) -> DataFrame:
-    return df.where(F.col("_problem").isNull()).select(*columns)

@@ -104,8 +104,6 @@ def feature_set_version(features: Sequence[Feature], parameters: Mapping[str, fl
     """A hash of the expanded definitions and the parameters they were computed with."""
     payload = json.dumps(
         [[(f.name, f.window_days, f.version, f.data_type) for f in features], sorted((parameters or {}).items())]
-        if parameters
-        else [(f.name, f.window_days, f.version, f.data_type) for f in features]
     )
     return "fs-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
 
