@@ -20,6 +20,8 @@ INSTALL_REQUIRES = [
     "numpy==2.4.6",
     # phone numbers to E.164 (Google's libphonenumber metadata), used in vectorized pandas UDFs
     "phonenumbers==9.0.43",
+    # optimal matching of segment centroids between model versions (Hungarian algorithm)
+    "scipy==1.17.1",
 ]
 
 EXTRAS_REQUIRE = {
@@ -28,6 +30,8 @@ EXTRAS_REQUIRE = {
         "pytest-spark==0.8.0",
         "chispa==0.12.0",
         "networkx==3.6.1",
+        # an independent implementation the ML metric tests compare with
+        "scikit-learn==1.9.1",
     ],
 }
 
@@ -45,6 +49,7 @@ setup(
         "customer360.facts",
         "customer360.features",
         "customer360.gold",
+        "customer360.ml",
         "customer360.conf",
         "customer360.conf.regions",
     ],
@@ -55,6 +60,8 @@ setup(
         "console_scripts": [
             "c360=customer360.cli:main",
             "c360-run-pipeline=customer360.jobs:run_pipeline_main",
+            "c360-train=customer360.jobs:train_main",
+            "c360-score=customer360.jobs:score_main",
         ],
     },
 )

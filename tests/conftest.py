@@ -25,6 +25,39 @@ def spark(spark_session, tmp_path_factory):
     return spark_session
 
 
+SAMPLE_REGIONS = ["us", "de"]
+
+
+@pytest.fixture(scope="session")
+def pipeline_sample(spark, tmp_path_factory):
+    """About 800 people in us and de through ingest, identity, facts and gold, once per test run:
+    (context, generated data, facts result, gold result). tests/gold checks the stages on it, then
+    re-runs de only; tests/ml (which runs later) trains and scores us."""
+    from datetime import datetime
+
+    from customer360.bronze.ingest import run as ingest
+    from customer360.config import load_config
+    from customer360.facts import stage as facts
+    from customer360.generate import generate
+    from customer360.gold import stage as gold
+    from customer360.identity import stage as identity
+    from customer360.pipeline import build_context
+
+    root = tmp_path_factory.mktemp("pipeline_sample")
+    data = generate(root / "sample", scale=0.008, seed=11, regions=SAMPLE_REGIONS, consent_regimes={"us": "opt_out", "de": "opt_in"})
+    config = load_config(
+        "local",
+        conf_dir=CONF_DIR,
+        overrides=[f"lakehouse.root={root / 'lh'}", f"ingest.landing_root={data.sources}", "pipeline.regions=[us, de]"],
+    )
+    ctx = build_context(config, spark=spark, regions=SAMPLE_REGIONS, run_id="run-1")
+    ingest(ctx, now=datetime(2026, 7, 1, 12))
+    identity.run(ctx, now=datetime(2026, 7, 1, 13))
+    facts_result = facts.run(ctx)
+    gold_result = gold.run(ctx)
+    return ctx, data, facts_result, gold_result
+
+
 @pytest.fixture
 def conf_dir(tmp_path) -> Path:
     """A private copy of conf/ that a test may edit."""

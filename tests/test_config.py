@@ -107,6 +107,16 @@ def test_bad_values_fail_with_reason():
         load_config("local", conf_dir=CONF_DIR, overrides=["pipeline.regions=[us, xx]"])
 
 
+def test_pipeline_stages_must_be_known_and_in_order():
+    assert load_config("local", conf_dir=CONF_DIR).pipeline.stages == ("ingest", "identity", "facts", "gold", "ml")
+    picked = load_config("local", conf_dir=CONF_DIR, overrides=["pipeline.stages=[ingest, identity]"])
+    assert picked.pipeline.stages == ("ingest", "identity")
+    with pytest.raises(ConfigError, match=r"pipeline.stages: .*unknown stage\(s\) \['silver'\]"):
+        load_config("local", conf_dir=CONF_DIR, overrides=["pipeline.stages=[ingest, silver]"])
+    with pytest.raises(ConfigError, match=r"stages run in pipeline order: write \['ingest', 'gold'\]"):
+        load_config("local", conf_dir=CONF_DIR, overrides=["pipeline.stages=[gold, ingest]"])
+
+
 def test_unknown_environment_and_missing_dir(tmp_path):
     with pytest.raises(ConfigError, match="unknown environment 'staging'.*known: local, prod"):
         load_config("staging", conf_dir=CONF_DIR)

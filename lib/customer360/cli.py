@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
         "gold", parents=[common], help="gold: features as of a date, customer_360, finance marts (after facts)"
     )
     gold.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: features.as_of, else the data's end)")
+    train = sub.add_parser(
+        "train", parents=[common],
+        help="train segmentation and churn models per region (MLflow); a model becomes champion only if it beats the current one",
+    )
+    train.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: the as-of date of gold.customer_360)")
+    score = sub.add_parser(
+        "score", parents=[common],
+        help="score with the champion models: gold.customer_segments, gold.churn_scores, ML columns of gold.customer_360",
+    )
+    score.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: the as-of date of gold.customer_360)")
 
     evaluate = sub.add_parser(
         "identity-eval", parents=[common],
@@ -182,10 +192,10 @@ def _cmd_identity(args: argparse.Namespace) -> int:
 
 def _cmd_stage(name: str):
     def command(args: argparse.Namespace) -> int:
-        from customer360.pipeline import default_stages, run_pipeline, summary_lines
+        from customer360.pipeline import run_pipeline, stage_commands, summary_lines
 
         ctx = _context(args)
-        summary = run_pipeline(ctx, stages=[s for s in default_stages() if s[0] == name])
+        summary = run_pipeline(ctx, stages=[(name, stage_commands()[name])])
         _print(summary_lines(ctx, summary))
         return 0 if summary.status == "succeeded" else 1
 
@@ -281,6 +291,8 @@ COMMANDS = {
     "identity-eval": _cmd_identity_eval,
     "facts": _cmd_stage("facts"),
     "gold": _cmd_stage("gold"),
+    "train": _cmd_stage("train"),
+    "score": _cmd_stage("score"),
     "config": _cmd_config,
     "tables": _cmd_tables,
     "history": _cmd_history,

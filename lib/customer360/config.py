@@ -1,6 +1,6 @@
 """Configuration: YAML files in conf/ loaded into frozen, validated pydantic models.
 
-Precedence, lowest first: ``base.yaml``, ``sources.yaml``, ``identity.yaml``, ``gold.yaml`` < ``<env>.yaml`` <
+Precedence, lowest first: ``base.yaml``, ``sources.yaml``, ``identity.yaml``, ``gold.yaml``, ``ml.yaml`` < ``<env>.yaml`` <
 ``regions/<code>.yaml`` < ``--set key=value``. Each region's settings start from
 ``region_defaults`` (base, then env) and are overlaid by that region's file.
 
@@ -31,7 +31,7 @@ CONF_DIR_ENV = "C360_CONF_DIR"
 DOTTED_KEY_MAPS = (("spark", "conf"), ("lakehouse", "storage_options"))
 SET_SOURCE = "--set"
 #: files every environment loads first, in this order
-SHARED_FILES = ("base", "sources", "identity", "gold")
+SHARED_FILES = ("base", "sources", "identity", "gold", "ml")
 
 #: The canonical attributes of ``silver.identity_records`` a source column can feed.
 CANONICAL_ATTRIBUTES = (
@@ -112,8 +112,24 @@ class SparkConfig(_Frozen):
     _strings = field_validator("conf", mode="before")(classmethod(lambda cls, v: _as_strings(v)))
 
 
+PIPELINE_STAGES = ("ingest", "identity", "facts", "gold", "ml")
+
+
 class PipelineConfig(_Frozen):
     regions: tuple[str, ...] = Field(min_length=1)
+    #: the stages ``c360 run`` runs, in pipeline order (e.g. [ingest, identity] to stop after identity)
+    stages: tuple[str, ...] = Field(default=PIPELINE_STAGES, min_length=1)
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in value if s not in PIPELINE_STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; stages: {', '.join(PIPELINE_STAGES)}")
+        ordered = [s for s in PIPELINE_STAGES if s in value]
+        if list(value) != ordered:
+            raise ValueError(f"stages run in pipeline order: write {ordered}")
+        return value
 
 
 class PiiConfig(_Frozen):
@@ -137,8 +153,11 @@ class SampleDataConfig(_Frozen):
 
 
 class MlflowConfig(_Frozen):
+    #: None: a sqlite store inside the lakehouse folder (``<root>/_mlflow``); any MLflow URI otherwise
     tracking_uri: str | None = None
     experiment_prefix: str = "/Shared/customer360"
+    #: registered models are ``<prefix>_<region>_segmentation`` / ``_churn`` (``catalog.schema.c360`` on Unity Catalog)
+    registered_model_prefix: str = Field(default="c360", pattern=r"^[A-Za-z0-9_.]+$")
 
 
 class SegmentCountBounds(_Frozen):
@@ -392,6 +411,105 @@ class FinanceConfig(_Frozen):
         return self
 
 
+class SegmentFeature(_Frozen):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    transform: Literal["log", "none"] = "none"
+    weight: float = Field(default=1.0, gt=0)
+    fill: float = 0.0
+
+
+class SegmentRule(_Frozen):
+    name: str = Field(min_length=1)
+    #: a Spark SQL boolean expression over gold.customer_features columns
+    when: str = Field(min_length=1)
+
+
+class TaxonomyEntry(_Frozen):
+    name: str = Field(min_length=1)
+    above: dict[str, float] = Field(default_factory=dict)
+    below: dict[str, float] = Field(default_factory=dict)
+    min_median: dict[str, float] = Field(default_factory=dict)
+
+
+class StabilityConfig(_Frozen):
+    bootstrap_samples: int = Field(default=2, ge=0)
+    sample_fraction: float = Field(default=0.8, gt=0, le=1)
+    #: the earlier as-of date a second model is fitted on (adjusted Rand index between the two); 0 = skip
+    previous_as_of_days: int = Field(default=30, ge=0)
+
+
+class SegmentationConfig(_Frozen):
+    algorithm: Literal["kmeans", "bisecting_kmeans", "gaussian_mixture"] = "kmeans"
+    seed: int = 42
+    max_iter: int = Field(default=40, ge=1)
+    features: tuple[SegmentFeature, ...] = Field(min_length=2)
+    rules: tuple[SegmentRule, ...] = ()
+    silhouette_tolerance: float = Field(default=0.02, ge=0)
+    min_segment_share: float = Field(default=0.03, ge=0, lt=0.5)
+    match_max_distance: float = Field(default=1.0, gt=0)
+    #: a new model becomes champion only when its silhouette on today's customers beats the champion's by more than this
+    min_silhouette_improvement: float = Field(default=0.005, ge=0)
+    stability: StabilityConfig = Field(default_factory=StabilityConfig)
+    taxonomy: tuple[TaxonomyEntry, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SegmentationConfig:
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ml.segmentation.features: a feature is listed twice in {names}")
+        last = self.taxonomy[-1]
+        if last.above or last.below or last.min_median:
+            raise ValueError(f"ml.segmentation.taxonomy: the last entry ({last.name!r}) is the fallback and must have no conditions")
+        for entry in self.taxonomy:
+            unknown = sorted({*entry.above, *entry.below, *entry.min_median} - set(names))
+            if unknown:
+                raise ValueError(
+                    f"ml.segmentation.taxonomy: {entry.name!r} uses {unknown}, which are not segmentation features {names}"
+                )
+        rule_names = [r.name for r in self.rules]
+        if len(set(rule_names)) != len(rule_names):
+            raise ValueError(f"ml.segmentation.rules: rule names must be unique, got {rule_names}")
+        return self
+
+
+class GbtParams(_Frozen):
+    max_iter: int = Field(default=150, ge=1)
+    max_depth: int = Field(default=2, ge=1, le=30)
+    step_size: float = Field(default=0.1, gt=0, le=1)
+    subsampling_rate: float = Field(default=0.8, gt=0, le=1)
+    min_instances_per_node: int = Field(default=10, ge=1)
+    seed: int = 42
+
+
+class LogisticParams(_Frozen):
+    reg_param: float = Field(default=0.01, ge=0)
+    elastic_net_param: float = Field(default=0.0, ge=0, le=1)
+    max_iter: int = Field(default=100, ge=1)
+
+
+class ChurnConfig(_Frozen):
+    cutoff_step_days: int | None = Field(default=None, ge=1)
+    features: tuple[str, ...] = Field(min_length=1)
+    gbt: GbtParams = Field(default_factory=GbtParams)
+    logistic: LogisticParams = Field(default_factory=LogisticParams)
+    cost_false_positive: float = Field(default=1.0, gt=0)
+    cost_false_negative: float = Field(default=4.0, gt=0)
+    min_auc_improvement: float = Field(default=0.005, ge=0)
+
+    @field_validator("features")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a feature is listed twice in {list(value)}")
+        return value
+
+
+class MlConfig(_Frozen):
+    retrain: Literal["if_missing", "always"] = "if_missing"
+    segmentation: SegmentationConfig
+    churn: ChurnConfig
+
+
 class AppConfig(_Frozen):
     env: str
     lakehouse: LakehouseConfig
@@ -405,6 +523,7 @@ class AppConfig(_Frozen):
     identity: IdentityConfig
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     finance: FinanceConfig
+    ml: MlConfig
     regions: dict[str, RegionConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

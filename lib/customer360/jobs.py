@@ -15,3 +15,17 @@ def run_pipeline_main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     return cli.main(["run", *(sys.argv[1:] if argv is None else argv)])
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """Train segmentation and churn per region: ``spark-submit jobs/train.py --env prod --region all``."""
+    import sys
+
+    return cli.main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+def score_main(argv: Sequence[str] | None = None) -> int:
+    """Score with the champion models: ``spark-submit jobs/score.py --env prod --region all``."""
+    import sys
+
+    return cli.main(["score", *(sys.argv[1:] if argv is None else argv)])

@@ -95,8 +95,17 @@ def default_stages() -> list[tuple[str, Stage]]:
     from customer360.facts.stage import run as facts
     from customer360.gold.stage import run as gold
     from customer360.identity.stage import run as identity
+    from customer360.ml.stage import run as ml
 
-    return [("ingest", ingest), ("identity", identity), ("facts", facts), ("gold", gold)]
+    return [("ingest", ingest), ("identity", identity), ("facts", facts), ("gold", gold), ("ml", ml)]
+
+
+def stage_commands() -> dict[str, Stage]:
+    """Every stage a command can run on its own: the pipeline's, plus ``train`` and ``score``
+    (what ``ml`` does in ``c360 run``, split)."""
+    from customer360.ml.stage import score, train
+
+    return {**dict(default_stages()), "train": train, "score": score}
 
 
 def build_context(
@@ -135,8 +144,10 @@ def _utc_now() -> datetime:
 
 
 def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None = None) -> RunSummary:
-    """Run the stages in order; the run is logged whether it succeeds or fails."""
-    chosen = list(default_stages() if stages is None else stages)
+    """Run the stages in order (default: ``pipeline.stages``); the run is logged whether it succeeds or fails."""
+    if stages is None:
+        stages = [s for s in default_stages() if s[0] in ctx.config.pipeline.stages]
+    chosen = list(stages)
     started = _utc_now()
     results: list[StageResult] = []
     status, error = "succeeded", None

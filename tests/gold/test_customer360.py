@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
 
 from customer360.features.registry import expand
-from customer360.gold.customer360 import GOLDEN_COLUMNS, column_comments, consent_flags, customer_360
+from customer360.gold.customer360 import GOLDEN_COLUMNS, ML_COLUMNS, column_comments, consent_flags, customer_360, with_ml_columns
 from customer360.identity.golden import GOLDEN_SCHEMA
 
 CONSENT_SCHEMA = (
@@ -131,8 +132,37 @@ def test_customer_360_column_order(c360):
     assert c360.columns == [
         "customer_id", *GOLDEN_COLUMNS, "marketing_consent", "profiling_consent", "erasure_requested",
         "consent_updated_at", "features_as_of", "feature_set_version", "orders_total", "net_revenue_total",
-        "segment", "segment_model_version", "churn_score", "churn_model_version", "run_id", "region",
+        "segment", "global_segment", "segment_model_version", "churn_score", "churn_predicted", "churn_cold_start",
+        "churn_model_version", "run_id", "region",
     ]
+
+
+def test_ml_columns_come_from_the_scores_of_the_same_as_of_date(spark):
+    c360 = spark.createDataFrame(
+        [("c1", date(2026, 6, 30), "us"), ("c2", date(2026, 6, 30), "us"), ("c3", None, "us")],
+        "customer_id string, features_as_of date, region string",
+    )
+    for column, data_type in ML_COLUMNS.items():
+        c360 = c360.withColumn(column, F.lit(None).cast(data_type))
+    segments = spark.createDataFrame(
+        [("c1", 4, "Lapsing", "Lapsing", "c360_us_segmentation", "3", "us", date(2026, 6, 30)),
+         ("c2", 5, "Mainstream", "Mainstream", "c360_us_segmentation", "3", "us", date(2026, 5, 31))],  # another date
+        "customer_id string, segment_id int, segment string, global_segment string, model_name string, "
+        "model_version string, region string, as_of_date date",
+    )
+    churn = spark.createDataFrame(
+        [("c1", 0.7, True, False, "c360_us_churn", "2", "us", date(2026, 6, 30))],
+        "customer_id string, churn_score double, churn_predicted boolean, is_cold_start_score boolean, "
+        "model_name string, model_version string, region string, as_of_date date",
+    )
+    out = with_ml_columns(c360, segments, churn)
+    assert out.columns == c360.columns
+    rows = {r.customer_id: r for r in out.collect()}
+    assert (rows["c1"].segment, rows["c1"].global_segment, rows["c1"].segment_model_version) == ("Lapsing", "Lapsing", "c360_us_segmentation/3")
+    assert (rows["c1"].churn_score, rows["c1"].churn_predicted, rows["c1"].churn_cold_start, rows["c1"].churn_model_version) == (0.7, True, False, "c360_us_churn/2")
+    assert all(getattr(rows[c], col) is None for c in ("c2", "c3") for col in ML_COLUMNS)
+    # no ML tables yet: the columns stay, null
+    assert with_ml_columns(c360, None, None).where(F.col("segment").isNotNull()).count() == 0
 
 
 def features_frame(spark, windows):

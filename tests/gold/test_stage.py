@@ -3,26 +3,20 @@ generator's truth, descriptions on every gold column, exact reconciliation, and 
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 import pyspark.sql.functions as F
 import pytest
 
-from customer360.bronze.ingest import run as ingest
-from customer360.config import load_config
 from customer360.facts import stage as facts
 from customer360.features.registry import expand, feature_parameters, feature_set_version
-from customer360.generate import generate
 from customer360.gold import stage as gold
-from customer360.identity import stage as identity
-from customer360.pipeline import build_context
 
-from tests.conftest import CONF_DIR
 
 pytestmark = pytest.mark.slow
 
-REGIONS = ["us", "de"]
+from tests.conftest import SAMPLE_REGIONS as REGIONS
 GOLD_TABLES = (
     gold.CUSTOMER_FEATURES, gold.FEATURE_REGISTRY, gold.CUSTOMER_360,
     gold.REVENUE_MONTHLY, gold.COHORT_RETENTION, gold.CUSTOMER_VALUE,
@@ -31,21 +25,8 @@ SILVER_FACTS = (facts.SILVER_ORDERS, facts.SILVER_WEB_EVENTS, facts.SILVER_TICKE
 
 
 @pytest.fixture(scope="module")
-def built(spark, tmp_path_factory):
-    """About 200 people in two regions, through ingest, identity, facts and gold once."""
-    root = tmp_path_factory.mktemp("gold_stage")
-    data = generate(root / "sample", scale=0.001, seed=11, regions=REGIONS, consent_regimes={"us": "opt_out", "de": "opt_in"})
-    config = load_config(
-        "local",
-        conf_dir=CONF_DIR,
-        overrides=[f"lakehouse.root={root / 'lh'}", f"ingest.landing_root={data.sources}", "pipeline.regions=[us, de]"],
-    )
-    ctx = build_context(config, spark=spark, regions=REGIONS, run_id="run-1")
-    ingest(ctx, now=datetime(2026, 7, 1, 12))
-    identity.run(ctx, now=datetime(2026, 7, 1, 13))
-    facts_result = facts.run(ctx)
-    gold_result = gold.run(ctx)
-    return ctx, data, facts_result, gold_result
+def built(pipeline_sample):
+    return pipeline_sample
 
 
 def test_every_bronze_row_lands_in_silver_or_the_quarantine(built):

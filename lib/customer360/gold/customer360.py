@@ -16,7 +16,8 @@ GOLDEN_COLUMNS = (
 
 CONSENT_COLUMNS = ("marketing_consent", "profiling_consent", "erasure_requested", "consent_updated_at")
 ML_COLUMNS = {
-    "segment": "string", "segment_model_version": "string", "churn_score": "double", "churn_model_version": "string",
+    "segment": "string", "global_segment": "string", "segment_model_version": "string",
+    "churn_score": "double", "churn_predicted": "boolean", "churn_cold_start": "boolean", "churn_model_version": "string",
 }
 
 BASE_COMMENTS = {
@@ -44,10 +45,13 @@ BASE_COMMENTS = {
     "consent_updated_at": "time of the latest consent event, UTC; null without any",
     "features_as_of": "as-of date of the features in this row",
     "feature_set_version": "version of the feature definitions (gold.feature_registry)",
-    "segment": "behavioural segment (filled by the segmentation stage)",
-    "segment_model_version": "model version that assigned the segment",
-    "churn_score": "probability of churn within the region's horizon (filled by the churn stage)",
-    "churn_model_version": "model version that scored churn",
+    "segment": "segment name (gold.segment_profiles); null without profiling consent or before scoring",
+    "global_segment": "the segment's name in the global taxonomy shared by all regions",
+    "segment_model_version": "registered segmentation model and version that assigned the segment (name/version)",
+    "churn_score": "probability of no order within the region's churn horizon after features_as_of; the cold-start score when churn_cold_start",
+    "churn_predicted": "churn_score is at or above the cost-based decision threshold of the model",
+    "churn_cold_start": "too little history for the model: churn_score is the observed churn rate of cold-start customers",
+    "churn_model_version": "registered churn model and version that scored the row (name/version)",
     "run_id": "pipeline run that wrote the row",
     "region": "region (partition)",
     "as_of_date": "the date the features describe (partition): only facts up to the end of this day (UTC) are used",
@@ -105,3 +109,31 @@ def customer_360(
         F.lit(run_id).alias("run_id"),
         "region",
     )
+
+
+def with_ml_columns(c360: DataFrame, segments: DataFrame | None, churn: DataFrame | None) -> DataFrame:
+    """Fill the ML columns from gold.customer_segments and gold.churn_scores rows of the same
+    as-of date as the features (``features_as_of``); customers without a score stay null."""
+    order = c360.columns
+    df = c360.drop(*ML_COLUMNS)
+    if segments is not None:
+        df = df.join(
+            segments.select(
+                "region", "customer_id", F.col("as_of_date").alias("features_as_of"), "segment", "global_segment",
+                F.concat_ws("/", "model_name", "model_version").alias("segment_model_version"),
+            ),
+            ["region", "customer_id", "features_as_of"], "left",
+        )
+    if churn is not None:
+        df = df.join(
+            churn.select(
+                "region", "customer_id", F.col("as_of_date").alias("features_as_of"), "churn_score", "churn_predicted",
+                F.col("is_cold_start_score").alias("churn_cold_start"),
+                F.concat_ws("/", "model_name", "model_version").alias("churn_model_version"),
+            ),
+            ["region", "customer_id", "features_as_of"], "left",
+        )
+    for column, data_type in ML_COLUMNS.items():
+        if column not in df.columns:
+            df = df.withColumn(column, F.lit(None).cast(data_type))
+    return df.select(*order)

@@ -13,6 +13,7 @@ Every column carries its description in the Delta schema.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 import pyspark.sql.functions as F
@@ -29,7 +30,7 @@ from customer360.features.registry import (
     feature_set_version,
     registry_rows,
 )
-from customer360.gold.customer360 import column_comments, customer_360
+from customer360.gold.customer360 import column_comments, customer_360, with_ml_columns
 from customer360.gold.finance import (
     COHORT_RETENTION_COMMENTS,
     CUSTOMER_VALUE_COMMENTS,
@@ -50,6 +51,8 @@ CUSTOMER_360 = "gold.customer_360"
 REVENUE_MONTHLY = "gold.finance_revenue_monthly"
 COHORT_RETENTION = "gold.finance_cohort_retention"
 CUSTOMER_VALUE = "gold.finance_customer_value"
+CUSTOMER_SEGMENTS = "gold.customer_segments"
+CHURN_SCORES = "gold.churn_scores"
 
 
 class GoldInputError(C360Error):
@@ -86,22 +89,10 @@ def run(ctx: RunContext) -> StageResult:
     all_windows = sorted({w for ws in region_windows.values() for w in ws})
     comments = column_comments(all_windows)
 
-    features = customer_features(
-        golden.select("region", "customer_id", "first_seen"), orders, events, tickets,
-        as_of=as_of,
-        region_windows=region_windows,
-        timeout_minutes={code: config.regions[code].session_timeout_minutes for code in ctx.regions},
-        settings=config.features,
-    ).localCheckpoint(eager=True)
+    features = compute_features(ctx, ctx.regions, as_of, golden=golden, orders=orders, events=events, tickets=tickets)
     written = {}
-    written[CUSTOMER_FEATURES] = lakehouse.write(
-        with_comments(features, comments), CUSTOMER_FEATURES, partition_by=["region", "as_of_date"],
-        regions=list(ctx.regions), partitions={"as_of_date": [as_of]}, schema_mode="merge",
-    ).rows_written
-    parameters = {
-        code: feature_parameters(config.features, session_timeout_minutes=config.regions[code].session_timeout_minutes)
-        for code in ctx.regions
-    }
+    written[CUSTOMER_FEATURES] = _write_features(ctx, features, ctx.regions, as_of)
+    parameters = {code: _parameters(ctx, code) for code in ctx.regions}
     registry = ctx.spark.createDataFrame(
         [row for code, ws in region_windows.items() for row in registry_rows(code, ws, parameters[code])], REGISTRY_SCHEMA
     )
@@ -112,6 +103,7 @@ def run(ctx: RunContext) -> StageResult:
     )
     regimes = {code: config.regions[code].consent_regime for code in ctx.regions}
     c360 = customer_360(golden, features, consent, regimes=regimes, run_id=ctx.run_id)
+    c360 = with_ml_columns(c360, *_ml_outputs(ctx, as_of))
     written[CUSTOMER_360] = _write(ctx, c360, CUSTOMER_360, comments)
     for name, build, described in (
         (REVENUE_MONTHLY, revenue_monthly, REVENUE_MONTHLY_COMMENTS),
@@ -125,6 +117,92 @@ def run(ctx: RunContext) -> StageResult:
     _profile(ctx, result, as_of, versions, written)
     features.unpersist()
     return result
+
+
+def _parameters(ctx: RunContext, code: str) -> dict[str, float | int]:
+    return feature_parameters(ctx.config.features, session_timeout_minutes=ctx.config.regions[code].session_timeout_minutes)
+
+
+def region_feature_set_version(ctx: RunContext, code: str) -> str:
+    """The feature-set version the region's current definitions and settings give."""
+    return feature_set_version(expand(ctx.config.regions[code].feature_windows_days), _parameters(ctx, code))
+
+
+def compute_features(
+    ctx: RunContext,
+    regions: Sequence[str],
+    as_of: date,
+    *,
+    golden: DataFrame | None = None,
+    orders: DataFrame | None = None,
+    events: DataFrame | None = None,
+    tickets: DataFrame | None = None,
+) -> DataFrame:
+    """Features of the regions' customers as of a date, from silver (checkpointed)."""
+    lakehouse, config = ctx.lakehouse, ctx.config
+    mine = F.col("region").isin(*regions)
+    golden = golden if golden is not None else lakehouse.read(CUSTOMER_GOLDEN).where(mine)
+    orders = orders if orders is not None else lakehouse.read(SILVER_ORDERS).where(mine)
+    events = events if events is not None else lakehouse.read(SILVER_WEB_EVENTS).where(mine)
+    tickets = tickets if tickets is not None else lakehouse.read(SILVER_TICKETS).where(mine)
+    return customer_features(
+        golden.select("region", "customer_id", "first_seen"), orders, events, tickets,
+        as_of=as_of,
+        region_windows={code: config.regions[code].feature_windows_days for code in regions},
+        timeout_minutes={code: config.regions[code].session_timeout_minutes for code in regions},
+        settings=config.features,
+    ).localCheckpoint(eager=True)
+
+
+def _write_features(ctx: RunContext, features: DataFrame, regions: Sequence[str], as_of: date) -> int:
+    windows = sorted({w for code in regions for w in ctx.config.regions[code].feature_windows_days})
+    return int(
+        ctx.lakehouse.write(
+            with_comments(features, column_comments(windows)), CUSTOMER_FEATURES, partition_by=["region", "as_of_date"],
+            regions=list(regions), partitions={"as_of_date": [as_of]}, schema_mode="merge",
+        ).rows_written
+        or 0
+    )
+
+
+def ensure_features(ctx: RunContext, wanted: Mapping[str, Iterable[date]]) -> None:
+    """Make sure ``gold.customer_features`` holds each region's dates (region -> dates) computed
+    with the region's current feature-set version; missing ones are computed from silver, one
+    pass per date for all regions lacking it, and written (training cutoffs become partitions of
+    the feature table like any other as-of date)."""
+    have: set[tuple[str, date, str]] = set()
+    if ctx.lakehouse.exists(CUSTOMER_FEATURES):
+        have = {
+            (r[0], r[1], r[2])
+            for r in ctx.lakehouse.read(CUSTOMER_FEATURES).select("region", "as_of_date", "feature_set_version").distinct().collect()
+        }
+    by_date: dict[date, list[str]] = {}
+    for region, days in wanted.items():
+        version = region_feature_set_version(ctx, region)
+        for day in sorted(set(days)):
+            if (region, day, version) not in have or any(r == region and d == day and v != version for r, d, v in have):
+                by_date.setdefault(day, []).append(region)
+    for day, regions in sorted(by_date.items()):
+        log.info("features as of %s for %s: computing from silver", day, ", ".join(regions))
+        _write_features(ctx, compute_features(ctx, regions, day), regions, day)
+
+
+def features_as_of(ctx: RunContext, region: str, as_of: date) -> DataFrame:
+    """One region's ``gold.customer_features`` of a date (computed first where missing or stale)."""
+    ensure_features(ctx, {region: [as_of]})
+    return ctx.lakehouse.read(CUSTOMER_FEATURES).where((F.col("region") == region) & (F.col("as_of_date") == F.lit(as_of)))
+
+
+def _ml_outputs(ctx: RunContext, as_of: date) -> tuple[DataFrame | None, DataFrame | None]:
+    """This date's rows of gold.customer_segments and gold.churn_scores, where they exist, so a
+    gold re-run keeps the scores of its as-of date (a new date has none until scoring runs)."""
+    out = []
+    for name in (CUSTOMER_SEGMENTS, CHURN_SCORES):
+        if ctx.lakehouse.exists(name):
+            out.append(ctx.lakehouse.read(name).where(F.col("region").isin(*ctx.regions) & (F.col("as_of_date") == F.lit(as_of))))
+        else:
+            out.append(None)
+    return out[0], out[1]
 
 
 def _write(ctx: RunContext, df: DataFrame, name: str, comments: dict[str, str]) -> int:

@@ -1,0 +1,160 @@
+"""ML benchmark: training and scoring times, model quality on the validation cutoff, and both
+models against the generator's ground truth (latent segments, churn after the data's end).
+
+    .venv/bin/python benchmarks/ml.py --scale 0.1 [--repeats 2] [--out benchmarks/results/ml.json]
+
+Generates the sample at ``--scale`` (seed 42) into a temporary folder and builds it through gold
+once; then trains every region ``--repeats`` times (the first run promotes, later runs on the same
+data must tie and keep the champions) and scores three times. Truth: each customer is mapped to
+the person most of its records belong to; churn truth is the generator's ``churned`` flag (churn
+happens after 2026-06-30, the data's end, so it is the future the as-of-2026-06-30 scores predict).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.1)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ml.json"))
+    parser.add_argument("--evaluate-only", metavar="WORKDIR", default=None,
+                        help="skip setup and timing: evaluate a previous run's work folder and update --out")
+    args = parser.parse_args(argv)
+
+
+    from customer360.bronze.ingest import run as ingest
+    from customer360.config import load_config
+    from customer360.facts import stage as facts
+    from customer360.generate import generate
+    from customer360.gold import stage as gold
+    from customer360.identity import stage as identity
+    from customer360.ml import stage as ml
+    from customer360.pipeline import build_context
+
+    regions = ["us", "gb", "de", "fr"]
+    work = Path(args.evaluate_only or tempfile.mkdtemp(prefix="c360-ml-bench-"))
+    config = load_config("local", conf_dir=REPO / "conf", overrides=[f"lakehouse.root={work / 'lh'}", f"ingest.landing_root={work / 'sample' / 'sources'}"])
+    truth_dir = work / "sample" / "truth"
+    if args.evaluate_only:
+        ctx = build_context(config, regions=regions, run_id="bench-evaluate")
+        report = json.loads(Path(args.out).read_text())
+        report.update(_evaluate(ctx, config, regions, truth_dir))
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps({k: v for k, v in report.items() if k not in ("train", "score")}, indent=2))
+        return 0
+    generate(work / "sample", scale=args.scale, seed=42, regions=regions,
+             consent_regimes={c: config.regions[c].consent_regime for c in regions})
+    ctx = build_context(config, regions=regions, run_id="bench-setup")
+    for stage in (ingest, identity.run, facts.run, gold.run):
+        stage(ctx)
+    spark, lh = ctx.spark, ctx.lakehouse
+
+    runs: dict[str, list[dict]] = {"train": [], "score": []}
+    for name, stage, repeats in (("train", ml.train, args.repeats), ("score", ml.score, 3)):
+        for repeat in range(repeats):
+            run_ctx = build_context(config, spark=spark, regions=regions, run_id=f"bench-{name}-{repeat}")
+            started = time.perf_counter()
+            result = stage(run_ctx)
+            seconds = time.perf_counter() - started
+            runs[name].append({"seconds": round(seconds, 1), "lines": result.lines, "errors": result.errors})
+            print(f"{name} run {repeat}: {seconds:.1f} s", flush=True)
+            print("\n".join(result.lines), flush=True)
+
+    train_median = statistics.median(r["seconds"] for r in runs["train"])
+    score_median = statistics.median(r["seconds"] for r in runs["score"])
+    report = {
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": "2 cores, local[2], delta-rs engine, MLflow sqlite store",
+        "scale": args.scale,
+        "regions": regions,
+        "customers": lh.read(gold.CUSTOMER_360).count(),
+        "train": {"median_seconds": train_median, "runs": runs["train"]},
+        "score": {"median_seconds": score_median, "runs": runs["score"]},
+        "workdir": str(work),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")  # the timings survive a failed evaluation
+    report.update(_evaluate(ctx, config, regions, truth_dir))
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k not in ("train", "score")}, indent=2))
+    print(f"train median {train_median:.1f} s, score median {score_median:.1f} s; written {args.out}")
+    return 0
+
+
+def _evaluate(ctx, config, regions, truth_dir) -> dict:
+    """The champions' validation metrics (from MLflow) and the scores against the generator's truth."""
+    import mlflow
+    import pyspark.sql.functions as F
+    from pyspark.sql import Window
+
+    from customer360.gold import stage as gold
+    from customer360.ml import stage as ml
+    from customer360.ml import tracking
+    from customer360.ml.metrics import adjusted_rand_index, binary_metrics
+
+    spark, lh = ctx.spark, ctx.lakehouse
+    client = tracking.configure(config)
+    validation = {}
+    for region in regions:
+        holder = client.get_model_version_by_alias(tracking.model_name(config, region, "churn"), "champion")
+        metrics = client.get_run(holder.run_id).data.metrics
+        seg = client.get_model_version_by_alias(tracking.model_name(config, region, "segmentation"), "champion")
+        seg_metrics = client.get_run(seg.run_id).data.metrics
+        validation[region] = {
+            "churn_model_version": str(holder.version),
+            **{k: round(v, 4) for k, v in metrics.items() if k.split(".")[0] in ("gbt", "logistic", "recency") or k in ("train_rows", "train_churn_rate", "cold_start_score", "at_threshold.precision", "at_threshold.recall")},
+            "segmentation_model_version": str(seg.version),
+            **{f"segmentation.{k}": round(v, 4) for k, v in seg_metrics.items() if not k.startswith("candidate")},
+        }
+
+    # ---- against the truth
+    record_person = spark.read.parquet(str(truth_dir / "record_person.parquet"))
+    people = spark.read.parquet(str(truth_dir / "people.parquet")).select("person_id", F.col("segment").alias("latent_segment"), "churned")
+    xref = lh.read("silver.customer_xref").select("region", "source", "source_record_id", "customer_id")
+    votes = xref.join(record_person, ["source", "source_record_id"]).groupBy("region", "customer_id", "person_id").count()
+    best = Window.partitionBy("region", "customer_id").orderBy(F.desc("count"), "person_id")
+    person_of = votes.withColumn("_n", F.row_number().over(best)).where("_n = 1").select("region", "customer_id", "person_id")
+    truth = person_of.join(people, "person_id")
+    segments = lh.read(gold.CUSTOMER_SEGMENTS).join(truth, ["region", "customer_id"])
+    scores = lh.read(gold.CHURN_SCORES).join(truth, ["region", "customer_id"]).withColumn("label", F.col("churned").cast("double"))
+    features = lh.read(gold.CUSTOMER_FEATURES).where(F.col("as_of_date") == F.lit(ml.scoring_date(ctx, "us")))
+    against_truth = {}
+    for region in regions:
+        mine = F.col("region") == region
+        clustered = segments.where(mine & (F.col("assigned_by") == "cluster"))
+        model_scored = scores.where(mine & ~F.col("is_cold_start_score"))
+        with_recency = model_scored.join(features.select("region", "customer_id", "recency_days"), ["region", "customer_id"])
+        against_truth[region] = {
+            "ari_segments_vs_latent_all": round(adjusted_rand_index(segments.where(mine), "segment_id", "latent_segment"), 4),
+            "ari_clusters_vs_latent": round(adjusted_rand_index(clustered, "segment_id", "latent_segment"), 4),
+            "churn_customers_scored_by_model": model_scored.count(),
+            "true_churn_rate": round(model_scored.agg(F.avg("label")).first()[0], 4),
+            "gbt_roc_auc_vs_true_churn": round(binary_metrics(model_scored, score="churn_score").roc_auc, 4),
+            "recency_roc_auc_vs_true_churn": round(binary_metrics(with_recency.withColumn("_r", F.coalesce(F.col("recency_days").cast("double"), F.lit(0.0))), score="_r", probability=False).roc_auc, 4),
+            "latent_segment_mix_by_segment": _mix(segments.where(mine)),
+        }
+
+    return {"validation": validation, "against_truth": against_truth, "mlflow": mlflow.get_tracking_uri()}
+
+
+def _mix(df) -> dict[str, dict[str, int]]:
+    """Our segment (id and name) -> the generator's latent segment -> customers."""
+    out: dict[str, dict[str, int]] = {}
+    for r in df.groupBy("segment_id", "segment", "latent_segment").count().orderBy("segment_id", "latent_segment").collect():
+        out.setdefault(f"{r['segment_id']} {r['segment']}", {})[r["latent_segment"]] = r["count"]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

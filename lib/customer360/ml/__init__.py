@@ -1,0 +1,1 @@
+"""Segmentation and churn models: training with MLflow tracking, a champion per region, batch scoring."""

@@ -1,0 +1,176 @@
+"""The ml stages end to end on generated data: training tracked in MLflow with a champion alias,
+promotion only on a better validation score, stable segment ids, scoring into the gold tables and
+customer_360, consent, cold start, and the refusals (stale features, too little data)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import mlflow
+import pyspark.sql.functions as F
+import pytest
+
+from customer360.config import load_config
+from customer360.gold import stage as gold
+from customer360.ml import stage as ml
+from customer360.ml import tracking
+from customer360.pipeline import build_context
+
+from tests.conftest import CONF_DIR
+
+pytestmark = pytest.mark.slow
+
+FAST = [
+    "regions.us.segment_count={min: 3, max: 4}",
+    "ml.segmentation.stability.bootstrap_samples=1",
+    "ml.churn.gbt.max_iter=30",
+]
+
+
+def _context(spark, root, data, *extra, run_id="ml-1"):
+    config = load_config(
+        "local",
+        conf_dir=CONF_DIR,
+        overrides=[f"lakehouse.root={root / 'lh'}", f"ingest.landing_root={data.sources}", "pipeline.regions=[us]", *FAST, *extra],
+    )
+    return build_context(config, spark=spark, regions=["us"], run_id=run_id)
+
+
+@pytest.fixture(scope="module")
+def trained(spark, pipeline_sample):
+    """The shared sample's us region (built through gold; tests/gold changed only de), then the
+    ml stage: train, then score."""
+    sample_ctx, data, _, _ = pipeline_sample
+    root = Path(sample_ctx.config.lakehouse.root).parent
+    ctx = _context(spark, root, data)
+    result = ml.run(ctx)
+    return root, data, ctx, result
+
+
+def _client(ctx):
+    return tracking.configure(ctx.config)
+
+
+def test_first_run_trains_registers_and_promotes_both_models(trained):
+    root, _, ctx, result = trained
+    assert result.errors == []
+    client = _client(ctx)
+    assert tracking.tracking_uri(ctx.config) == f"sqlite:///{root / 'lh' / '_mlflow' / 'mlflow.db'}"
+    seg = client.get_model_version_by_alias("c360_us_segmentation", "champion")
+    churn = client.get_model_version_by_alias("c360_us_churn", "champion")
+    assert (str(seg.version), str(churn.version)) == ("1", "1")
+
+    seg_run = client.get_run(seg.run_id)
+    features_version = gold.region_feature_set_version(ctx, "us")
+    assert seg_run.data.params["feature_set_version"] == features_version
+    assert seg_run.data.params["as_of"] == "2026-06-30"
+    # the Delta versions read are logged, and they are versions the table really has
+    logged = int(seg_run.data.params["input_version.gold.customer_features"])
+    assert 0 <= logged <= ctx.lakehouse.version(gold.CUSTOMER_FEATURES)
+    # every candidate k is logged with its silhouette and cost; the chosen k is one of them
+    steps = sorted(m.step for m in client.get_metric_history(seg.run_id, "candidate_silhouette"))
+    assert steps == [3, 4] and seg_run.data.metrics["k"] in (3, 4)
+    assert seg_run.data.metrics["elbow_k"] in (3, 4)
+    assert "ari_bootstrap_mean" in seg_run.data.metrics and "ari_previous_as_of" in seg_run.data.metrics
+
+    churn_run = client.get_run(churn.run_id)
+    metrics = churn_run.data.metrics
+    for model in ("gbt", "logistic", "recency"):
+        assert 0.0 <= metrics[f"{model}.roc_auc"] <= 1.0 and metrics[f"{model}.rows"] == metrics["gbt.rows"]
+    assert 0.0 <= metrics["gbt.brier"] <= 1.0 and "recency.brier" not in metrics
+    assert churn_run.data.params["training_cutoff"] == "2026-01-01" and churn_run.data.params["validation_cutoff"] == "2026-04-01"
+    assert metrics["threshold"] == pytest.approx(1.0 / (1.0 + 4.0))
+    assert "us: churn c360_us_churn v1 (champion)" in "\n".join(result.lines)
+    # the model loads back from the registry and scores
+    model = mlflow.spark.load_model("models:/c360_us_churn@champion")
+    assert model.stages[-1].__class__.__name__ == "GBTClassificationModel"
+
+
+def test_scores_cover_exactly_the_customers_who_may_be_profiled(trained):
+    _, _, ctx, _ = trained
+    lh = ctx.lakehouse
+    features = lh.read(gold.CUSTOMER_FEATURES).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
+    c360 = lh.read(gold.CUSTOMER_360).where("region = 'us'")
+    allowed = {r[0] for r in c360.where("profiling_consent").select("customer_id").collect()}
+    refused = {r[0] for r in c360.where("NOT profiling_consent").select("customer_id").collect()}
+    assert refused, "the sample should have customers without profiling consent"
+    expected = {r[0] for r in features.select("customer_id").collect()} & allowed
+    segments = lh.read(gold.CUSTOMER_SEGMENTS).where("region = 'us'")
+    scores = lh.read(gold.CHURN_SCORES).where("region = 'us'")
+    assert sorted(r[0] for r in segments.select("customer_id").collect()) == sorted(expected)
+    assert sorted(r[0] for r in scores.select("customer_id").collect()) == sorted(expected)
+    assert {tuple(r) for r in segments.select("model_name", "model_version").distinct().collect()} == {("c360_us_segmentation", "1")}
+    assert {tuple(r) for r in scores.select("model_name", "model_version").distinct().collect()} == {("c360_us_churn", "1")}
+
+    # cold-start customers get the documented score: the observed rate logged with the model
+    client = _client(ctx)
+    meta = tracking.load_json(client.get_model_version_by_alias("c360_us_churn", "champion").run_id, "churn.json")
+    cold = scores.join(features.select("customer_id", "is_cold_start"), "customer_id")
+    assert cold.where("is_cold_start <> is_cold_start_score").count() == 0
+    cold_scores = [r[0] for r in cold.where("is_cold_start_score").select("churn_score").distinct().collect()]
+    assert cold_scores == [pytest.approx(meta["cold_start_score"])]
+    assert scores.where(F.col("churn_predicted") != (F.col("churn_score") >= F.col("threshold"))).count() == 0
+    assert scores.where("churn_score < 0 OR churn_score > 1").count() == 0
+
+    # customer_360 carries the same values; refused customers stay null
+    joined = c360.join(scores.select("customer_id", F.col("churn_score").alias("s")), "customer_id", "left").join(
+        segments.select("customer_id", F.col("segment").alias("g")), "customer_id", "left"
+    )
+    assert joined.where("NOT (churn_score <=> s) OR NOT (segment <=> g)").count() == 0
+    assert joined.where("NOT profiling_consent AND (segment IS NOT NULL OR churn_score IS NOT NULL)").count() == 0
+    assert c360.where("profiling_consent AND features_as_of IS NOT NULL AND segment IS NULL").count() == 0
+    assert {r[0] for r in c360.where("segment IS NOT NULL").select("segment_model_version").distinct().collect()} == {"c360_us_segmentation/1"}
+
+
+def test_segment_profiles_add_up_and_rules_come_first(trained):
+    _, _, ctx, _ = trained
+    profiles = ctx.lakehouse.read(ml.SEGMENT_PROFILES).where("region = 'us' AND model_version = '1'").collect()
+    assert sum(p.customers for p in profiles) == ctx.lakehouse.read(gold.CUSTOMER_SEGMENTS).where("region = 'us'").count()
+    assert sum(p.share_of_customers for p in profiles) == pytest.approx(1.0)
+    assert sum(p.share_of_revenue for p in profiles) == pytest.approx(1.0)
+    rules = [p for p in profiles if p.assigned_by == "rule"]
+    assert [p.segment for p in sorted(rules, key=lambda p: p.segment_id)] == ["Prospects", "New customers", "Dormant"]
+    clusters = [p for p in profiles if p.assigned_by == "cluster"]
+    assert len({p.segment for p in profiles}) == len(profiles)  # names are unique within the region
+    assert all(p.centroid and len(p.distinguishing_features) == 3 for p in clusters if p.customers)
+    # a customer with no orders is a prospect, whatever a model would say
+    segments = ctx.lakehouse.read(gold.CUSTOMER_SEGMENTS).where("region = 'us'")
+    features = ctx.lakehouse.read(gold.CUSTOMER_FEATURES).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
+    no_orders = segments.join(features.where("coalesce(orders_total, 0) = 0").select("customer_id"), "customer_id")
+    assert {r[0] for r in no_orders.select("segment").distinct().collect()} == {"Prospects"}
+
+
+def test_a_retrain_on_the_same_data_keeps_the_champions_and_the_segment_ids(trained, spark):
+    root, data, ctx, _ = trained
+    again = dataclasses.replace(ctx, run_id="ml-2")
+    result = ml.train(again)
+    assert result.errors == []
+    text = "\n".join(result.lines)
+    # same data and seeds: the new models tie the champions, and a tie does not promote
+    assert "c360_us_segmentation v2 (kept champion v1" in text
+    assert "c360_us_churn v2 (kept champion v1" in text
+    client = _client(ctx)
+    assert str(client.get_model_version_by_alias("c360_us_churn", "champion").version) == "1"
+    assert client.get_run(client.get_model_version("c360_us_churn", "2").run_id).data.tags["promoted"] == "false"
+    profiles = ctx.lakehouse.read(ml.SEGMENT_PROFILES).where("region = 'us'")
+    by_version = {
+        v: sorted((r.segment_id, r.segment, r.customers) for r in profiles.where(F.col("model_version") == v).collect())
+        for v in ("1", "2")
+    }
+    assert by_version["1"] == by_version["2"]
+
+
+def test_scoring_refuses_features_of_another_version(trained, spark):
+    root, data, _, _ = trained
+    changed = _context(spark, root, data, "features.outlier_z=3.0", run_id="ml-3")
+    with pytest.raises(ml.ScoringError, match=r"trained on features fs-[0-9a-f]+, but the features are now fs-[0-9a-f]+: run `c360 train --region us`"):
+        ml.score(changed)
+
+
+def test_too_little_data_is_reported_per_region(trained, spark):
+    root, data, _, _ = trained
+    greedy = _context(spark, root, data, "regions.us.segment_count={min: 40, max: 50}", run_id="ml-4")
+    result = ml.train(greedy)
+    assert len(result.errors) == 1
+    assert result.errors[0].startswith("us: training failed: region us: only ")
+    assert "40 segments need at least 400" in result.errors[0]
