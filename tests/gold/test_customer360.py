@@ -139,8 +139,9 @@ def test_customer_360_column_order(c360):
 
 def test_ml_columns_come_from_the_scores_of_the_same_as_of_date(spark):
     c360 = spark.createDataFrame(
-        [("c1", date(2026, 6, 30), "us"), ("c2", date(2026, 6, 30), "us"), ("c3", None, "us")],
-        "customer_id string, features_as_of date, region string",
+        [("c1", True, date(2026, 6, 30), "us"), ("c2", True, date(2026, 6, 30), "us"), ("c3", True, None, "us"),
+         ("c4", False, date(2026, 6, 30), "us")],  # c4 withdrew profiling consent after it was scored
+        "customer_id string, profiling_consent boolean, features_as_of date, region string",
     )
     for column, data_type in ML_COLUMNS.items():
         c360 = c360.withColumn(column, F.lit(None).cast(data_type))
@@ -151,7 +152,8 @@ def test_ml_columns_come_from_the_scores_of_the_same_as_of_date(spark):
         "model_version string, region string, as_of_date date",
     )
     churn = spark.createDataFrame(
-        [("c1", 0.7, True, False, "c360_us_churn", "2", "us", date(2026, 6, 30))],
+        [("c1", 0.7, True, False, "c360_us_churn", "2", "us", date(2026, 6, 30)),
+         ("c4", 0.9, True, False, "c360_us_churn", "2", "us", date(2026, 6, 30))],
         "customer_id string, churn_score double, churn_predicted boolean, is_cold_start_score boolean, "
         "model_name string, model_version string, region string, as_of_date date",
     )
@@ -160,7 +162,7 @@ def test_ml_columns_come_from_the_scores_of_the_same_as_of_date(spark):
     rows = {r.customer_id: r for r in out.collect()}
     assert (rows["c1"].segment, rows["c1"].global_segment, rows["c1"].segment_model_version) == ("Lapsing", "Lapsing", "c360_us_segmentation/3")
     assert (rows["c1"].churn_score, rows["c1"].churn_predicted, rows["c1"].churn_cold_start, rows["c1"].churn_model_version) == (0.7, True, False, "c360_us_churn/2")
-    assert all(getattr(rows[c], col) is None for c in ("c2", "c3") for col in ML_COLUMNS)
+    assert all(getattr(rows[c], col) is None for c in ("c2", "c3", "c4") for col in ML_COLUMNS)
     # no ML tables yet: the columns stay, null
     assert with_ml_columns(c360, None, None).where(F.col("segment").isNotNull()).count() == 0
 

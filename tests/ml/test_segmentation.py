@@ -251,8 +251,9 @@ def test_preparation_fills_then_log_transforms_with_negatives_clipped(spark, pre
 def test_preparation_standardizes_with_the_sample_std_and_weights(prepared):
     raw = np.array([[0.0, 5.0, 0.0], [math.log(3.0), 1.0, math.log(4.0)], [math.log(8.0), 3.0, 0.0]])
     weights = np.array([1.0, 2.0, 0.5])
-    sample = (raw - raw.mean(axis=0)) / raw.std(axis=0, ddof=1) * weights
-    population = (raw - raw.mean(axis=0)) / raw.std(axis=0, ddof=0) * weights
+    # scaled to unit variance, not centred (bisecting k-means cannot split a cluster at the origin)
+    sample = raw / raw.std(axis=0, ddof=1) * weights
+    population = raw / raw.std(axis=0, ddof=0) * weights
     got = {r["id"]: r[VECTOR].toArray() for r in prepared.select("id", VECTOR).collect()}
     actual = np.array([got["r1"], got["r2"], got["r3"]])
     np.testing.assert_allclose(actual, sample, rtol=0, atol=1e-9)

@@ -4,6 +4,8 @@ customer_360, consent, cold start, and the refusals (stale features, too little 
 from __future__ import annotations
 
 import dataclasses
+import re
+from datetime import date
 from pathlib import Path
 
 import mlflow
@@ -43,8 +45,18 @@ def trained(spark, pipeline_sample):
     sample_ctx, data, _, _ = pipeline_sample
     root = Path(sample_ctx.config.lakehouse.root).parent
     ctx = _context(spark, root, data)
+    before = _rows(ctx, "de")
     result = ml.run(ctx)
+    # region isolation: training and scoring us wrote nothing of de
+    assert _rows(ctx, "de") == before
     return root, data, ctx, result
+
+
+def _rows(ctx, region):
+    return {
+        name: sorted(map(tuple, ctx.lakehouse.read(name).where(F.col("region") == region).collect()), key=repr)
+        for name in (gold.CUSTOMER_360, gold.CUSTOMER_FEATURES) if ctx.lakehouse.exists(name)
+    }
 
 
 def _client(ctx):
@@ -160,11 +172,28 @@ def test_a_retrain_on_the_same_data_keeps_the_champions_and_the_segment_ids(trai
     assert by_version["1"] == by_version["2"]
 
 
+def test_scoring_another_date_writes_that_date_and_leaves_the_360_alone(trained):
+    _, _, ctx, _ = trained
+    lh = ctx.lakehouse
+    c360_before = sorted(map(tuple, lh.read(gold.CUSTOMER_360).where("region = 'us'").collect()), key=repr)
+    result = ml.score(dataclasses.replace(ctx, as_of=date(2026, 5, 31), run_id="ml-5"))
+    assert result.errors == []
+    dates = {r[0] for r in lh.read(gold.CHURN_SCORES).where("region = 'us'").select("as_of_date").distinct().collect()}
+    assert dates == {date(2026, 5, 31), date(2026, 6, 30)}
+    assert sorted(map(tuple, lh.read(gold.CUSTOMER_360).where("region = 'us'").collect()), key=repr) == c360_before
+
+
 def test_scoring_refuses_features_of_another_version(trained, spark):
     root, data, _, _ = trained
     changed = _context(spark, root, data, "features.outlier_z=3.0", run_id="ml-3")
-    with pytest.raises(ml.ScoringError, match=r"trained on features fs-[0-9a-f]+, but the features are now fs-[0-9a-f]+: run `c360 train --region us`"):
-        ml.score(changed)
+    result = ml.score(changed)
+    assert len(result.errors) == 1
+    assert re.fullmatch(
+        r"us: not scored: region us: c360_us_segmentation v1 was trained on features fs-[0-9a-f]+, "
+        r"but the features are now fs-[0-9a-f]+: run `c360 train --region us`", result.errors[0]
+    )
+    # c360 run (ml stage, retrain if_missing) treats stale champions as missing and retrains
+    assert ml._needs_training(changed, tracking.configure(changed.config), "us")
 
 
 def test_too_little_data_is_reported_per_region(trained, spark):

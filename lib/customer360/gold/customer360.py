@@ -113,8 +113,9 @@ def customer_360(
 
 def with_ml_columns(c360: DataFrame, segments: DataFrame | None, churn: DataFrame | None) -> DataFrame:
     """Fill the ML columns from gold.customer_segments and gold.churn_scores rows of the same
-    as-of date as the features (``features_as_of``); customers without a score stay null."""
-    order = c360.columns
+    as-of date as the features (``features_as_of``); customers without a score, and customers
+    whose ``profiling_consent`` is no longer true, stay null."""
+    order = [*c360.columns, *[c for c in ML_COLUMNS if c not in c360.columns]]
     df = c360.drop(*ML_COLUMNS)
     if segments is not None:
         df = df.join(
@@ -133,7 +134,8 @@ def with_ml_columns(c360: DataFrame, segments: DataFrame | None, churn: DataFram
             ),
             ["region", "customer_id", "features_as_of"], "left",
         )
+    allowed = F.coalesce(F.col("profiling_consent"), F.lit(False)) if "profiling_consent" in df.columns else F.lit(True)
     for column, data_type in ML_COLUMNS.items():
-        if column not in df.columns:
-            df = df.withColumn(column, F.lit(None).cast(data_type))
+        value = F.col(column) if column in df.columns else F.lit(None)
+        df = df.withColumn(column, F.when(allowed, value).cast(data_type))
     return df.select(*order)

@@ -194,12 +194,13 @@ def features_as_of(ctx: RunContext, region: str, as_of: date) -> DataFrame:
 
 
 def _ml_outputs(ctx: RunContext, as_of: date) -> tuple[DataFrame | None, DataFrame | None]:
-    """This date's rows of gold.customer_segments and gold.churn_scores, where they exist, so a
-    gold re-run keeps the scores of its as-of date (a new date has none until scoring runs)."""
+    """The regions' rows of gold.customer_segments and gold.churn_scores, where they exist; the 360
+    joins those of its as-of date, so a gold re-run keeps that date's scores (a new date has none
+    until scoring runs)."""
     out = []
     for name in (CUSTOMER_SEGMENTS, CHURN_SCORES):
         if ctx.lakehouse.exists(name):
-            out.append(ctx.lakehouse.read(name).where(F.col("region").isin(*ctx.regions) & (F.col("as_of_date") == F.lit(as_of))))
+            out.append(ctx.lakehouse.read(name).where(F.col("region").isin(*ctx.regions)))
         else:
             out.append(None)
     return out[0], out[1]

@@ -19,6 +19,7 @@ from customer360.config import SegmentationConfig, SegmentRule
 from customer360.ml.metrics import adjusted_rand_index
 from customer360.ml.segmentation import (
     CLUSTER,
+    PREFIX,
     VECTOR,
     Candidate,
     SegmentationError,
@@ -31,6 +32,7 @@ from customer360.ml.segmentation import (
     merge_small_clusters,
     preparation,
     rule_segment,
+    _fits,
     assign_taxonomy,
     silhouette,
     training_cost,
@@ -40,6 +42,8 @@ from customer360.ml.segmentation import (
 
 #: fewer customers per cluster than this and k is capped (tiny regions still get a model)
 MIN_ROWS_PER_CLUSTER = 10
+#: fixed partitioning of the training rows (reproducible fits whatever the session's settings)
+FIT_PARTITIONS = 4
 REVENUE = "net_revenue_total"
 
 
@@ -96,8 +100,9 @@ def fit_segmentation(
             f"{k_min} segments need at least {k_min * MIN_ROWS_PER_CLUSTER}"
         )
     prep = preparation(settings).fit(to_cluster)
-    # a fixed row order and partitioning, so the seeded initialisation is reproducible across runs
-    prepared = prep.transform(to_cluster).orderBy("region", "customer_id").persist()
+    # hash partitions sorted within: the same rows in the same order every run (a range sort would
+    # sample its boundaries), so the seeded initialisation sees the same data
+    prepared = prep.transform(to_cluster).repartition(FIT_PARTITIONS, "customer_id").sortWithinPartitions("customer_id").persist()
 
     candidates, models = [], {}
     for k in range(k_min, k_top + 1):
@@ -118,7 +123,7 @@ def fit_segmentation(
     }
     sizes = {c: by_cluster[c]["n"] if c in by_cluster else 0 for c in range(k)}
     vector_centroids = {
-        c: [w * ((by_cluster[c][col] if c in by_cluster else m) - m) / (s or 1.0) for col, m, s, w in zip(cols, scaler.mean, scaler.std, weights)]
+        c: [w * (by_cluster[c][col] if c in by_cluster else m) / (s or 1.0) for col, m, s, w in zip(cols, scaler.mean, scaler.std, weights)]
         for c in range(k)
     }
     merged = merge_small_clusters(sizes, vector_centroids, min_share=settings.min_segment_share)
@@ -171,6 +176,14 @@ def fit_segmentation(
         {sid: standardized(s.centroid) for sid, s in usable_old.items()},
         max_distance=settings.match_max_distance,
     )
+    # a matched segment keeps its name only while it still meets that name's conditions (a
+    # "High-value" segment whose median spend fell under the floor gets a new id and name)
+    entries = {e.name: e for e in settings.taxonomy}
+    for c, sid in list(matched.items()):
+        entry = entries.get(usable_old[sid].global_segment)
+        row = stats[f"cluster:{c}"]
+        if entry is not None and _fits(entry, z(row, "clustered"), {n: row[f"median_{n}"] for n in names}) is None:
+            del matched[c]
     cluster_segment: dict[int, int] = {}
     for c in survivors:  # matched first so their names are reserved
         if c in matched:
@@ -245,7 +258,7 @@ def _stability(settings: SegmentationConfig, *, k: int, prepared: DataFrame, lab
     base = prepared.select("customer_id", VECTOR, F.col(CLUSTER).alias("_a"))
     scores = []
     for i in range(settings.stability.bootstrap_samples):
-        sample = prepared.drop(CLUSTER).sample(withReplacement=True, fraction=settings.stability.sample_fraction, seed=settings.seed + 1 + i)
+        sample = prepared.drop(CLUSTER, f"{PREFIX}probability").sample(withReplacement=True, fraction=settings.stability.sample_fraction, seed=settings.seed + 1 + i)
         refit = clusterer(settings, k=k, seed=settings.seed + 1 + i).fit(sample)
         scores.append(adjusted_rand_index(refit.transform(base).withColumnRenamed(CLUSTER, "_b"), "_a", "_b"))
     if scores:

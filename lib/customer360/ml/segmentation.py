@@ -39,7 +39,7 @@ def transformed(name: str) -> str:
 
 
 def preparation(settings: SegmentationConfig) -> Pipeline:
-    """Fill, log-transform, assemble, standardize and weight the configured features."""
+    """Fill, log-transform, assemble, scale to unit variance and weight the configured features."""
     exprs = []
     for f in settings.features:
         value = f"coalesce(cast({f.name} AS double), {float(f.fill)!r})"
@@ -47,7 +47,9 @@ def preparation(settings: SegmentationConfig) -> Pipeline:
     return Pipeline(stages=[
         SQLTransformer(statement=f"SELECT *, {', '.join(exprs)} FROM __THIS__"),
         VectorAssembler(inputCols=[transformed(f.name) for f in settings.features], outputCol=f"{PREFIX}raw"),
-        StandardScaler(inputCol=f"{PREFIX}raw", outputCol=f"{PREFIX}scaled", withMean=True, withStd=True),
+        # scaled, not centred: distances do not change with a shift, and bisecting k-means cannot
+        # split a cluster whose centre is the origin (Spark perturbs a centre by a fraction of its norm)
+        StandardScaler(inputCol=f"{PREFIX}raw", outputCol=f"{PREFIX}scaled", withMean=False, withStd=True),
         ElementwiseProduct(scalingVec=Vectors.dense([f.weight for f in settings.features]), inputCol=f"{PREFIX}scaled", outputCol=VECTOR),
     ])
 

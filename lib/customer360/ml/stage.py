@@ -19,6 +19,8 @@ import logging
 from datetime import date, datetime, timedelta, timezone
 
 import pyspark.sql.functions as F
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
@@ -38,7 +40,7 @@ from customer360.lakehouse.core import with_comments
 from customer360.ml import churn as churn_lib
 from customer360.ml import tracking
 from customer360.ml.metrics import binary_metrics, calibration_table, expected_cost
-from customer360.ml.segment_model import assign_segments, fit_segmentation
+from customer360.ml.segment_model import FIT_PARTITIONS, assign_segments, fit_segmentation
 from customer360.ml.segmentation import VECTOR, SegmentationError, SegmentInfo, rule_segment, silhouette
 from customer360.config import SegmentRule
 from customer360.pipeline import Metric, RunContext, StageResult
@@ -132,17 +134,32 @@ def run(ctx: RunContext) -> StageResult:
     """``c360 run``: train where ``ml.retrain`` asks for it, then score."""
     result = StageResult("ml")
     client = tracking.configure(ctx.config)
-    to_train = [
-        region for region in ctx.regions
-        if ctx.config.ml.retrain == "always"
-        or any(tracking.champion(client, tracking.model_name(ctx.config, region, kind)) is None for kind in (SEGMENTATION, CHURN))
-    ]
-    trained = _train_regions(ctx, client, to_train, result)
+    to_train = [region for region in ctx.regions if ctx.config.ml.retrain == "always" or _needs_training(ctx, client, region)]
+    _train_regions(ctx, client, to_train, result)
     for region in ctx.regions:
-        if region in to_train and region not in trained:
-            continue  # its training error is in the result; nothing to score with
-        _score_region(ctx, client, region, result)
+        if _needs_training(ctx, client, region):
+            result.errors.append(f"{region}: not scored: no champion models for the current features")
+            continue
+        _score_safely(ctx, client, region, result)
     return result
+
+
+def _needs_training(ctx: RunContext, client, region: str) -> bool:
+    """No champion yet, or one trained on another feature-set version than today's."""
+    current = region_feature_set_version(ctx, region)
+    for kind in (SEGMENTATION, CHURN):
+        holder = tracking.champion(client, tracking.model_name(ctx.config, region, kind))
+        if holder is None or client.get_run(holder.run_id).data.tags.get("feature_set_version") != current:
+            return True
+    return False
+
+
+def _score_safely(ctx: RunContext, client, region: str, result: StageResult) -> None:
+    """Score one region; a region that cannot be scored is reported and the others go on."""
+    try:
+        _score_region(ctx, client, region, result)
+    except (ScoringError, tracking.TrackingError) as exc:
+        result.errors.append(f"{region}: not scored: {exc}")
 
 
 def train(ctx: RunContext) -> StageResult:
@@ -155,7 +172,7 @@ def score(ctx: RunContext) -> StageResult:
     result = StageResult("score")
     client = tracking.configure(ctx.config)
     for region in ctx.regions:
-        _score_region(ctx, client, region, result)
+        _score_safely(ctx, client, region, result)
     return result
 
 
@@ -271,9 +288,10 @@ def _train_region(ctx: RunContext, client, region: str, result: StageResult) -> 
         tracking.log_json("profiles.json", fitted.profiles)
         mlflow.set_tags({"region": region, "feature_set_version": version, "promoted": str(promote).lower()})
         model_version = tracking.log_spark_model(fitted.model, registered_name=seg_name)
+    # profiles first: the next training reads the champion's segments from them
+    _write_profiles(ctx, region, seg_name, model_version, fitted.profiles, as_of, promote)
     if promote:
         tracking.promote(client, seg_name, model_version)
-    _write_profiles(ctx, region, seg_name, model_version, fitted.profiles, as_of, promote)
     verdict = "champion" if promote else f"kept champion v{seg_champion.version} (silhouette {champion_silhouette:.3f})"
     result.lines.append(
         f"{region}: segmentation {seg_name} v{model_version} ({verdict}): {settings.algorithm} k={fitted.k} "
@@ -315,7 +333,7 @@ def _champion_silhouette(ctx: RunContext, champion, current: DataFrame, rules) -
     rest = current.where(rule_segment(champion_rules).isNull())
     try:
         return silhouette(model.transform(rest).select(VECTOR, "cluster"))
-    except Exception as exc:  # a champion trained on other features cannot score today's rows
+    except (PySparkException, Py4JJavaError) as exc:  # a champion built on other features cannot score today's rows
         log.warning("champion %s v%s cannot be evaluated on today's features (%s): the new model is promoted", champion.name, champion.version, exc)
         return None
 
@@ -350,11 +368,13 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
         raise churn_lib.ChurnError(f"region {region}: ml.churn.features names {missing}, which gold.customer_features lacks")
     weighted, prior = churn_lib.with_class_weights(churn_lib.trainable(train_all))
     # a fixed row order and partitioning: the seeded subsampling then picks the same rows every run
-    weighted = weighted.orderBy("region", "customer_id").persist()
+    weighted = weighted.repartition(FIT_PARTITIONS, "customer_id").sortWithinPartitions("customer_id").persist()
     valid = churn_lib.trainable(valid_all)
     gbt = churn_lib.gbt_pipeline(settings).fit(weighted)
     logistic = churn_lib.logistic_pipeline(settings).fit(weighted)
     scored = churn_lib.churn_probability(gbt, valid, prior=prior).persist()
+    if valid.limit(1).count() == 0 or valid.where(F.col(churn_lib.LABEL) == 1.0).limit(1).count() == 0 or valid.where(F.col(churn_lib.LABEL) == 0.0).limit(1).count() == 0:
+        raise churn_lib.ChurnError(f"region {region}: the validation cutoff {valid_at} has no customers of one class: nothing to validate on")
     metrics = {
         "gbt": binary_metrics(scored, score="churn_score"),
         "logistic": binary_metrics(churn_lib.churn_probability(logistic, valid, prior=prior), score="churn_score"),
@@ -470,11 +490,13 @@ def _score_region(ctx: RunContext, client, region: str, result: StageResult) -> 
     churn_rows = _write_scores(ctx, churn, CHURN_SCORES, CHURN_COMMENTS, region, as_of)
 
     # customer_360 rows of this region and date get the new scores
+    # (each row gets the scores of its own features_as_of: scoring another date leaves them alone)
     c360 = lakehouse.read(CUSTOMER_360).where(F.col("region") == region)
-    date_filter = (F.col("region") == region) & (F.col("as_of_date") == F.lit(as_of))
+    mine = F.col("region") == region
     updated = with_ml_columns(
-        c360, lakehouse.read(CUSTOMER_SEGMENTS).where(date_filter), lakehouse.read(CHURN_SCORES).where(date_filter)
+        c360, lakehouse.read(CUSTOMER_SEGMENTS).where(mine), lakehouse.read(CHURN_SCORES).where(mine)
     ).localCheckpoint(eager=True)
+    date_filter = mine & (F.col("as_of_date") == F.lit(as_of))
     lakehouse.write(updated, CUSTOMER_360, partition_by=["region"], regions=[region], schema_mode="merge")
 
     summary = lakehouse.read(CHURN_SCORES).where(date_filter).agg(
