@@ -190,6 +190,11 @@ def ensure_features(ctx: RunContext, wanted: Mapping[str, Iterable[date]]) -> No
 def features_as_of(ctx: RunContext, region: str, as_of: date) -> DataFrame:
     """One region's ``gold.customer_features`` of a date (computed first where missing or stale)."""
     ensure_features(ctx, {region: [as_of]})
+    return read_features(ctx, region, as_of)
+
+
+def read_features(ctx: RunContext, region: str, as_of: date) -> DataFrame:
+    """One region's stored ``gold.customer_features`` of a date, as they are."""
     return ctx.lakehouse.read(CUSTOMER_FEATURES).where((F.col("region") == region) & (F.col("as_of_date") == F.lit(as_of)))
 
 

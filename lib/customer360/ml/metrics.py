@@ -17,10 +17,13 @@ def adjusted_rand_index(df: DataFrame, left: str, right: str) -> float:
     """Hubert-Arabie adjusted Rand index of two labelings of the same rows (1 = identical
     partitions, about 0 = chance). Rows with a null label on either side are left out."""
     rows = df.where(F.col(left).isNotNull() & F.col(right).isNotNull())
-    cells = [r["n"] for r in rows.groupBy(left, right).agg(F.count(F.lit(1)).alias("n")).collect()]
-    a = [r["n"] for r in rows.groupBy(left).agg(F.count(F.lit(1)).alias("n")).collect()]
-    b = [r["n"] for r in rows.groupBy(right).agg(F.count(F.lit(1)).alias("n")).collect()]
-    return ari_from_counts(cells, a, b)
+    table = rows.groupBy(left, right).agg(F.count(F.lit(1)).alias("n")).collect()
+    a: dict = {}
+    b: dict = {}
+    for r in table:  # the margins come from the contingency table itself: one pass over the rows
+        a[r[0]] = a.get(r[0], 0) + r["n"]
+        b[r[1]] = b.get(r[1], 0) + r["n"]
+    return ari_from_counts([r["n"] for r in table], list(a.values()), list(b.values()))
 
 
 def ari_from_counts(cells: list[int], row_sums: list[int], column_sums: list[int]) -> float:

@@ -130,7 +130,7 @@ def fit_segmentation(
 
     # statistics per provisional segment (rule name or surviving cluster), in one pass
     key = F.when(F.col("_rule").isNotNull(), F.concat(F.lit("rule:"), F.col("_rule"))).otherwise(
-        F.concat(F.lit("cluster:"), F.element_at(F.create_map(*[F.lit(x) for kv in merged.items() for x in kv]), F.col(CLUSTER)).cast("string"))
+        F.concat(F.lit("cluster:"), F.element_at(_literal_map(merged), F.col(CLUSTER)).cast("string"))
     )
     every = prep.stages[0].transform(labelled).join(predicted.select("customer_id", CLUSTER), "customer_id", "left").withColumn("_key", key)
     stats = {

@@ -34,6 +34,7 @@ from customer360.gold.stage import (
     CUSTOMER_SEGMENTS,
     ensure_features,
     features_as_of,
+    read_features,
     region_feature_set_version,
 )
 from customer360.lakehouse.core import with_comments
@@ -225,7 +226,8 @@ def profiling_allowed(ctx: RunContext, region: str) -> DataFrame:
 
 
 def _profiled(ctx: RunContext, region: str, day: date) -> DataFrame:
-    return features_as_of(ctx, region, day).join(profiling_allowed(ctx, region), ["region", "customer_id"], "left_semi")
+    """Training's features of a date (``_train_regions`` has ensured them) of customers who may be profiled."""
+    return read_features(ctx, region, day).join(profiling_allowed(ctx, region), ["region", "customer_id"], "left_semi")
 
 
 def _input_versions(ctx: RunContext, names: list[str]) -> dict[str, int]:
@@ -373,13 +375,14 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
     gbt = churn_lib.gbt_pipeline(settings).fit(weighted)
     logistic = churn_lib.logistic_pipeline(settings).fit(weighted)
     scored = churn_lib.churn_probability(gbt, valid, prior=prior).persist()
-    if valid.limit(1).count() == 0 or valid.where(F.col(churn_lib.LABEL) == 1.0).limit(1).count() == 0 or valid.where(F.col(churn_lib.LABEL) == 0.0).limit(1).count() == 0:
-        raise churn_lib.ChurnError(f"region {region}: the validation cutoff {valid_at} has no customers of one class: nothing to validate on")
-    metrics = {
-        "gbt": binary_metrics(scored, score="churn_score"),
-        "logistic": binary_metrics(churn_lib.churn_probability(logistic, valid, prior=prior), score="churn_score"),
-        "recency": binary_metrics(valid.withColumn("_r", F.coalesce(F.col("recency_days").cast("double"), F.lit(0.0))), score="_r", probability=False),
-    }
+    try:  # binary_metrics refuses a validation set without both classes
+        metrics = {
+            "gbt": binary_metrics(scored, score="churn_score"),
+            "logistic": binary_metrics(churn_lib.churn_probability(logistic, valid, prior=prior), score="churn_score"),
+            "recency": binary_metrics(valid.withColumn("_r", F.coalesce(F.col("recency_days").cast("double"), F.lit(0.0))), score="_r", probability=False),
+        }
+    except ValueError as exc:
+        raise churn_lib.ChurnError(f"region {region}: nothing to validate on at the cutoff {valid_at}: {exc}") from None
     threshold = churn_lib.decision_threshold(settings)
     costs = expected_cost(scored, probability="churn_score", threshold=threshold, cost_fp=settings.cost_false_positive, cost_fn=settings.cost_false_negative)
     calibration = calibration_table(scored, probability="churn_score")
