@@ -22,6 +22,8 @@ INSTALL_REQUIRES = [
     "phonenumbers==9.0.43",
     # optimal matching of segment centroids between model versions (Hungarian algorithm)
     "scipy==1.17.1",
+    # Spark SQL parsing for `c360 sql`: table names -> the role's views
+    "sqlglot==30.30.0",
 ]
 
 EXTRAS_REQUIRE = {
@@ -50,6 +52,8 @@ setup(
         "customer360.features",
         "customer360.gold",
         "customer360.ml",
+        "customer360.governance",
+        "customer360.monitoring",
         "customer360.conf",
         "customer360.conf.regions",
     ],

@@ -27,10 +27,75 @@ def spark(spark_session, tmp_path_factory):
 
 SAMPLE_REGIONS = ["us", "de"]
 
+#: a person planted in the shared sample's de sources (tests/governance erases them); every value
+#: is unique to them, so a scan of the lakehouse for these strings finds only them
+PLANTED = {
+    "first_name": "Zebulon", "last_name": "Quillfeather", "email": "Zebulon.Quillfeather@planted-mail.example",
+    "phone": "+49 30 98765432", "street": "Quillweg 77", "loyalty": "LOY-PLANTED-7731", "cookie": "ck-planted-7731",
+    "device": "dv-planted-7731",
+}
+#: strings no file under the lakehouse may contain after the erasure (compared case-insensitively)
+PLANTED_TRACES = ("zebulon", "quillfeather", "planted", "98765432", "quillweg")
+
+
+def plant_person(sources: Path, region: str = "de") -> dict[str, list[str]]:
+    """Add the planted person to ``sources`` as new files next to the generated ones: a CRM record,
+    a web login, two order lines (one invalid: quantity 0, so it is quarantined), a ticket and a
+    marketing opt-in. Returns source -> files written."""
+    import json
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = PLANTED
+    written: dict[str, list[str]] = {}
+
+    def first(source: str, pattern: str) -> Path:
+        return sorted((sources / source / region).glob(pattern))[0]
+
+    crm = pd.read_csv(first("crm_customers", "*.csv"), dtype=str, nrows=1, keep_default_na=False)
+    crm = crm.assign(crm_id="CRM-PLANTED-1", account_type="B2C", company_name="", first_name=p["first_name"],
+                     last_name=p["last_name"], email=p["email"], phone=p["phone"], street=p["street"], loyalty_number=p["loyalty"])
+    target = sources / "crm_customers" / region / f"crm_customers_{region}_0902.csv"
+    crm.to_csv(target, index=False)
+    written["crm_customers"] = [str(target)]
+
+    tickets = pd.read_csv(first("support_tickets", "*.csv"), dtype=str, nrows=1, keep_default_na=False)
+    tickets = tickets.assign(ticket_id="T-PLANTED-1", contact_first_name=p["first_name"], contact_last_name=p["last_name"],
+                             contact_email=p["email"].lower(), contact_phone=p["phone"])
+    target = sources / "support_tickets" / region / f"support_tickets_{region}_0902.csv"
+    tickets.to_csv(target, index=False)
+    written["support_tickets"] = [str(target)]
+
+    def jsonl(source: str, changes: dict, keep=lambda row: True) -> None:
+        with open(first(source, "*.jsonl")) as f:
+            row = next(json.loads(line) for line in f if line.strip() and keep(json.loads(line)))
+        row.update(changes)
+        target = sources / source / region / f"{source}_{region}_0902.jsonl"
+        target.write_text(json.dumps(row) + "\n")
+        written[source] = [str(target)]
+
+    jsonl("web_events", {"event_id": "EV-PLANTED-1", "login_email": p["email"], "cookie_id": p["cookie"], "device_id": p["device"]},
+          keep=lambda row: row.get("login_email"))
+    jsonl("consent", {"consent_event_id": "CE-PLANTED-1", "email": p["email"], "purpose": "marketing", "action": "opt_in"})
+
+    orders = pq.read_table(first("orders", "*.parquet")).slice(0, 1).to_pandas()
+    orders = pd.concat([orders, orders], ignore_index=True)
+    orders["order_line_id"] = ["OL-PLANTED-1", "OL-PLANTED-2"]
+    orders["order_id"] = "O-PLANTED-1"
+    orders["customer_email"] = p["email"]
+    orders["loyalty_number"] = p["loyalty"]
+    orders.loc[1, "quantity"] = 0  # quarantined: the erasure must find it in bronze._quarantine too
+    target = sources / "orders" / region / f"orders_{region}_0902.parquet"
+    pq.write_table(pa.Table.from_pandas(orders, preserve_index=False), target)
+    written["orders"] = [str(target)]
+    return written
+
 
 @pytest.fixture(scope="session")
 def pipeline_sample(spark, tmp_path_factory):
-    """About 800 people in us and de through ingest, identity, facts and gold, once per test run:
+    """About 800 people in us and de (plus ``PLANTED`` in de) through ingest, identity, facts and gold, once per test run:
     (context, generated data, facts result, gold result). tests/gold checks the stages on it, then
     re-runs de only; tests/ml (which runs later) trains and scores us."""
     from datetime import datetime
@@ -45,6 +110,7 @@ def pipeline_sample(spark, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pipeline_sample")
     data = generate(root / "sample", scale=0.008, seed=11, regions=SAMPLE_REGIONS, consent_regimes={"us": "opt_out", "de": "opt_in"})
+    plant_person(data.sources, "de")
     config = load_config(
         "local",
         conf_dir=CONF_DIR,

@@ -38,7 +38,7 @@ def test_help_lists_the_commands():
 
 def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
     # 50 people are too few to train models on: the ml stage has its own end-to-end test (tests/ml)
-    assert cli.main(["run", *_args(tmp_path, "--region", "de,fr", "--set", "pipeline.stages=[ingest, identity, facts, gold]")]) == 0
+    assert cli.main(["run", *_args(tmp_path, "--region", "de,fr", "--set", "pipeline.stages=[ingest, identity, facts, quality, gold]")]) == 0
     out = capsys.readouterr().out
     assert f"sample data: {tmp_path / 'sample'} (scale 0.0005, seed 42, 50 people; generated now)" in out
     assert "(local): succeeded" in out
@@ -67,6 +67,12 @@ def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
     }
     assert identity_metrics[("de", "xref_rows")] == identity_metrics[("de", "records_in")] > 0
     assert identity_metrics[("de", "customers")] == ctx.lakehouse.read("silver.customer_golden").where("region = 'de'").count()
+
+    # the quality gate checked silver (and gold its outputs) with no failed error check
+    assert re.search(r"    quality:\n      data quality: \d+ check results on \d table\(s\): \d+ passed, \d+ warnings, 0 errors", out)
+    assert ctx.lakehouse.read("ops.dq_results").where("severity = 'error' AND NOT passed").count() == 0
+    jobs = ctx.lakehouse.read("ops.job_runs").where("job = 'run'").first()
+    assert jobs.status == "succeeded" and {o.table for o in jobs.outputs} >= {"bronze.crm_customers", "gold.customer_360"}
 
     # then the facts and gold stages, with a profile of the customer 360 per region
     assert re.search(r"    facts:\n      orders: [\d,]+ rows = [\d,]+ in silver\.orders \+ 0 quarantined", out)

@@ -108,7 +108,7 @@ def test_bad_values_fail_with_reason():
 
 
 def test_pipeline_stages_must_be_known_and_in_order():
-    assert load_config("local", conf_dir=CONF_DIR).pipeline.stages == ("ingest", "identity", "facts", "gold", "ml")
+    assert load_config("local", conf_dir=CONF_DIR).pipeline.stages == ("ingest", "identity", "facts", "quality", "gold", "ml", "monitoring")
     picked = load_config("local", conf_dir=CONF_DIR, overrides=["pipeline.stages=[ingest, identity]"])
     assert picked.pipeline.stages == ("ingest", "identity")
     with pytest.raises(ConfigError, match=r"pipeline.stages: .*unknown stage\(s\) \['silver'\]"):

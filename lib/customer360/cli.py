@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the whole pipeline (every stage, in order); locally it first generates the sample sources once",
     )
     run.add_argument("--as-of", type=_date, default=None, help="features as of this date, YYYY-MM-DD (default: the data's end)")
+    run.add_argument("--fail-on-alert", action="store_true", help="exit non-zero when monitoring raises an alert (ops.alerts)")
 
     generate = sub.add_parser("generate", parents=[common], help="write the synthetic sample sources and ground truth")
     generate.add_argument("--scale", type=float, default=None, help="1 = 100k people (default: sample_data.scale)")
@@ -98,6 +99,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--truth", default=None,
         help="record -> person parquet (default: <sample_data.dir>/truth/record_person.parquet)",
     )
+    sub.add_parser(
+        "quality", parents=[common],
+        help="run the data-quality checks of the bronze and silver tables (conf quality.checks) into ops.dq_results",
+    )
+    monitor = sub.add_parser(
+        "monitor", parents=[common],
+        help="drift (PSI), segment shift, realized churn and fairness audit; alerts to ops.alerts",
+    )
+    monitor.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: the as-of date of gold.customer_360)")
+    monitor.add_argument("--fail-on-alert", action="store_true", help="exit non-zero when an alert is raised")
+
+    erase = sub.add_parser(
+        "erase", parents=[common],
+        help="erase a person from every table and the PII vault, keep a tombstone, vacuum the old files",
+    )
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer-id", default=None, help="the stable customer id (silver.customer_ids)")
+    who.add_argument("--email", default=None, help="every customer with a record of this email address")
+
+    export = sub.add_parser(
+        "export", parents=[common],
+        help="write a segment's audience honouring consent and role, with a manifest of counts and exclusions",
+    )
+    export.add_argument("--segment", required=True, help="segment name (or global taxonomy name)")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export.add_argument("--out", required=True, help="output folder (audience/ and manifest.json)")
+    export.add_argument("--role", default="analyst", help="governance role (default: analyst: tokens, no contact details)")
+
+    sql = sub.add_parser(
+        "sql", parents=[common],
+        help="run Spark SQL over the lakehouse tables (gold.customer_360, ...) as a role sees them",
+    )
+    sql.add_argument("query", nargs="?", default=None, help="one query; none: read ';'-separated queries from stdin")
+    sql.add_argument("--role", default="analyst", help="governance role whose views apply (default: analyst)")
+    sql.add_argument("--output-format", "--format", dest="output_format", choices=["table", "csv", "json"], default="table")
+    sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (table format)")
+
+    governance = sub.add_parser("governance", parents=[common], help="governance policy tools")
+    governance_sub = governance.add_subparsers(dest="governance_command", required=True, metavar="ACTION")
+    governance_sub.add_parser(
+        "sql", parents=[common],
+        help="print the Unity Catalog GRANT and column-mask statements of the access policy in conf",
+    )
+
     sub.add_parser("config", parents=[common], help="print the resolved configuration as YAML")
     sub.add_parser("tables", parents=[common], help="list the lakehouse's tables and their versions")
 
@@ -132,7 +177,10 @@ def _print(lines: Sequence[str]) -> None:
 def _context(args: argparse.Namespace):
     from customer360.pipeline import build_context
 
-    config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    overrides = list(args.overrides)
+    if getattr(args, "fail_on_alert", False):
+        overrides.append("monitoring.fail_on_alert=true")
+    config = load_config(args.env, overrides=overrides, conf_dir=args.conf_dir)
     return build_context(config, regions=args.region, as_of=getattr(args, "as_of", None))
 
 
@@ -195,7 +243,7 @@ def _cmd_stage(name: str):
         from customer360.pipeline import run_pipeline, stage_commands, summary_lines
 
         ctx = _context(args)
-        summary = run_pipeline(ctx, stages=[(name, stage_commands()[name])])
+        summary = run_pipeline(ctx, stages=[(name, stage_commands()[name])], job=name)
         _print(summary_lines(ctx, summary))
         return 0 if summary.status == "succeeded" else 1
 
@@ -241,6 +289,111 @@ def _cmd_identity_eval(args: argparse.Namespace) -> int:
     result = evaluate(xref, truth)
     _print([f"identity evaluation against {truth_path} (regions {', '.join(ctx.regions)})", *result.lines()])
     return 0
+
+
+def _job(ctx, name: str, work):
+    """Run ``work()`` as the job ``name``, recorded in ops.job_runs whatever happens."""
+    from datetime import datetime, timezone
+
+    from customer360.governance.lineage import record_job_run
+
+    started = datetime.now(timezone.utc)
+    ctx.lakehouse.lineage.reset()
+    status, error = "succeeded", None
+    try:
+        return work()
+    except Exception as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        record_job_run(ctx, job=name, started=started, finished=datetime.now(timezone.utc), status=status, error=error)
+
+
+def _cmd_erase(args: argparse.Namespace) -> int:
+    from customer360.governance.erasure import erase
+
+    ctx = _context(args)
+    report = _job(ctx, "erase", lambda: erase(ctx, customer_id=args.customer_id, email=args.email))
+    _print(report.lines())
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from customer360.governance.activation import export
+
+    ctx = _context(args)
+    manifest = _job(ctx, "export", lambda: export(ctx, segment=args.segment, fmt=args.format, out=args.out, role=args.role))
+    print(f"exported {manifest['exported']:,} of {manifest['members']:,} members of {args.segment!r} "
+          f"as {args.role} to {args.out} (excluded: {json.dumps(manifest['excluded'])})")
+    return 0
+
+
+def _sql_queries(text: str) -> list[str]:
+    return [q.strip() for q in text.replace("\n", " ").split(";") if q.strip()]
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from customer360.governance.access import run_sql
+    from customer360.governance.activation import access_policy
+
+    ctx = _context(args)
+    policy = access_policy(ctx.config)
+    policy.role(args.role)
+    if args.query is not None:
+        queries = [args.query]
+    else:
+        if sys.stdin.isatty():
+            print(f"c360 sql as {args.role}: end each query with ';' (Ctrl-D quits)", file=sys.stderr)
+        queries = _sql_queries(sys.stdin.read())
+    from pyspark.errors import AnalysisException
+
+    for query in queries:
+        try:
+            df = run_sql(ctx.spark, ctx.lakehouse, query, role=args.role, policy=policy)
+            if args.output_format == "table":
+                df.show(args.limit, truncate=False)
+            else:
+                frame = df.toPandas()
+                if args.output_format == "csv":
+                    print(frame.to_csv(index=False), end="")
+                else:
+                    print(frame.to_json(orient="records", lines=True, date_format="iso"), end="")
+        except AnalysisException as exc:  # a column the role does not see, a typo: the user's to fix
+            raise C360Error(f"query failed for role {args.role}: {str(exc).splitlines()[0]}") from None
+    return 0
+
+
+def _cmd_governance(args: argparse.Namespace) -> int:
+    from customer360.governance.access import unity_catalog_sql
+    from customer360.governance.activation import access_policy
+
+    config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    policy = access_policy(config)
+    uc = config.governance.unity_catalog
+    columns, tables = _known_columns(config)
+    _print(unity_catalog_sql(policy, catalog=uc.catalog, tables=tables, columns=columns, mask_function=uc.mask_function))
+    return 0
+
+
+def _known_columns(config) -> tuple[dict[str, list[str]], list[str]]:
+    """The columns of the tables the policy names, from the code's schemas (no lakehouse needed)."""
+    from customer360.gold.customer360 import column_comments
+    from customer360.gold.finance import COHORT_RETENTION_COMMENTS, CUSTOMER_VALUE_COMMENTS, REVENUE_MONTHLY_COMMENTS
+    from customer360.identity.golden import GOLDEN_SCHEMA
+
+    windows = sorted({w for r in config.regions.values() for w in r.feature_windows_days})
+    c360 = [c for c in column_comments(windows) if c != "as_of_date"]  # the features table's partition, not a 360 column
+    columns = {
+        "gold.customer_360": c360,
+        "silver.customer_golden": GOLDEN_SCHEMA.fieldNames(),
+        "gold.finance_revenue_monthly": list(REVENUE_MONTHLY_COMMENTS),
+        "gold.finance_cohort_retention": list(COHORT_RETENTION_COMMENTS),
+        "gold.finance_customer_value": list(CUSTOMER_VALUE_COMMENTS),
+    }
+    others = ["gold.customer_features", "gold.feature_registry", "gold.customer_segments", "gold.churn_scores", "gold.segment_profiles"]
+    return columns, [*columns, *others]
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -293,6 +446,12 @@ COMMANDS = {
     "gold": _cmd_stage("gold"),
     "train": _cmd_stage("train"),
     "score": _cmd_stage("score"),
+    "quality": _cmd_stage("quality"),
+    "monitor": _cmd_stage("monitoring"),
+    "erase": _cmd_erase,
+    "export": _cmd_export,
+    "sql": _cmd_sql,
+    "governance": _cmd_governance,
     "config": _cmd_config,
     "tables": _cmd_tables,
     "history": _cmd_history,

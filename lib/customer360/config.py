@@ -1,6 +1,7 @@
 """Configuration: YAML files in conf/ loaded into frozen, validated pydantic models.
 
-Precedence, lowest first: ``base.yaml``, ``sources.yaml``, ``identity.yaml``, ``gold.yaml``, ``ml.yaml`` < ``<env>.yaml`` <
+Precedence, lowest first: ``base.yaml``, ``sources.yaml``, ``identity.yaml``, ``gold.yaml``, ``ml.yaml``,
+``governance.yaml`` < ``<env>.yaml`` <
 ``regions/<code>.yaml`` < ``--set key=value``. Each region's settings start from
 ``region_defaults`` (base, then env) and are overlaid by that region's file.
 
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -31,7 +32,7 @@ CONF_DIR_ENV = "C360_CONF_DIR"
 DOTTED_KEY_MAPS = (("spark", "conf"), ("lakehouse", "storage_options"))
 SET_SOURCE = "--set"
 #: files every environment loads first, in this order
-SHARED_FILES = ("base", "sources", "identity", "gold", "ml")
+SHARED_FILES = ("base", "sources", "identity", "gold", "ml", "governance")
 
 #: The canonical attributes of ``silver.identity_records`` a source column can feed.
 CANONICAL_ATTRIBUTES = (
@@ -112,7 +113,7 @@ class SparkConfig(_Frozen):
     _strings = field_validator("conf", mode="before")(classmethod(lambda cls, v: _as_strings(v)))
 
 
-PIPELINE_STAGES = ("ingest", "identity", "facts", "gold", "ml")
+PIPELINE_STAGES = ("ingest", "identity", "facts", "quality", "gold", "ml", "monitoring")
 
 
 class PipelineConfig(_Frozen):
@@ -510,6 +511,87 @@ class MlConfig(_Frozen):
     churn: ChurnConfig
 
 
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_TABLE = r"^(bronze|silver|gold|ops)\.[a-z0-9_*?\[\]]+$"
+
+
+class RoleConfig(_Frozen):
+    #: fnmatch patterns of the tables the role may read, e.g. gold.* or gold.finance_*
+    tables: tuple[Annotated[str, Field(pattern=_TABLE)], ...] = Field(min_length=1)
+    #: PII columns: clear (the vault's value), token (as stored), mask ("***"), drop (column removed)
+    pii: Literal["clear", "token", "mask", "drop"]
+    #: the Unity Catalog account group that holds the role
+    group: str = Field(pattern=_NAME)
+    #: may export contact details (c360 export)
+    contact_export: bool = False
+
+
+class UnityCatalogConfig(_Frozen):
+    catalog: str = Field(default="main", pattern=_NAME)
+    mask_function: str = Field(default="governance.mask_pii", pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ErasureConfig(_Frozen):
+    #: identity attributes whose tokens the tombstone keeps besides the records' keys (a record with
+    #: one of them is not ingested again)
+    tombstone_attributes: tuple[Literal["email", "loyalty_id"], ...] = ("email",)
+
+
+class GovernanceConfig(_Frozen):
+    #: table -> its PII columns (tokens in the tables; the vault holds the values)
+    pii_columns: dict[Annotated[str, Field(pattern=_TABLE)], tuple[str, ...]] = Field(default_factory=dict)
+    roles: dict[Annotated[str, Field(pattern=_NAME)], RoleConfig] = Field(min_length=1)
+    unity_catalog: UnityCatalogConfig = Field(default_factory=UnityCatalogConfig)
+    erasure: ErasureConfig = Field(default_factory=ErasureConfig)
+
+
+class QualityCheckConfig(_Frozen):
+    check: Literal["not_null", "unique", "accepted_values", "range", "freshness", "row_count_change"]
+    columns: tuple[str, ...] = ()
+    severity: Literal["error", "warn"] = "error"
+    values: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    max_age_hours: float | None = Field(default=None, gt=0)
+    max_change: float | None = Field(default=None, ge=0)
+    name: str | None = None
+
+
+class QualityConfig(_Frozen):
+    #: table -> its checks; the quality stage checks bronze and silver tables, the gold stage its
+    #: own outputs before it writes them
+    checks: dict[Annotated[str, Field(pattern=_TABLE)], tuple[QualityCheckConfig, ...]] = Field(default_factory=dict)
+
+
+class FairnessConfig(_Frozen):
+    attributes: tuple[Literal["age_band", "gender"], ...] = ("age_band", "gender")
+    min_disparate_impact: float = Field(default=0.8, gt=0, le=1)
+    max_equal_opportunity_difference: float = Field(default=0.1, gt=0, le=1)
+    min_group_size: int = Field(default=30, ge=1)
+
+
+class MonitoringConfig(_Frozen):
+    psi_bins: int = Field(default=10, ge=2, le=100)
+    #: PSI from here is a shift (warn), from psi_alert a major shift (alert)
+    psi_warn: float = Field(default=0.1, gt=0)
+    psi_alert: float = Field(default=0.25, gt=0)
+    #: a segment whose share changes by more than this fraction (0.15 = +-15%) is flagged
+    segment_shift_threshold: float = Field(default=0.15, gt=0)
+    #: the comparison run is the latest scored date at least this many days before (month over month)
+    segment_shift_min_gap_days: int = Field(default=28, ge=1)
+    #: realized minus predicted churn rate beyond this is an alert
+    realized_churn_tolerance: float = Field(default=0.1, gt=0, le=1)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    #: any alert makes the run exit non-zero (c360 run/monitor --fail-on-alert)
+    fail_on_alert: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.psi_alert < self.psi_warn:
+            raise ValueError(f"monitoring.psi_alert ({self.psi_alert}) must not be below psi_warn ({self.psi_warn})")
+        return self
+
+
 class AppConfig(_Frozen):
     env: str
     lakehouse: LakehouseConfig
@@ -524,6 +606,9 @@ class AppConfig(_Frozen):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     finance: FinanceConfig
     ml: MlConfig
+    governance: GovernanceConfig
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     regions: dict[str, RegionConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

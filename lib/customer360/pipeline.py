@@ -7,7 +7,6 @@ counts to ``ops.run_metrics``, so every run's rows in and rows out can be querie
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,10 +93,15 @@ def default_stages() -> list[tuple[str, Stage]]:
     from customer360.bronze.ingest import run as ingest
     from customer360.facts.stage import run as facts
     from customer360.gold.stage import run as gold
+    from customer360.governance.gate import run as quality
     from customer360.identity.stage import run as identity
     from customer360.ml.stage import run as ml
+    from customer360.monitoring.stage import run as monitoring
 
-    return [("ingest", ingest), ("identity", identity), ("facts", facts), ("gold", gold), ("ml", ml)]
+    return [
+        ("ingest", ingest), ("identity", identity), ("facts", facts), ("quality", quality), ("gold", gold),
+        ("ml", ml), ("monitoring", monitoring),
+    ]
 
 
 def stage_commands() -> dict[str, Stage]:
@@ -143,12 +147,14 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None = None) -> RunSummary:
-    """Run the stages in order (default: ``pipeline.stages``); the run is logged whether it succeeds or fails."""
+def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None = None, job: str = "run") -> RunSummary:
+    """Run the stages in order (default: ``pipeline.stages``); the run is logged whether it succeeds
+    or fails (``ops.pipeline_runs``, ``ops.run_metrics``, and ``ops.job_runs`` as ``job``)."""
     if stages is None:
         stages = [s for s in default_stages() if s[0] in ctx.config.pipeline.stages]
     chosen = list(stages)
     started = _utc_now()
+    ctx.lakehouse.lineage.reset()
     results: list[StageResult] = []
     status, error = "succeeded", None
     try:
@@ -163,7 +169,7 @@ def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None 
         raise
     finally:
         finished = _utc_now()
-        _record_run(ctx, chosen, results, started, finished, status, error)
+        _record_run(ctx, chosen, results, started, finished, status, error, job=job)
     return RunSummary(ctx.run_id, status, results, started, finished)
 
 
@@ -175,7 +181,11 @@ def _record_run(
     finished: datetime,
     status: str,
     error: str | None,
+    *,
+    job: str = "run",
 ) -> None:
+    from customer360.governance.lineage import git_commit, record_job_run
+
     spark, lakehouse = ctx.spark, ctx.lakehouse
     run_row = (
         ctx.run_id,
@@ -187,7 +197,7 @@ def _record_run(
         [name for name, _ in stages],
         status,
         error,
-        os.environ.get("C360_GIT_COMMIT"),
+        git_commit(),
     )
     # One small file per run, not one per default partition.
     run_df = spark.createDataFrame([run_row], PIPELINE_RUNS_SCHEMA).coalesce(1)
@@ -204,6 +214,12 @@ def _record_run(
             mode="append",
             partition_by=["region"],
         )
+    totals: dict[str, int] = {}
+    for result in results:
+        for m in result.metrics:
+            key = ".".join(p for p in (result.stage, m.table, m.metric) if p)
+            totals[key] = totals.get(key, 0) + int(m.value)
+    record_job_run(ctx, job=job, started=started, finished=finished, status=status, error=error, row_counts=totals)
 
 
 def summary_lines(ctx: RunContext, summary: RunSummary) -> list[str]:

@@ -8,7 +8,8 @@ import pytest
 from chispa import assert_df_equality
 
 from customer360.features.registry import expand
-from customer360.gold.customer360 import GOLDEN_COLUMNS, ML_COLUMNS, column_comments, consent_flags, customer_360, with_ml_columns
+from customer360.gold.customer360 import GOLDEN_COLUMNS, ML_COLUMNS, column_comments, customer_360, with_ml_columns
+from customer360.governance.consent import consent_flags
 from customer360.identity.golden import GOLDEN_SCHEMA
 
 CONSENT_SCHEMA = (

@@ -83,6 +83,8 @@ class SourceReport:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    #: rows of erased people (tombstones): neither loaded nor quarantined
+    rows_erased: int = 0
     new_columns: list[str] = field(default_factory=list)
     #: region -> rows_read / rows_loaded / rows_quarantined
     by_region: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -93,6 +95,8 @@ class SourceReport:
             f"{len(self.files_changed)} changed, {len(self.files_failed)} failed; "
             f"rows read {self.rows_read:,} = loaded {self.rows_loaded:,} + quarantined {self.rows_quarantined:,}"
         )
+        if self.rows_erased:
+            text += f" + erased {self.rows_erased:,} (tombstones)"
         if self.new_columns:
             text += f"; new columns kept: {', '.join(self.new_columns)}"
         return text
@@ -464,6 +468,37 @@ def _file_row(source: str, f: SourceFile, digest: str, status: str, run_id: str,
     )
 
 
+def _zero_counts() -> dict[str, int]:
+    return {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "rows_erased": 0}
+
+
+def _erased_flag(ctx: RunContext, checked: DataFrame, source: str) -> DataFrame:
+    """``_erased``: rows of people erased before (``ops.erasure_tombstones``) are not loaded again."""
+    from customer360.governance.erasure import tombstoned, with_erased_flag
+    from customer360.identity.standardize import standardize_email, standardize_identifier
+
+    mapping = ctx.config.sources.get(source)
+    tombstones = tombstoned(ctx.lakehouse, ctx.regions) if mapping is not None else None
+    if tombstones is None:
+        return checked.withColumn("_erased", F.lit(False))
+    identity = ctx.config.identity
+    identifiers = {}
+    if "email" in mapping.attributes:
+        identifiers["email"] = standardize_email(
+            F.col(mapping.attributes["email"]),
+            strip_plus_tags=identity.email_strip_plus_tags,
+            dotless_domains=identity.email_dotless_domains,
+            domain_aliases=identity.email_domain_aliases,
+            placeholder_local_parts=identity.placeholder_email_local_parts,
+        )
+    if "loyalty_id" in mapping.attributes:
+        identifiers["loyalty_id"] = standardize_identifier(F.col(mapping.attributes["loyalty_id"]))
+    return with_erased_flag(
+        checked, tombstones=tombstones, source=source, record_id=mapping.attributes["source_record_id"],
+        identifiers=identifiers, key=ctx.config.pii_hash_key(),
+    )
+
+
 def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | None = None) -> SourceReport:
     now = now or datetime.now(timezone.utc)
     report = SourceReport(contract.name)
@@ -517,13 +552,15 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
         numbered = number_rows(raw, load_files).where(~F.col("_blank")).drop("_blank")
         time_zones = {code: region.time_zone for code, region in ctx.config.regions.items()}
         checked = validate(numbered, contract, columns=columns, time_zones=time_zones, now=now)
+        checked = _erased_flag(ctx, checked, contract.name)
         checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+        status = F.when(F.col("_erased"), "erased").when(F.size("_reasons") > 0, "bad").otherwise("good")
         per_file = {
-            (r["_source_file"], r["bad"]): r["n"]
-            for r in checked.groupBy("_source_file", (F.size("_reasons") > 0).alias("bad")).count().withColumnRenamed("count", "n").collect()
+            (r["_source_file"], r["status"]): r["n"]
+            for r in checked.groupBy("_source_file", status.alias("status")).count().withColumnRenamed("count", "n").collect()
         }
         extra = [c for c in columns if c not in contract.names]
-        good = checked.where(F.size("_reasons") == 0).select(
+        good = checked.where((F.size("_reasons") == 0) & ~F.col("_erased")).select(
             *contract.names,
             *extra,
             "_source_file",
@@ -540,7 +577,7 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
         elif extra:
             report.new_columns = extra
         region_of_file = F.create_map(*[F.lit(x) for f in load_files for x in (f.relative, f.region)])
-        bad = checked.where(F.size("_reasons") > 0).select(
+        bad = checked.where((F.size("_reasons") > 0) & ~F.col("_erased")).select(
             F.lit(contract.name).alias("source"),
             F.col("_source_file").alias("file"),
             F.col("_row_number").alias("row_number"),
@@ -551,8 +588,8 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
             region_of_file[F.col("_source_file")].alias("region"),
         )
         bad = bad.select(*[F.col(f.name).cast(f.dataType) for f in QUARANTINE_SCHEMA.fields])
-        n_good = sum(n for (_, is_bad), n in per_file.items() if not is_bad)
-        n_bad = sum(n for (_, is_bad), n in per_file.items() if is_bad)
+        n_good = sum(n for (_, s), n in per_file.items() if s == "good")
+        n_bad = sum(n for (_, s), n in per_file.items() if s == "bad")
         # the counts below come from the Delta commits, checked against the counts above
         written = True
         if n_good or not ctx.lakehouse.exists(bronze):
@@ -575,26 +612,27 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
             checked.unpersist()
 
     region_of = {f.relative: f.region for f in load_files}
-    for (relative, is_bad), n in per_file.items():
-        counts = report.by_region.setdefault(region_of[relative], {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0})
+    for (relative, state), n in per_file.items():
+        counts = report.by_region.setdefault(region_of[relative], _zero_counts())
         counts["rows_read"] += n
-        counts["rows_quarantined" if is_bad else "rows_loaded"] += n
+        counts[{"good": "rows_loaded", "bad": "rows_quarantined", "erased": "rows_erased"}[state]] += n
     report.rows_read = sum(per_file.values())
     report.rows_loaded = loaded or 0
     report.rows_quarantined = quarantined or 0
-    if report.rows_read != report.rows_loaded + report.rows_quarantined or n_good != report.rows_loaded:
+    report.rows_erased = sum(n for (_, s), n in per_file.items() if s == "erased")
+    if report.rows_read != report.rows_loaded + report.rows_quarantined + report.rows_erased or n_good != report.rows_loaded:
         raise AccountingError(
-            f"{contract.name}: read {report.rows_read} rows but bronze committed {report.rows_loaded} and "
-            f"quarantine {report.rows_quarantined}"
+            f"{contract.name}: read {report.rows_read} rows but bronze committed {report.rows_loaded}, "
+            f"quarantine {report.rows_quarantined} and {report.rows_erased} were erased"
         )
     _record_files(
         ctx,
         [
             _file_row(
                 contract.name, f, d, "loaded", ctx.run_id, now,
-                read=per_file.get((f.relative, False), 0) + per_file.get((f.relative, True), 0),
-                loaded=per_file.get((f.relative, False), 0),
-                quarantined=per_file.get((f.relative, True), 0),
+                read=sum(per_file.get((f.relative, state), 0) for state in ("good", "bad", "erased")),
+                loaded=per_file.get((f.relative, "good"), 0),
+                quarantined=per_file.get((f.relative, "bad"), 0),
             )
             for f, d in ready
         ],
@@ -630,7 +668,7 @@ def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime 
         result.errors += report.files_failed
         table = f"bronze.{name}"
         for region in ctx.regions:
-            counts = report.by_region.get(region, {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0})
+            counts = report.by_region.get(region, _zero_counts())
             result.metrics += [Metric(region, metric, value, table) for metric, value in counts.items()]
         for metric, value in (
             ("files_new", report.files_new),

@@ -24,6 +24,7 @@ CONSENT_COMMENTS = {
     "action": "opt_in, opt_out or erasure_request",
     "recorded_at": "when the choice was recorded, UTC",
     "channel": "where it was recorded",
+    "subject": "token of the email the choice was recorded for (silver.identity_records); per subject the latest choice wins",
     "run_id": "pipeline run that wrote the row",
     "region": "region (partition)",
 }
@@ -42,3 +43,12 @@ def keyed_by_customer(
         id_column, "customer_id", *columns, F.lit(run_id).alias("run_id"), "region",
         F.when(F.col("customer_id").isNull(), F.lit("no customer_id in silver.customer_xref (run the identity stage)")).alias("_problem"),
     )
+
+
+def with_consent_subject(consent: DataFrame, identity_records: DataFrame) -> DataFrame:
+    """``subject``: the token of the email each consent event was recorded for (its identity
+    record's ``email``), so a customer merged from several people keeps each one's choices apart."""
+    subjects = identity_records.where(F.col("source") == "consent").select(
+        "region", F.col("source_record_id").alias("consent_event_id"), F.col("email").alias("subject")
+    )
+    return consent.join(subjects, ["region", "consent_event_id"], "left")

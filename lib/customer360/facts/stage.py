@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 
 from customer360.bronze.versions import VERSION_COLUMN, with_version_rank
 from customer360.errors import C360Error
-from customer360.facts.activity import CONSENT_COMMENTS, TICKETS_COMMENTS, keyed_by_customer
+from customer360.facts.activity import CONSENT_COMMENTS, TICKETS_COMMENTS, keyed_by_customer, with_consent_subject
 from customer360.facts.orders import (
     ORDERS_COMMENTS,
     QUARANTINE_SCHEMA,
@@ -29,6 +29,7 @@ from customer360.pipeline import Metric, RunContext, StageResult
 log = logging.getLogger(__name__)
 
 CUSTOMER_XREF = "silver.customer_xref"
+IDENTITY_RECORDS = "silver.identity_records"
 SILVER_ORDERS = "silver.orders"
 SILVER_WEB_EVENTS = "silver.web_events"
 SILVER_TICKETS = "silver.support_tickets"
@@ -73,6 +74,7 @@ def run(ctx: RunContext) -> StageResult:
         .select("region", "source", "source_record_id", "customer_id")
         .localCheckpoint(eager=True)
     )
+    records = lakehouse.read(IDENTITY_RECORDS).where(F.col("region").isin(*ctx.regions))
     time_zones = {code: config.regions[code].time_zone for code in ctx.regions}
     timeouts = {code: config.regions[code].session_timeout_minutes for code in ctx.regions}
     builders = {
@@ -98,8 +100,8 @@ def run(ctx: RunContext) -> StageResult:
         "consent": (
             "consent_event_id", SILVER_CONSENT, CONSENT_COMMENTS,
             lambda b: keyed_by_customer(
-                b, xref, source="consent", id_column="consent_event_id",
-                columns=["purpose", "action", "recorded_at", "channel"], run_id=ctx.run_id,
+                with_consent_subject(b, records), xref, source="consent", id_column="consent_event_id",
+                columns=["purpose", "action", "recorded_at", "channel", "subject"], run_id=ctx.run_id,
             ),
         ),
     }

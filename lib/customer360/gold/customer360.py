@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 
 from customer360.features.registry import expand
+from customer360.governance.consent import with_consent
 
 GOLDEN_COLUMNS = (
     "customer_type", "household_id", "first_name", "last_name", "email", "phone", "date_of_birth", "street", "city",
@@ -39,8 +40,8 @@ BASE_COMMENTS = {
     "sources": "sources the customer's records come from",
     "first_seen": "earliest record time, UTC",
     "last_seen": "latest record time, UTC",
-    "marketing_consent": "may be contacted for marketing: the latest choice, else the region's regime default; false after an erasure request",
-    "profiling_consent": "may be profiled: the latest choice, else the region's regime default; false after an erasure request",
+    "marketing_consent": "may be contacted for marketing: every merged subject's latest choice is yes (a refusal on any wins), else the region's regime default; false after an erasure request",
+    "profiling_consent": "may be profiled: as marketing_consent, for profiling (segments and churn scores are left out without it)",
     "erasure_requested": "the customer asked for erasure (governance acts on it)",
     "consent_updated_at": "time of the latest consent event, UTC; null without any",
     "features_as_of": "as-of date of the features in this row",
@@ -63,21 +64,6 @@ def column_comments(windows: Sequence[int]) -> dict[str, str]:
     return {**BASE_COMMENTS, **{f.name: f.description for f in expand(windows)}}
 
 
-def consent_flags(consent: DataFrame) -> DataFrame:
-    """Per customer: the latest opt-in/opt-out per purpose, any erasure request, the latest event time."""
-    choices = consent.where(F.col("action").isin("opt_in", "opt_out"))
-    latest = Window.partitionBy("region", "customer_id", "purpose").orderBy(F.desc("recorded_at"), F.desc("consent_event_id"))
-    last_choice = choices.withColumn("_n", F.row_number().over(latest)).where("_n = 1")
-    per_purpose = last_choice.groupBy("region", "customer_id").agg(
-        *[F.max(F.when(F.col("purpose") == p, F.col("action") == "opt_in")).alias(f"_{p}") for p in ("marketing", "profiling")]
-    )
-    events = consent.groupBy("region", "customer_id").agg(
-        F.max((F.col("action") == "erasure_request").cast("int")).cast("boolean").alias("erasure_requested"),
-        F.max("recorded_at").alias("consent_updated_at"),
-    )
-    return events.join(per_purpose, ["region", "customer_id"], "left")
-
-
 def customer_360(
     golden: DataFrame,
     features: DataFrame,
@@ -88,21 +74,14 @@ def customer_360(
 ) -> DataFrame:
     """Join golden records, consent flags and one as-of date's features; every golden customer
     gets a row (features null where the customer was not known by the as-of date)."""
-    flags = consent_flags(consent)
-    default = F.coalesce(*[F.when(F.col("region") == c, F.lit(r == "opt_out")) for c, r in sorted(regimes.items())], F.lit(False))
-    erased = F.coalesce(F.col("erasure_requested"), F.lit(False))
     feature_columns = [c for c in features.columns if c not in ("region", "customer_id", "as_of_date")]
-    df = (
-        golden.select("region", "customer_id", *GOLDEN_COLUMNS)
-        .join(flags, ["region", "customer_id"], "left")
-        .join(features.withColumnRenamed("as_of_date", "features_as_of"), ["region", "customer_id"], "left")
+    df = with_consent(golden.select("region", "customer_id", *GOLDEN_COLUMNS), consent, regimes=regimes).join(
+        features.withColumnRenamed("as_of_date", "features_as_of"), ["region", "customer_id"], "left"
     )
     return df.select(
         "customer_id",
         *GOLDEN_COLUMNS,
-        *[(~erased & F.coalesce(F.col(f"_{p}"), default)).alias(f"{p}_consent") for p in ("marketing", "profiling")],
-        erased.alias("erasure_requested"),
-        "consent_updated_at",
+        *CONSENT_COLUMNS,
         "features_as_of",
         *feature_columns,
         *[F.lit(None).cast(t).alias(c) for c, t in ML_COLUMNS.items()],

@@ -39,6 +39,7 @@ from customer360.gold.finance import (
     customer_value,
     revenue_monthly,
 )
+from customer360.governance.gate import checks_for, gate
 from customer360.lakehouse.core import with_comments
 from customer360.pipeline import Metric, RunContext, StageResult
 
@@ -90,6 +91,25 @@ def run(ctx: RunContext) -> StageResult:
     comments = column_comments(all_windows)
 
     features = compute_features(ctx, ctx.regions, as_of, golden=golden, orders=orders, events=events, tickets=tickets)
+    regimes = {code: config.regions[code].consent_regime for code in ctx.regions}
+    c360 = customer_360(golden, features, consent, regimes=regimes, run_id=ctx.run_id)
+    c360 = with_ml_columns(c360, *_ml_outputs(ctx, as_of))
+    outputs = {CUSTOMER_360: (c360, comments)}
+    for name, build, described in (
+        (REVENUE_MONTHLY, revenue_monthly, REVENUE_MONTHLY_COMMENTS),
+        (COHORT_RETENTION, cohort_retention, COHORT_RETENTION_COMMENTS),
+        (CUSTOMER_VALUE, customer_value, CUSTOMER_VALUE_COMMENTS),
+    ):
+        outputs[name] = (build(orders, run_id=ctx.run_id), described)
+    # the quality gate sees exactly the rows that would be published, before anything is written
+    checked = {name for name in outputs if checks_for(config, name)}
+    outputs = {name: (df.localCheckpoint(eager=True) if name in checked else df, c) for name, (df, c) in outputs.items()}
+    try:
+        gate(ctx, {name: outputs[name][0] for name in checked}, result)
+    except Exception:
+        features.unpersist()
+        raise
+
     written = {}
     written[CUSTOMER_FEATURES] = _write_features(ctx, features, ctx.regions, as_of)
     parameters = {code: _parameters(ctx, code) for code in ctx.regions}
@@ -101,16 +121,8 @@ def run(ctx: RunContext) -> StageResult:
         with_comments(registry, REGISTRY_COMMENTS).coalesce(1), FEATURE_REGISTRY,
         keys=["region", "feature_set_version", "name"], partition_by=["region"], schema_mode="merge",
     )
-    regimes = {code: config.regions[code].consent_regime for code in ctx.regions}
-    c360 = customer_360(golden, features, consent, regimes=regimes, run_id=ctx.run_id)
-    c360 = with_ml_columns(c360, *_ml_outputs(ctx, as_of))
-    written[CUSTOMER_360] = _write(ctx, c360, CUSTOMER_360, comments)
-    for name, build, described in (
-        (REVENUE_MONTHLY, revenue_monthly, REVENUE_MONTHLY_COMMENTS),
-        (COHORT_RETENTION, cohort_retention, COHORT_RETENTION_COMMENTS),
-        (CUSTOMER_VALUE, customer_value, CUSTOMER_VALUE_COMMENTS),
-    ):
-        written[name] = _write(ctx, build(orders, run_id=ctx.run_id), name, described)
+    for name, (df, described) in outputs.items():
+        written[name] = _write(ctx, df, name, described)
 
     versions = {code: feature_set_version(expand(ws), parameters[code]) for code, ws in region_windows.items()}
     result.lines.append(f"features as of {as_of.isoformat()} (facts up to the end of that day, UTC)")

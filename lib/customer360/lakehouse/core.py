@@ -63,6 +63,38 @@ class WriteResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class LineageRecorder:
+    """The tables a job read (with the Delta version read) and wrote (version, rows): what
+    ``ops.job_runs`` records. ``Lakehouse`` feeds it on every read and commit."""
+
+    reads: dict[str, int] = field(default_factory=dict)
+    writes: list[WriteResult] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.reads.clear()
+        self.writes.clear()
+
+    def read(self, table: str, version: int) -> None:
+        # the first version a job read is the one its results rest on
+        self.reads.setdefault(table, version)
+
+    def wrote(self, result: WriteResult) -> None:
+        self.writes.append(result)
+
+    def outputs(self) -> list[tuple[str, int, str, int | None]]:
+        """(table, last version written, operations, rows written) per table, in first-write order."""
+        by_table: dict[str, list[WriteResult]] = {}
+        for w in self.writes:
+            by_table.setdefault(w.table, []).append(w)
+        out = []
+        for table, results in by_table.items():
+            rows = [r.rows_written for r in results if r.rows_written is not None]
+            operations = ",".join(dict.fromkeys(r.operation for r in results))
+            out.append((table, max(r.version for r in results), operations, sum(rows) if rows else None))
+        return out
+
+
 class StorageEngine(Protocol):
     """What an engine implements; paths are table locations, data frames already aligned."""
 
@@ -92,6 +124,7 @@ class StorageEngine(Protocol):
     def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]: ...
     def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]: ...
     def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]: ...
+    def purge_history(self, path: str) -> int: ...
     def column_comments(self, path: str) -> dict[str, str]: ...
 
 
@@ -139,7 +172,8 @@ def align_to_table(df: DataFrame, table_schema: T.StructType, *, schema_mode: Sc
     changed = [
         f"{name} ({_type_name(existing[name].dataType)} -> {_type_name(f.dataType)})"
         for name, f in incoming.items()
-        if name in existing and f.dataType != existing[name].dataType
+        # simpleString ignores element and value nullability, which reads and rewrites change
+        if name in existing and _type_name(f.dataType) != _type_name(existing[name].dataType)
     ]
     if changed:
         raise SchemaMismatchError(
@@ -166,6 +200,19 @@ def partition_literal(value: Any) -> str:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     return str(value)
+
+
+_LOG_ENTRY_RE = re.compile(r"^(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)$")
+
+
+def older_log_entries(names: Sequence[str], version: int) -> list[str]:
+    """Delta log file names of versions before ``version`` (commits, checksums, checkpoints)."""
+    out = []
+    for name in names:
+        m = _LOG_ENTRY_RE.match(name)
+        if m and int(m.group(1)) < version:
+            out.append(name)
+    return sorted(out)
 
 
 def with_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
@@ -270,6 +317,7 @@ class Lakehouse:
         self.config = config
         self.root = config.root.rstrip("/")
         self.engine = engine or choose_engine(spark, config)
+        self.lineage = LineageRecorder()
 
     @property
     def engine_name(self) -> str:
@@ -303,7 +351,13 @@ class Lakehouse:
         """The table now, at a ``version``, or as of a timestamp (time travel)."""
         if version is not None and as_of is not None:
             raise ValueError("pass version or as_of, not both")
-        return self.engine.read(self._require(name), version=version, as_of=as_of)
+        path = self._require(name)
+        if version is None and as_of is None:
+            # pinned, so what the job read is exactly the version it records
+            version = self.engine.version(path)
+        if version is not None:
+            self.lineage.read(name, version)
+        return self.engine.read(path, version=version, as_of=as_of)
 
     def write(
         self,
@@ -371,6 +425,7 @@ class Lakehouse:
             schema_mode=schema_mode,
             exists=exists,
         )
+        self.lineage.wrote(result)
         log.info(
             "%s: %s v%d (%s rows, +%d/-%d files)",
             name, result.operation, result.version, result.rows_written, result.files_added, result.files_removed,
@@ -398,13 +453,17 @@ class Lakehouse:
         partitions = self.engine.partition_columns(path)
         if partition_by is not None and list(partition_by) != partitions:
             raise SchemaMismatchError(f"{name} is partitioned by {partitions}, not {list(partition_by)}")
-        return self.engine.merge(df, path, table=name, keys=list(keys), schema_mode=schema_mode)
+        result = self.engine.merge(df, path, table=name, keys=list(keys), schema_mode=schema_mode)
+        self.lineage.wrote(result)
+        return result
 
     def delete(self, name: str, where: str) -> WriteResult:
         """Delete rows matching a SQL predicate, e.g. ``"region = 'us' AND customer_id = 'c1'"``."""
         if not where or not where.strip():
             raise ValueError("delete needs a predicate; to empty a table, overwrite it")
-        return self.engine.delete(self._require(name), table=name, where=where)
+        result = self.engine.delete(self._require(name), table=name, where=where)
+        self.lineage.wrote(result)
+        return result
 
     def history(self, name: str, *, limit: int | None = None) -> DataFrame:
         """Commits, newest first: version, timestamp, operation, operation_parameters."""
@@ -417,6 +476,12 @@ class Lakehouse:
         """Delete files no longer referenced and older than the retention (default from config)."""
         hours = self.config.vacuum_retention_hours if retention_hours is None else retention_hours
         return self.engine.vacuum(self._require(name), retention_hours=hours, enforce_retention=enforce_retention)
+
+    def purge_history(self, name: str) -> int:
+        """Checkpoint the current version and delete every older log entry (commits, their
+        predicates and file statistics): time travel before now is gone. Erasure uses it after a
+        vacuum so no old version can bring deleted rows back. Returns log files removed."""
+        return self.engine.purge_history(self._require(name))
 
     def optimize(self, name: str, *, regions: Sequence[str] | None = None) -> dict[str, Any]:
         """Compact small files (of the given regions only, when named)."""

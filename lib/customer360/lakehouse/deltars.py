@@ -41,6 +41,7 @@ from customer360.lakehouse.core import (
     SchemaMode,
     WriteMode,
     WriteResult,
+    older_log_entries,
     partition_literal,
     uri_to_path,
 )
@@ -488,6 +489,19 @@ class DeltaRsEngine:
                 removed += [f.path for f in files if f.type == pafs.FileType.File]
                 fs.delete_dir(info.path)
         return removed
+
+    def purge_history(self, path: str) -> int:
+        dt = self._table(path)
+        dt.create_checkpoint()
+        version = dt.version()
+        fs, table_dir = self._filesystem(path)
+        log_dir = f"{table_dir}/_delta_log"
+        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(log_dir)) if i.type == pafs.FileType.File]
+        doomed = older_log_entries(names, version)
+        for name in doomed:
+            fs.delete_file(f"{log_dir}/{name}")
+        log.info("%s: log truncated to the checkpoint of v%d (%d entries removed)", path, version, len(doomed))
+        return len(doomed)
 
     def column_comments(self, path: str) -> dict[str, str]:
         return {f.name: f.metadata["comment"] for f in self._table(path).schema().fields if f.metadata.get("comment")}

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from customer360.errors import PartitionMismatchError, TableNotFoundError
-from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult, sql_string_list
+from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult, older_log_entries, sql_string_list
 
 
 class DeltaSparkEngine:
@@ -162,6 +162,21 @@ class DeltaSparkEngine:
 
     def column_comments(self, path: str) -> dict[str, str]:
         return {f.name: f.metadata["comment"] for f in self.schema(path).fields if f.metadata.get("comment")}
+
+    def purge_history(self, path: str) -> int:
+        # Delta's own checkpoint (JVM), then the older log entries removed through Hadoop's
+        # FileSystem, which reaches every store the session can write to
+        jvm, jspark = self.spark._jvm, self.spark._jsparkSession
+        delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(jspark, path)
+        snapshot = delta_log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
+        delta_log.checkpoint(snapshot)
+        log_path = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+        fs = log_path.getFileSystem(jspark.sessionState().newHadoopConf())
+        names = [status.getPath().getName() for status in fs.listStatus(log_path) if status.isFile()]
+        doomed = older_log_entries(names, int(snapshot.version()))
+        for name in doomed:
+            fs.delete(jvm.org.apache.hadoop.fs.Path(log_path, name), False)
+        return len(doomed)
 
     def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
         builder = self._table(path).optimize()

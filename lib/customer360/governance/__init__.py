@@ -1,0 +1,1 @@
+"""Consent, erasure, role-based access, lineage and data-quality gates."""

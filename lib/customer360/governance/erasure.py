@@ -1,0 +1,362 @@
+"""Erasure (right to be forgotten): ``c360 erase --customer-id ID | --email ADDRESS``.
+
+1. **Find the person.** By email: the address is standardized and tokenized exactly as the
+   identity stage does it, and every customer with a record of that token is erased. By customer
+   id: that customer. The person is every record ``silver.customer_xref`` maps to those customers,
+   plus the web events stitched to them.
+2. **Delete everywhere.** Each bronze source's rows of those records (by the source's record id
+   column), bronze quarantine rows whose raw payload names one of the person's identifiers, every
+   silver and gold row keyed by the customer ids, identity records and graph edges by their record keys, audit rows
+   naming the ids, household references to them (set to null), and the vault entries of the
+   person's tokens that no remaining record uses.
+3. **Tombstone** (written first). ``ops.erasure_tombstones`` keeps tokens only - HMAC of
+   ``source:record id`` for every erased record and the tokens of the configured identifiers
+   (email by default) - so ingesting the old files again loads none of those rows
+   (``bronze.ingest`` drops them and counts them as ``rows_erased``). The identity records and the
+   xref, which find the person, are deleted last: an erasure that fails half-way can be run again
+   (by customer id; the log names the ids at the start).
+4. **Leave no copy.** Every table touched is vacuumed with retention 0 and its Delta log is
+   checkpointed and truncated: old data files, the delete predicates (which name the ids) and
+   file statistics of earlier versions are gone. Time travel before the erasure is gone with them.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import types as T
+
+from customer360.errors import C360Error
+from customer360.identity.records import PII_ATTRIBUTES
+from customer360.identity.standardize import standardize_email
+from customer360.identity.tokenize import hmac_token, python_token
+from customer360.lakehouse.core import sql_string_list
+
+log = logging.getLogger(__name__)
+
+TOMBSTONES = "ops.erasure_tombstones"
+XREF = "silver.customer_xref"
+IDENTITY_RECORDS = "silver.identity_records"
+PII_VAULT = "silver.pii_vault"
+IDENTITY_AUDIT = "silver.identity_audit"
+WEB_EVENTS = "silver.web_events"
+BRONZE_QUARANTINE = "bronze._quarantine"
+#: tables whose rows name a customer in another column than customer_id
+HOUSEHOLD_COLUMN = "household_id"
+RECORD_KIND = "erased_record"
+
+TOMBSTONE_SCHEMA = T.StructType(
+    [
+        T.StructField("token", T.StringType(), False),
+        T.StructField("kind", T.StringType(), False),
+        T.StructField("request_id", T.StringType(), False),
+        T.StructField("erased_at", T.TimestampType(), False),
+        T.StructField("region", T.StringType(), False),
+    ]
+)
+TOMBSTONE_COMMENTS = {
+    "token": "HMAC token of an erased record key (source:record id) or identifier; no personal data",
+    "kind": "erased_record, or the identifier kind (email, phone, loyalty_id)",
+    "request_id": "the erasure that wrote it",
+    "erased_at": "when, UTC",
+    "region": "region (partition)",
+}
+
+
+class ErasureError(C360Error):
+    """The person to erase cannot be found, or the request is malformed."""
+
+
+@dataclass
+class Person:
+    customer_ids: list[str]
+    regions: list[str]
+    #: source -> record ids (every source the person has records in, plus stitched web events)
+    records: dict[str, set[str]]
+    #: identity attribute kind -> tokens of the person's records
+    tokens: dict[str, set[str]]
+
+
+@dataclass
+class ErasureReport:
+    request_id: str
+    customers: int
+    regions: list[str]
+    records: int
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    files_removed: int = 0
+    tombstones: int = 0
+
+    def lines(self) -> list[str]:
+        lines = [
+            f"erasure {self.request_id}: {self.customers} customer id(s) in {', '.join(self.regions)}, "
+            f"{self.records:,} source records; {sum(self.rows_deleted.values()):,} rows deleted from "
+            f"{sum(1 for n in self.rows_deleted.values() if n)} tables, {self.files_removed:,} old files vacuumed, "
+            f"{self.tombstones} tombstone tokens kept",
+        ]
+        lines += [f"  {table}: {n:,} rows" for table, n in sorted(self.rows_deleted.items()) if n]
+        return lines
+
+
+def record_token(source: str, record_id: str, *, key: bytes) -> str:
+    return python_token(f"{source}:{record_id}", key=key, kind=RECORD_KIND)
+
+
+def email_token(ctx, email: str) -> str | None:
+    """The identity stage's token of ``email`` (standardized with the same settings), or None for
+    an address the standardization rejects."""
+    identity = ctx.config.identity
+    row = (
+        ctx.spark.createDataFrame([(email,)], "email string")
+        .select(
+            standardize_email(
+                F.col("email"),
+                strip_plus_tags=identity.email_strip_plus_tags,
+                dotless_domains=identity.email_dotless_domains,
+                domain_aliases=identity.email_domain_aliases,
+                placeholder_local_parts=identity.placeholder_email_local_parts,
+            ).alias("email")
+        )
+        .first()
+    )
+    if row is None or row["email"] is None:
+        return None
+    return python_token(row["email"], key=ctx.config.pii_hash_key(), kind="email")
+
+
+def find_person(ctx, *, customer_id: str | None = None, email: str | None = None) -> Person:
+    if (customer_id is None) == (email is None):
+        raise ErasureError("name the person with exactly one of --customer-id or --email")
+    lakehouse = ctx.lakehouse
+    for table in (XREF, IDENTITY_RECORDS):
+        if not lakehouse.exists(table):
+            raise ErasureError(f"{table} does not exist: nothing to erase (run the identity stage first)")
+    xref = lakehouse.read(XREF)
+    records = lakehouse.read(IDENTITY_RECORDS)
+    if email is not None:
+        token = email_token(ctx, email)
+        if token is None:
+            raise ErasureError(f"{email!r} is not a valid email address")
+        keys = records.where(F.col("email") == token).select("region", "source", "source_record_id")
+        ids = sorted({r[0] for r in xref.join(keys, ["region", "source", "source_record_id"]).select("customer_id").distinct().collect()})
+        if not ids:
+            raise ErasureError("no record has that email address (already erased, or not yet through the identity stage)")
+    else:
+        ids = [customer_id]
+    mine = xref.where(F.col("customer_id").isin(*ids)).select("region", "source", "source_record_id").collect()
+    if not mine:
+        raise ErasureError(f"customer {customer_id} is not in {XREF}")
+    by_source: dict[str, set[str]] = {}
+    for r in mine:
+        by_source.setdefault(r["source"], set()).add(r["source_record_id"])
+    regions = sorted({r["region"] for r in mine})
+    if lakehouse.exists(WEB_EVENTS):
+        stitched = lakehouse.read(WEB_EVENTS).where(F.col("region").isin(*regions) & F.col("customer_id").isin(*ids))
+        by_source.setdefault("web_events", set()).update(r[0] for r in stitched.select("event_id").collect())
+    by_source = {source: ids for source, ids in by_source.items() if ids}
+    keys = ctx.spark.createDataFrame([(r["region"], r["source"], r["source_record_id"]) for r in mine], "region string, source string, source_record_id string")
+    person_records = records.join(keys, ["region", "source", "source_record_id"])
+    attribute_tokens = person_records.select(
+        F.explode(F.array(*[F.struct(F.lit(a).alias("kind"), F.col(a).alias("token")) for a in PII_ATTRIBUTES])).alias("t")
+    ).select("t.kind", "t.token")
+    empty = F.create_map().cast("map<string,string>")
+    other_tokens = person_records.select(
+        F.lit("other_id").alias("kind"), F.explode(F.map_values(F.coalesce(F.col("other_ids"), empty))).alias("token")
+    )
+    token_rows = attribute_tokens.unionByName(other_tokens).where(F.col("token").isNotNull()).distinct().collect()
+    tokens: dict[str, set[str]] = {}
+    for r in token_rows:
+        tokens.setdefault(r["kind"], set()).add(r["token"])
+    return Person(customer_ids=ids, regions=regions, records=by_source, tokens=tokens)
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({sql_string_list(sorted(values))})"
+
+
+def _regex_any(values: Iterable[str]) -> str:
+    """A Java regex matching any value as a whole token (not inside a longer identifier)."""
+    alternatives = "|".join(re.escape(v.lower()) for v in sorted(values) if v)
+    return rf"(^|[^a-z0-9]){'(' + alternatives + ')'}([^a-z0-9]|$)"
+
+
+def _rewrite(lakehouse, name: str, regions: Sequence[str], change: Callable[[DataFrame], DataFrame]) -> int:
+    """Replace the regions' partitions with ``change`` of them; returns rows removed. For edits a
+    plain delete predicate cannot say portably (arrays, regexes, updates)."""
+    before = lakehouse.read(name).where(F.col("region").isin(*regions)).localCheckpoint(eager=True)
+    after = change(before).localCheckpoint(eager=True)
+    removed = before.count() - after.count()
+    if removed or before.exceptAll(after).limit(1).count():
+        lakehouse.write(after, name, regions=list(regions))
+    before.unpersist()
+    after.unpersist()
+    return removed
+
+
+def _vault_values(lakehouse, regions: Sequence[str], tokens: Mapping[str, set[str]], kinds: Sequence[str]) -> set[str]:
+    """The clear values of the person's identifiers of ``kinds`` (to find their quarantined rows)."""
+    wanted = {t for k in kinds for t in tokens.get(k, ())}
+    if not wanted or not lakehouse.exists(PII_VAULT):
+        return set()
+    vault = lakehouse.read(PII_VAULT).where(F.col("region").isin(*regions) & F.col("token").isin(*wanted))
+    return {r[0] for r in vault.select("value").distinct().collect() if r[0]}
+
+
+def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now: datetime | None = None) -> ErasureReport:
+    now = now or datetime.now(timezone.utc)
+    lakehouse, config = ctx.lakehouse, ctx.config
+    key = config.pii_hash_key()
+    person = find_person(ctx, customer_id=customer_id, email=email)
+    request_id = uuid.uuid4().hex[:16]
+    log.info("erasure %s: customer id(s) %s in %s", request_id, ", ".join(person.customer_ids), ", ".join(person.regions))
+    report = ErasureReport(request_id, len(person.customer_ids), person.regions, sum(len(v) for v in person.records.values()))
+    region_sql = _in("region", person.regions)
+    ids_sql = _in("customer_id", person.customer_ids)
+    tables = lakehouse.tables()
+    touched: list[str] = []
+
+    def delete(name: str, where: str) -> None:
+        result = lakehouse.delete(name, f"{region_sql} AND ({where})")
+        report.rows_deleted[name] = report.rows_deleted.get(name, 0) + int(result.rows_deleted or 0)
+        touched.append(name)
+
+    # what finds the person's quarantined raw rows: identifiers as they appear in source files
+    searchable = _vault_values(lakehouse, person.regions, person.tokens, ("email", "loyalty_id", "cookie_id", "device_id", "other_id"))
+    searchable = {v.split(":", 1)[1] if ":" in v else v for v in searchable}
+    searchable |= {rid for ids in person.records.values() for rid in ids}
+
+    # 0. tombstones first (tokens only): from here on a re-ingest cannot bring the person back,
+    # even if a later step fails (the erasure can be run again by customer id)
+    rows = [
+        (record_token(source, rid, key=key), RECORD_KIND, request_id, now, region)
+        for source, ids in person.records.items() for rid in ids for region in person.regions
+    ]
+    for kind in config.governance.erasure.tombstone_attributes:
+        rows += [(t, kind, request_id, now, region) for t in person.tokens.get(kind, ()) for region in person.regions]
+    rows = list({(r[0], r[1], r[4]): r for r in rows}.values())
+    if rows:
+        from customer360.lakehouse.core import with_comments
+
+        df = with_comments(ctx.spark.createDataFrame(rows, TOMBSTONE_SCHEMA), TOMBSTONE_COMMENTS).coalesce(1)
+        lakehouse.write(df, TOMBSTONES, mode="append", partition_by=["region"])
+    report.tombstones = len(rows)
+
+    # 1. bronze: each source's rows of the person's records
+    for source, mapping in config.sources.items():
+        name = f"bronze.{source}"
+        ids = person.records.get(source)
+        if ids and name in tables:
+            delete(name, _in(mapping.attributes["source_record_id"], ids))
+    if BRONZE_QUARANTINE in tables and searchable:
+        pattern = _regex_any(searchable)
+        removed = _rewrite(
+            lakehouse, BRONZE_QUARANTINE, person.regions, lambda df: df.where(~F.coalesce(F.lower("raw_payload").rlike(pattern), F.lit(False)))
+        )
+        report.rows_deleted[BRONZE_QUARANTINE] = removed
+        touched.append(BRONZE_QUARANTINE)
+
+    # 2. silver and gold by customer id or record key; the identity records and the xref (what
+    # finds the person) last, so a failed erasure can be run again
+    id_set = set(person.customer_ids)
+    for name in tables:
+        if name.startswith("bronze.") or name in (IDENTITY_RECORDS, PII_VAULT, TOMBSTONES, XREF) or name.startswith("ops."):
+            continue
+        columns = set(lakehouse.schema(name).fieldNames())
+        if "region" not in columns:
+            continue
+        if name == IDENTITY_AUDIT:
+            ids_array = F.array(*[F.lit(i) for i in sorted(id_set)])
+            removed = _rewrite(
+                lakehouse, name, person.regions,
+                lambda df: df.where(~(F.coalesce(F.col("new_id").isin(*id_set), F.lit(False)) | F.arrays_overlap("old_ids", ids_array))),
+            )
+            report.rows_deleted[name] = removed
+            touched.append(name)
+        elif HOUSEHOLD_COLUMN in columns:
+            removed = _rewrite(
+                lakehouse, name, person.regions,
+                lambda df: df.where(~F.col("customer_id").isin(*id_set)).withColumn(
+                    HOUSEHOLD_COLUMN, F.when(~F.col(HOUSEHOLD_COLUMN).isin(*id_set), F.col(HOUSEHOLD_COLUMN))
+                ),
+            )
+            report.rows_deleted[name] = removed
+            touched.append(name)
+        elif "customer_id" in columns:
+            delete(name, ids_sql)
+        elif {"src_source", "src_record_id", "dst_source", "dst_record_id"} <= columns:  # the identity graph's edges
+            delete(name, " OR ".join(
+                f"(src_source = '{s}' AND {_in('src_record_id', ids)}) OR (dst_source = '{s}' AND {_in('dst_record_id', ids)})"
+                for s, ids in sorted(person.records.items())
+            ))
+        elif name.endswith("._quarantine") and {"source", "record_id"} <= columns:
+            delete(name, " OR ".join(f"(source = '{s}' AND {_in('record_id', ids)})" for s, ids in sorted(person.records.items())))
+
+    delete(IDENTITY_RECORDS, " OR ".join(f"(source = '{s}' AND {_in('source_record_id', ids)})" for s, ids in sorted(person.records.items())))
+
+    # 3. the vault: the person's tokens no remaining record uses; then the xref
+    if PII_VAULT in tables and person.tokens:
+        remaining = lakehouse.read(IDENTITY_RECORDS).where(F.col("region").isin(*person.regions))
+        all_tokens = {t for ts in person.tokens.values() for t in ts}
+        used = remaining.select(
+            F.explode(F.array_union(F.array(*[F.col(a) for a in PII_ATTRIBUTES]),
+                                    F.coalesce(F.map_values("other_ids"), F.array().cast("array<string>")))).alias("token")
+        ).where(F.col("token").isin(*all_tokens)).distinct()
+        in_use = {r[0] for r in used.collect()}
+        doomed = all_tokens - in_use
+        if doomed:
+            delete(PII_VAULT, _in("token", doomed))
+    delete(XREF, ids_sql)
+
+    # 4. no old copies: vacuum, then truncate the log to a checkpoint
+    for name in dict.fromkeys(touched):
+        report.files_removed += len(lakehouse.vacuum(name, retention_hours=0, enforce_retention=False))
+        lakehouse.purge_history(name)
+    log.info("erasure %s done: %s", request_id, report.lines()[0])
+    return report
+
+
+# ---------------------------------------------------------------------------------- ingestion
+
+
+def tombstoned(lakehouse, regions: Sequence[str]) -> DataFrame | None:
+    """The tombstones of ``regions`` (token, kind, region), or None when there are none."""
+    if not lakehouse.exists(TOMBSTONES):
+        return None
+    df = lakehouse.read(TOMBSTONES).where(F.col("region").isin(*regions)).select("token", "kind", "region")
+    return df if df.limit(1).count() else None
+
+
+def with_erased_flag(
+    df: DataFrame,
+    *,
+    tombstones: DataFrame | None,
+    source: str,
+    record_id: str,
+    identifiers: Mapping[str, Column],
+    key: bytes,
+) -> DataFrame:
+    """``_erased``: the row's record key (``source:record_id``) or one of its ``identifiers``
+    (kind -> standardized column) has a tombstone. Without tombstones the flag is a constant false
+    and nothing is hashed."""
+    if tombstones is None:
+        return df.withColumn("_erased", F.lit(False))
+    kinds = {r[0] for r in tombstones.select("kind").distinct().collect()}
+    checks = [(RECORD_KIND, hmac_token(F.concat(F.lit(f"{source}:"), F.trim(F.col(record_id).cast("string"))), key=key, kind=RECORD_KIND))]
+    checks += [(kind, hmac_token(column, key=key, kind=kind)) for kind, column in identifiers.items() if kind in kinds]
+    hits = F.broadcast(tombstones.select("kind", "token", F.lit(True).alias("_hit")).distinct())
+    out = df.withColumn("_erased", F.lit(False))
+    for i, (kind, token) in enumerate(checks):
+        column = f"_tomb_{i}"
+        out = (
+            out.withColumn(column, token)
+            .join(hits.where(F.col("kind") == kind).select(F.col("token").alias(column), F.col("_hit").alias(f"{column}_hit")), column, "left")
+            .withColumn("_erased", F.col("_erased") | F.coalesce(F.col(f"{column}_hit"), F.lit(False)))
+            .drop(column, f"{column}_hit")
+        )
+    return out

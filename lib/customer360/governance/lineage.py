@@ -1,0 +1,143 @@
+"""``ops.job_runs``: one row per job run - who ran what, on which config and commit, which table
+versions it read and wrote, its row counts, status, duration and error.
+
+The ``Lakehouse`` records every read (the version read) and every commit of the job
+(``LineageRecorder``); ``record_job_run`` turns that into the row, for pipeline runs and for the
+other jobs (erase, export, monitor) alike.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyspark.sql import types as T
+
+if TYPE_CHECKING:
+    from customer360.pipeline import RunContext
+
+log = logging.getLogger(__name__)
+
+JOB_RUNS = "ops.job_runs"
+
+JOB_RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("job", T.StringType(), False),
+        T.StructField("user", T.StringType(), True),
+        T.StructField("env", T.StringType(), False),
+        T.StructField("config_hash", T.StringType(), False),
+        T.StructField("git_commit", T.StringType(), True),
+        T.StructField("engine", T.StringType(), False),
+        T.StructField("regions", T.ArrayType(T.StringType(), False), False),
+        T.StructField(
+            "inputs",
+            T.ArrayType(T.StructType([T.StructField("table", T.StringType(), False), T.StructField("version", T.LongType(), False)])),
+            False,
+        ),
+        T.StructField(
+            "outputs",
+            T.ArrayType(
+                T.StructType(
+                    [
+                        T.StructField("table", T.StringType(), False),
+                        T.StructField("version", T.LongType(), False),
+                        T.StructField("operations", T.StringType(), False),
+                        T.StructField("rows_written", T.LongType(), True),
+                    ]
+                )
+            ),
+            False,
+        ),
+        T.StructField("row_counts", T.MapType(T.StringType(), T.LongType(), False), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), False),
+        T.StructField("duration_s", T.DoubleType(), False),
+        T.StructField("error", T.StringType(), True),
+    ]
+)
+
+JOB_RUNS_COMMENTS = {
+    "run_id": "the job run (also the run_id of every row it wrote)",
+    "job": "what ran: run (the pipeline), a stage name, erase, export, monitor, ...",
+    "user": "OS or platform user who started it",
+    "env": "configuration environment (conf/<env>.yaml)",
+    "config_hash": "SHA-256 (16 hex) of the resolved configuration: equal hashes, equal settings",
+    "git_commit": "commit of the code (C360_GIT_COMMIT, else the checkout's HEAD)",
+    "engine": "Delta engine used (delta-spark or delta-rs)",
+    "regions": "regions the job processed",
+    "inputs": "tables read, each with the Delta version read (the first read of a table)",
+    "outputs": "tables written: last version committed, operations, rows written in total",
+    "row_counts": "the stages' counts summed over regions, as stage.table.metric -> value",
+    "status": "succeeded, completed_with_errors or failed",
+    "started_at": "start, UTC",
+    "finished_at": "end, UTC",
+    "duration_s": "seconds from start to end",
+    "error": "the error that failed the job, or the problems that did not stop it",
+}
+
+
+def config_hash(config) -> str:
+    """A short, stable fingerprint of the resolved configuration."""
+    return hashlib.sha256(config.model_dump_json().encode("utf-8")).hexdigest()[:16]
+
+
+def git_commit() -> str | None:
+    """C360_GIT_COMMIT (set by deployments), else HEAD of the checkout the package runs from."""
+    if os.environ.get("C360_GIT_COMMIT"):
+        return os.environ["C360_GIT_COMMIT"]
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def current_user() -> str | None:
+    try:
+        return os.environ.get("C360_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def job_run_row(
+    ctx: RunContext,
+    *,
+    job: str,
+    started: datetime,
+    finished: datetime,
+    status: str,
+    error: str | None,
+    row_counts: Mapping[str, int] | None = None,
+    exclude: Sequence[str] = (JOB_RUNS, "ops.pipeline_runs", "ops.run_metrics"),
+) -> tuple:
+    lineage = ctx.lakehouse.lineage
+    inputs = [(table, int(v)) for table, v in sorted(lineage.reads.items()) if table not in exclude]
+    outputs = [(t, int(v), ops, None if rows is None else int(rows)) for t, v, ops, rows in lineage.outputs() if t not in exclude]
+    return (
+        ctx.run_id, job, current_user(), ctx.config.env, config_hash(ctx.config), git_commit(), ctx.lakehouse.engine_name,
+        list(ctx.regions), inputs, outputs, {k: int(v) for k, v in (row_counts or {}).items()}, status,
+        started, finished, (finished - started).total_seconds(), error,
+    )
+
+
+def record_job_run(ctx: RunContext, **kwargs) -> None:
+    """Append the job's row to ``ops.job_runs`` (never raises: lineage must not hide the job's own outcome)."""
+    from customer360.lakehouse.core import with_comments
+
+    row = job_run_row(ctx, **kwargs)
+    try:
+        df = ctx.spark.createDataFrame([row], JOB_RUNS_SCHEMA).coalesce(1)
+        ctx.lakehouse.write(with_comments(df, JOB_RUNS_COMMENTS), JOB_RUNS, mode="append")
+    except Exception:  # noqa: BLE001 - logged; the job's own status is what the caller reports
+        log.exception("could not append the run %s to %s", ctx.run_id, JOB_RUNS)

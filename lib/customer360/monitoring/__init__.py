@@ -1,0 +1,1 @@
+"""Drift, segment shift, realized churn and fairness: the monitoring stage and its alerts."""
