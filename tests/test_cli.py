@@ -154,7 +154,7 @@ def test_maintenance_commands(spark, tmp_path, capsys):
     run_pipeline(ctx, stages=[])
     capsys.readouterr()
     assert cli.main(["tables", *args]) == 0
-    assert capsys.readouterr().out.strip() == f"{PIPELINE_RUNS}\tv1"
+    assert capsys.readouterr().out.strip() == f"ops.job_runs\tv1\n{PIPELINE_RUNS}\tv1"
     assert cli.main(["history", PIPELINE_RUNS, *args]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == ["v1", "v0"]
