@@ -475,22 +475,15 @@ def _zero_counts() -> dict[str, int]:
 def _erased_flag(ctx: RunContext, checked: DataFrame, source: str) -> DataFrame:
     """``_erased``: rows of people erased before (``ops.erasure_tombstones``) are not loaded again."""
     from customer360.governance.erasure import tombstoned, with_erased_flag
-    from customer360.identity.standardize import standardize_email, standardize_identifier
+    from customer360.identity.standardize import standardize_email_for, standardize_identifier
 
     mapping = ctx.config.sources.get(source)
     tombstones = tombstoned(ctx.lakehouse, ctx.regions) if mapping is not None else None
     if tombstones is None:
         return checked.withColumn("_erased", F.lit(False))
-    identity = ctx.config.identity
     identifiers = {}
     if "email" in mapping.attributes:
-        identifiers["email"] = standardize_email(
-            F.col(mapping.attributes["email"]),
-            strip_plus_tags=identity.email_strip_plus_tags,
-            dotless_domains=identity.email_dotless_domains,
-            domain_aliases=identity.email_domain_aliases,
-            placeholder_local_parts=identity.placeholder_email_local_parts,
-        )
+        identifiers["email"] = standardize_email_for(F.col(mapping.attributes["email"]), ctx.config.identity)
     if "loyalty_id" in mapping.attributes:
         identifiers["loyalty_id"] = standardize_identifier(F.col(mapping.attributes["loyalty_id"]))
     return with_erased_flag(

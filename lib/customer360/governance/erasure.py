@@ -34,7 +34,7 @@ from pyspark.sql import types as T
 
 from customer360.errors import C360Error
 from customer360.identity.records import PII_ATTRIBUTES
-from customer360.identity.standardize import standardize_email
+from customer360.identity.standardize import standardize_email_for
 from customer360.identity.tokenize import hmac_token, python_token
 from customer360.lakehouse.core import sql_string_list
 
@@ -111,18 +111,9 @@ def record_token(source: str, record_id: str, *, key: bytes) -> str:
 def email_token(ctx, email: str) -> str | None:
     """The identity stage's token of ``email`` (standardized with the same settings), or None for
     an address the standardization rejects."""
-    identity = ctx.config.identity
     row = (
         ctx.spark.createDataFrame([(email,)], "email string")
-        .select(
-            standardize_email(
-                F.col("email"),
-                strip_plus_tags=identity.email_strip_plus_tags,
-                dotless_domains=identity.email_dotless_domains,
-                domain_aliases=identity.email_domain_aliases,
-                placeholder_local_parts=identity.placeholder_email_local_parts,
-            ).alias("email")
-        )
+        .select(standardize_email_for(F.col("email"), ctx.config.identity).alias("email"))
         .first()
     )
     if row is None or row["email"] is None:
@@ -178,6 +169,11 @@ def find_person(ctx, *, customer_id: str | None = None, email: str | None = None
 
 def _in(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({sql_string_list(sorted(values))})"
+
+
+def _records_predicate(records: Mapping[str, set[str]], *, source: str = "source", record_id: str = "source_record_id") -> str:
+    """``(source = 's' AND record_id IN (...)) OR ...`` over the person's records."""
+    return " OR ".join(f"({source} = '{s}' AND {_in(record_id, ids)})" for s, ids in sorted(records.items()))
 
 
 def _regex_any(values: Iterable[str]) -> str:
@@ -291,13 +287,12 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
             delete(name, ids_sql)
         elif {"src_source", "src_record_id", "dst_source", "dst_record_id"} <= columns:  # the identity graph's edges
             delete(name, " OR ".join(
-                f"(src_source = '{s}' AND {_in('src_record_id', ids)}) OR (dst_source = '{s}' AND {_in('dst_record_id', ids)})"
-                for s, ids in sorted(person.records.items())
+                _records_predicate(person.records, source=f"{end}_source", record_id=f"{end}_record_id") for end in ("src", "dst")
             ))
         elif name.endswith("._quarantine") and {"source", "record_id"} <= columns:
-            delete(name, " OR ".join(f"(source = '{s}' AND {_in('record_id', ids)})" for s, ids in sorted(person.records.items())))
+            delete(name, _records_predicate(person.records, record_id="record_id"))
 
-    delete(IDENTITY_RECORDS, " OR ".join(f"(source = '{s}' AND {_in('source_record_id', ids)})" for s, ids in sorted(person.records.items())))
+    delete(IDENTITY_RECORDS, _records_predicate(person.records))
 
     # 3. the vault: the person's tokens no remaining record uses; then the xref
     if PII_VAULT in tables and person.tokens:

@@ -62,6 +62,18 @@ def standardize_first_name(col: Column, nicknames: Mapping[str, str]) -> Column:
     return F.coalesce(F.element_at(lookup, name), name)
 
 
+def standardize_email_for(col: Column, identity) -> Column:
+    """``standardize_email`` with the identity settings (``IdentityConfig``): the one spelling every
+    email token must come from (identity records, erasure lookups, tombstone checks at ingest)."""
+    return standardize_email(
+        col,
+        strip_plus_tags=identity.email_strip_plus_tags,
+        dotless_domains=identity.email_dotless_domains,
+        domain_aliases=identity.email_domain_aliases,
+        placeholder_local_parts=identity.placeholder_email_local_parts,
+    )
+
+
 def standardize_email(
     col: Column,
     *,
