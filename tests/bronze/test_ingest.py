@@ -11,7 +11,7 @@ import pytest
 from chispa import assert_df_equality
 
 from customer360.bronze.contracts import CONTRACTS
-from customer360.bronze.ingest import INGESTED_FILES, QUARANTINE, ingest_source, run
+from customer360.bronze.ingest import INGESTED_FILES, QUARANTINE, ingest_source, ingested_files, run
 from customer360.pipeline import build_context
 
 from tests.bronze.conftest import NOW, put
@@ -86,7 +86,7 @@ def test_run_prints_accounting_and_records_metrics(ctx, landing):
     assert metrics[("us", "rows_loaded")] == 2
     assert metrics[("us", "rows_quarantined")] == 6
     assert metrics[("de", "rows_read")] == 0
-    files = ctx.lakehouse.read(INGESTED_FILES).collect()
+    files = ingested_files(ctx.lakehouse).collect()
     assert [(f.file, f.status, f.rows_read, f.rows_loaded, f.rows_quarantined) for f in files] == [
         ("crm_customers/us/crm_us_0001.csv", "loaded", 8, 2, 6)
     ]
@@ -114,14 +114,18 @@ def test_interrupted_load_is_cleaned_and_loaded_once(ctx, landing):
     contract = CONTRACTS["crm_customers"]
     ingest_source(ctx, contract, now=NOW)
     # the process died after writing bronze but before recording the file as loaded
-    ctx.lakehouse.merge(
-        ctx.lakehouse.read(INGESTED_FILES).withColumn("status", F.lit("loading")), INGESTED_FILES, keys=["source", "file"]
+    ctx.lakehouse.write(
+        ingested_files(ctx.lakehouse).withColumn("status", F.lit("loading")).withColumn("recorded_at", F.current_timestamp()),
+        INGESTED_FILES, mode="append",
     )
     report = ingest_source(ctx, contract, now=NOW)
     assert report.files_new == 1
     assert ctx.lakehouse.read("bronze.crm_customers").count() == 2
     assert ctx.lakehouse.read(QUARANTINE).count() == 6
-    assert ctx.lakehouse.read(INGESTED_FILES).first().status == "loaded"
+    assert ingested_files(ctx.lakehouse).first().status == "loaded"
+    # the table is the log of every status change, in order
+    history = [r.status for r in ctx.lakehouse.read(INGESTED_FILES).orderBy("recorded_at").collect()]
+    assert history == ["loading", "loaded", "loading", "loading", "loaded"]
 
 
 def test_missing_required_column_fails_the_file_and_writes_nothing_of_it(ctx, landing):
@@ -135,7 +139,7 @@ def test_missing_required_column_fails_the_file_and_writes_nothing_of_it(ctx, la
     assert [r._source_file for r in ctx.lakehouse.read("bronze.crm_customers").collect()] == [
         "crm_customers/us/crm_us_0002.csv"
     ]
-    status = {r.file: r.status for r in ctx.lakehouse.read(INGESTED_FILES).collect()}
+    status = {r.file: r.status for r in ingested_files(ctx.lakehouse).collect()}
     assert status == {"crm_customers/us/crm_us_0001.csv": "failed", "crm_customers/us/crm_us_0002.csv": "loaded"}
 
 
@@ -270,7 +274,7 @@ def test_awkward_csv_bom_quotes_newlines_offsets_and_empty_files(ctx, landing):
     assert ctx.lakehouse.read(QUARANTINE).first().reason == (
         "wrong type: updated_at '2026-03-01 10:00:00 Mars/Base' is not a timestamp"
     )
-    status = {r.file: (r.status, r.rows_read) for r in ctx.lakehouse.read(INGESTED_FILES).collect()}
+    status = {r.file: (r.status, r.rows_read) for r in ingested_files(ctx.lakehouse).collect()}
     assert status["crm_customers/us/empty.csv"] == ("loaded", 0)
     assert status["crm_customers/us/x[1].csv"][0] == "failed"
 

@@ -51,6 +51,8 @@ INGESTED_FILES_SCHEMA = T.StructType(
         T.StructField("message", T.StringType(), True),
         T.StructField("run_id", T.StringType(), False),
         T.StructField("ingested_at", T.TimestampType(), False),
+        # when this status was recorded: the table is a log, a file's latest row is its status
+        T.StructField("recorded_at", T.TimestampType(), True),
     ]
 )
 

@@ -3,7 +3,8 @@
 Per source and run:
 
 1. list the files under ``<landing_root>/<source>/<region>/``; compare each file's SHA-256 with
-   ``ops.ingested_files``: new files are loaded, unchanged ones skipped, files whose content
+   its current status in ``ops.ingested_files`` (an append-only log of status changes; see
+   ``ingested_files``): new files are loaded, unchanged ones skipped, files whose content
    changed after loading are reported and not loaded again;
 2. read the new files as strings (CSV by its header, JSON lines by their keys, Parquet by its
    footer), numbering rows within each file;
@@ -447,18 +448,58 @@ def validate(
 # --------------------------------------------------------------------------- the stage
 
 
-def _registry(ctx: RunContext, source: str) -> dict[str, tuple[str, str]]:
-    if not ctx.lakehouse.exists(INGESTED_FILES):
+def ingested_files(lakehouse) -> DataFrame | None:
+    """The current status of every file: the latest row per (source, file) of ``ops.ingested_files``,
+    which is an append-only log of status changes (``loading`` → ``loaded`` / ``failed``). None
+    before the first ingestion."""
+    from pyspark.sql import Window
+
+    if not lakehouse.exists(INGESTED_FILES):
+        return None
+    log_rows = lakehouse.read(INGESTED_FILES)
+    latest = Window.partitionBy("source", "file").orderBy(F.col("recorded_at").desc_nulls_last(), F.col("ingested_at").desc())
+    return log_rows.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
+
+
+def _registry(ctx: RunContext) -> dict[str, dict[str, tuple[str, str]]]:
+    """source -> file -> (content hash, status), the files' current status (one read)."""
+    current = ingested_files(ctx.lakehouse)
+    if current is None:
         return {}
-    rows = ctx.lakehouse.read(INGESTED_FILES).where(F.col("source") == source).select("file", "content_hash", "status").collect()
-    return {r.file: (r.content_hash, r.status) for r in rows}
+    known: dict[str, dict[str, tuple[str, str]]] = {}
+    for r in current.select("source", "file", "content_hash", "status").collect():
+        known.setdefault(r.source, {})[r.file] = (r.content_hash, r.status)
+    return known
 
 
 def _record_files(ctx: RunContext, rows: list[tuple]) -> None:
+    """Append status rows (one Delta commit, no rewrite of earlier rows)."""
     if not rows:
         return
-    df = ctx.spark.createDataFrame(rows, INGESTED_FILES_SCHEMA).coalesce(1)
-    ctx.lakehouse.merge(df, INGESTED_FILES, keys=["source", "file"])
+    recorded_at = datetime.now(timezone.utc)
+    df = ctx.spark.createDataFrame([(*row, recorded_at) for row in rows], INGESTED_FILES_SCHEMA).coalesce(1)
+    ctx.lakehouse.write(df, INGESTED_FILES, mode="append", schema_mode="merge")
+
+
+class FileLedger:
+    """Status rows for ``ops.ingested_files``, appended in batches (each write is a Spark job).
+
+    Every file is marked ``loading`` in a flush before any of its rows is written, and its
+    outcome (``loaded`` / ``failed``) is flushed once its source is done: a run that dies in
+    between leaves ``loading`` behind, and the next run removes those rows and loads the file again.
+    """
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.pending: dict[tuple[str, str], tuple] = {}
+
+    def add(self, rows: Sequence[tuple]) -> None:
+        for row in rows:
+            self.pending[(row[0], row[1])] = row  # (source, file): the latest status wins
+
+    def flush(self) -> None:
+        rows, self.pending = list(self.pending.values()), {}
+        _record_files(self.ctx, rows)
 
 
 def _file_row(source: str, f: SourceFile, digest: str, status: str, run_id: str, now: datetime, **counts) -> tuple:
@@ -492,11 +533,24 @@ def _erased_flag(ctx: RunContext, checked: DataFrame, source: str) -> DataFrame:
     )
 
 
-def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | None = None) -> SourceReport:
-    now = now or datetime.now(timezone.utc)
+@dataclass
+class _Plan:
+    """What one source's load will do, decided before anything is written."""
+
+    contract: SourceContract
+    report: SourceReport
+    ready: list[tuple[SourceFile, str]]
+    load_files: list[SourceFile]
+    columns_by_file: dict[str, list[str]]
+
+
+def _plan(
+    ctx: RunContext, contract: SourceContract, known: dict[str, tuple[str, str]], ledger: FileLedger, now: datetime
+) -> _Plan:
+    """Compare the landing files with the registry, clean up interrupted loads, fail unreadable
+    files; mark the files to load ``loading`` (in ``ledger``, flushed before loading)."""
     report = SourceReport(contract.name)
     files = discover_files(ctx.config.ingest.landing_root, contract, ctx.regions)
-    known = _registry(ctx, contract.name)
     to_load: list[tuple[SourceFile, str]] = []
     interrupted: list[str] = []
     for f in files:
@@ -527,15 +581,37 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
     for f, digest in to_load:
         problem = file_problem(f, columns_by_file[f.relative], contract)
         if problem:
-            _fail(ctx, report, contract, [(f, digest)], problem, now)
+            _fail(ledger, report, contract, [(f, digest)], problem, now)
         else:
             ready.append((f, digest))
     report.files_new = len(ready)
     load_files = [f for f, _ in ready if f.size]  # empty CSV / JSON files have no rows
+    if load_files:
+        ledger.add([_file_row(contract.name, f, d, "loading", ctx.run_id, now) for f, d in ready])
+    else:
+        ledger.add([_file_row(contract.name, f, d, "loaded", ctx.run_id, now, read=0, loaded=0, quarantined=0) for f, d in ready])
+    return _Plan(contract, report, ready, load_files, columns_by_file)
+
+
+def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | None = None) -> SourceReport:
+    """Load one source's new files (see the module's docstring)."""
+    now = now or datetime.now(timezone.utc)
+    ledger = FileLedger(ctx)
+    plan = _plan(ctx, contract, _registry(ctx).get(contract.name, {}), ledger, now)
+    ledger.flush()
+    try:
+        return _load(ctx, plan, ledger, now)
+    finally:
+        ledger.flush()
+
+
+def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> SourceReport:
+    """Read, validate and write the planned files; their outcome goes to ``ledger``."""
+    contract, report, ready, load_files = plan.contract, plan.report, plan.ready, plan.load_files
+    columns_by_file = plan.columns_by_file
+    bronze = f"bronze.{contract.name}"
     if not load_files:
-        _record_files(ctx, [_file_row(contract.name, f, d, "loaded", ctx.run_id, now, read=0, loaded=0, quarantined=0) for f, d in ready])
         return report
-    _record_files(ctx, [_file_row(contract.name, f, d, "loading", ctx.run_id, now) for f, d in ready])
 
     raw, columns = read_raw(ctx.spark, load_files, contract, columns_by_file)
     raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
@@ -596,7 +672,7 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
         if written:
             raise  # files stay 'loading': the next run removes what was written and loads them again
         # nothing was written: the files fail with the reason, the other sources go on
-        _fail(ctx, report, contract, ready, f"{contract.name}: reading {len(ready)} file(s) failed: {str(exc).splitlines()[0]}", now)
+        _fail(ledger, report, contract, ready, f"{contract.name}: reading {len(ready)} file(s) failed: {str(exc).splitlines()[0]}", now)
         report.files_new = 0
         return report
     finally:
@@ -618,8 +694,7 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
             f"{contract.name}: read {report.rows_read} rows but bronze committed {report.rows_loaded}, "
             f"quarantine {report.rows_quarantined} and {report.rows_erased} were erased"
         )
-    _record_files(
-        ctx,
+    ledger.add(
         [
             _file_row(
                 contract.name, f, d, "loaded", ctx.run_id, now,
@@ -634,7 +709,7 @@ def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | 
 
 
 def _fail(
-    ctx: RunContext,
+    ledger: FileLedger,
     report: SourceReport,
     contract: SourceContract,
     files: Sequence[tuple[SourceFile, str]],
@@ -643,7 +718,7 @@ def _fail(
 ) -> None:
     log.error(message)
     report.files_failed.append(message)
-    _record_files(ctx, [_file_row(contract.name, f, d, "failed", ctx.run_id, now, message=message) for f, d in files])
+    ledger.add([_file_row(contract.name, f, d, "failed", ledger.ctx.run_id, now, message=message) for f, d in files])
 
 
 def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:
@@ -654,9 +729,26 @@ def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime 
     unknown = [n for n in names if n not in CONTRACTS]
     if unknown:
         raise C360Error(f"unknown source(s) {unknown}; known: {', '.join(CONTRACTS)}")
+    now = now or datetime.now(timezone.utc)
     result = StageResult("ingest")
-    for name in names:
-        report = ingest_source(ctx, CONTRACTS[name], now=now)
+    # every source is planned first, so the files of all of them are marked `loading` in one
+    # commit, and their outcomes are recorded in one more (two appends per run, not two per source)
+    ledger = FileLedger(ctx)
+    known = _registry(ctx)
+    plans = [_plan(ctx, CONTRACTS[name], known.get(name, {}), ledger, now) for name in names]
+    ledger.flush()
+    reports = []
+    try:
+        for plan in plans:
+            reports.append(_load(ctx, plan, ledger, now))
+    except BaseException:
+        try:  # the sources that finished are recorded; the failed one stays `loading`
+            ledger.flush()
+        except Exception:
+            log.exception("could not record the files of the sources ingested before the failure")
+        raise
+    ledger.flush()
+    for name, report in zip(names, reports):
         result.lines.append(report.line())
         result.errors += report.files_failed
         table = f"bronze.{name}"
