@@ -64,8 +64,15 @@ setup(
         "console_scripts": [
             "c360=customer360.cli:main",
             "c360-run-pipeline=customer360.jobs:run_pipeline_main",
+            "c360-ingest=customer360.jobs:ingest_main",
+            "c360-identity=customer360.jobs:identity_main",
+            "c360-facts=customer360.jobs:facts_main",
+            "c360-quality=customer360.jobs:quality_main",
+            "c360-gold=customer360.jobs:gold_main",
+            "c360-ml=customer360.jobs:ml_main",
             "c360-train=customer360.jobs:train_main",
             "c360-score=customer360.jobs:score_main",
+            "c360-monitoring=customer360.jobs:monitoring_main",
         ],
     },
 )

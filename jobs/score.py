@@ -1,6 +1,8 @@
 """spark-submit entry point for the batch scoring with the champion models.
 
-    spark-submit jobs/score.py --env prod --region all [--as-of YYYY-MM-DD]   (with the customer360 wheel installed)
+    spark-submit --py-files dist/customer360-*.whl jobs/score.py --env prod --region all [--as-of YYYY-MM-DD] [--set key=value]
+
+Exit code 0 when the job succeeded, 1 otherwise (the reason is on stderr).
 """
 import sys
 

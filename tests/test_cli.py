@@ -1,4 +1,4 @@
-"""The c360 command, the spark-submit job and the run log, end to end on a temporary lakehouse."""
+"""The c360 command and the run log, end to end on a temporary lakehouse (spark-submit: tests/test_cluster.py)."""
 from __future__ import annotations
 
 import re
@@ -13,7 +13,7 @@ from customer360.config import load_config
 from customer360.generate import SOURCES
 from customer360.pipeline import PIPELINE_RUNS, RUN_METRICS, Metric, StageResult, build_context, run_pipeline
 
-from tests.conftest import CONF_DIR, REPO
+from tests.conftest import CONF_DIR
 
 
 def _args(tmp_path, *extra):
@@ -167,20 +167,6 @@ def test_maintenance_commands(spark, tmp_path, capsys):
     assert "table gold.nothing does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_spark_submit_job_runs_the_same_code(tmp_path):
-    """jobs/run_pipeline.py in a fresh interpreter, as spark-submit would start it."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "jobs" / "run_pipeline.py"), *_args(tmp_path, "--region", "us", "--set", "pipeline.stages=[ingest]")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "(local): succeeded" in proc.stdout
-    assert "    us: United States" in proc.stdout
-    assert (tmp_path / "lh" / "ops" / "pipeline_runs" / "_delta_log").is_dir()
-    assert (tmp_path / "lh" / "bronze" / "orders" / "region=us").is_dir()
-
-
 def test_generate_and_ingest_commands(spark, tmp_path, capsys):
     out_dir = tmp_path / "gen"
     assert cli.main(["generate", "--scale", "0.0005", "--seed", "5", "--out", str(out_dir), *_args(tmp_path, "--region", "gb")]) == 0
@@ -193,21 +179,3 @@ def test_generate_and_ingest_commands(spark, tmp_path, capsys):
     assert "orders: files 1 new" in printed and "crm_customers" not in printed
     assert cli.main(["ingest", "--source", "nope", *args]) == 2
     assert "unknown source(s) ['nope']" in capsys.readouterr().err
-
-
-def test_bundle_tasks_call_console_scripts_that_exist():
-    """databricks.yml's wheel tasks must name entry points setup.py really installs."""
-    from importlib.metadata import entry_points
-
-    bundle = yaml.safe_load((REPO / "databricks.yml").read_text())
-    assert bundle["include"] == ["infra/databricks/*.yml"]
-    assert {t: bundle["targets"][t]["mode"] for t in ("dev", "prod")} == {"dev": "development", "prod": "production"}
-    jobs = yaml.safe_load((REPO / "infra" / "databricks" / "jobs.yml").read_text())["resources"]["jobs"]
-    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
-    for job in jobs.values():
-        assert job["name"].startswith("${bundle.target}_")
-        for task in job["tasks"]:
-            wheel_task = task["python_wheel_task"]
-            assert wheel_task["package_name"] == "customer360"
-            assert scripts[wheel_task["entry_point"]].startswith("customer360.")
-    assert scripts["c360"] == "customer360.cli:main"

@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="score with the champion models: gold.customer_segments, gold.churn_scores, ML columns of gold.customer_360",
     )
     score.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: the as-of date of gold.customer_360)")
+    ml = sub.add_parser(
+        "ml", parents=[common],
+        help="what c360 run does after gold: train regions without a (current) champion (ml.retrain), then score",
+    )
+    ml.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: the as-of date of gold.customer_360)")
 
     evaluate = sub.add_parser(
         "identity-eval", parents=[common],
@@ -131,11 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
         "sql", parents=[common],
         help="run Spark SQL over the lakehouse tables (gold.customer_360, ...) as a role sees them",
     )
-    sql.add_argument("query", nargs="?", default=None, help="one query; none: read ';'-separated queries from stdin")
+    sql.add_argument(
+        "query", nargs="?", default=None,
+        help="one query; none: an interactive prompt on a terminal, else ';'-separated queries from stdin",
+    )
     sql.add_argument("--role", default="analyst", help="governance role whose views apply (default: analyst)")
     sql.add_argument("--output-format", "--format", dest="output_format", choices=["table", "csv", "json"], default="table")
     sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (table format)")
 
+    docs = sub.add_parser("docs", parents=[common], help="document the gold tables (types, meanings) from their metadata")
+    docs.add_argument("--out", default=None, help="write here (docs/gold-tables.md) instead of printing")
     governance = sub.add_parser("governance", parents=[common], help="governance policy tools")
     governance_sub = governance.add_subparsers(dest="governance_command", required=True, metavar="ACTION")
     governance_sub.add_parser(
@@ -330,38 +340,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sql_queries(text: str) -> list[str]:
-    return [q.strip() for q in text.replace("\n", " ").split(";") if q.strip()]
-
-
 def _cmd_sql(args: argparse.Namespace) -> int:
-    from customer360.governance.access import run_sql
-    from customer360.governance.activation import access_policy
+    from customer360.sqlshell import SqlSession, run_batch, split_queries
 
     ctx = _context(args)
-    policy = access_policy(ctx.config)
-    policy.role(args.role)
+    session = SqlSession(ctx, role=args.role, fmt=args.output_format, limit=args.limit)
     if args.query is not None:
-        queries = [args.query]
-    else:
-        if sys.stdin.isatty():
-            print(f"c360 sql as {args.role}: end each query with ';' (Ctrl-D quits)", file=sys.stderr)
-        queries = _sql_queries(sys.stdin.read())
-    from pyspark.errors import AnalysisException
+        run_batch(session, [args.query])
+    elif sys.stdin.isatty():
+        import importlib
 
-    for query in queries:
         try:
-            df = run_sql(ctx.spark, ctx.lakehouse, query, role=args.role, policy=policy)
-            if args.output_format == "table":
-                df.show(args.limit, truncate=False)
-            else:
-                frame = df.toPandas()
-                if args.output_format == "csv":
-                    print(frame.to_csv(index=False), end="")
-                else:
-                    print(frame.to_json(orient="records", lines=True, date_format="iso"), end="")
-        except AnalysisException as exc:  # a column the role does not see, a typo: the user's to fix
-            raise C360Error(f"query failed for role {args.role}: {str(exc).splitlines()[0]}") from None
+            importlib.import_module("readline")  # line editing and history for input()
+        except ImportError:
+            pass
+        tables = session.tables()
+        print(f"c360 sql as {args.role}: {len(tables)} tables (\\dt lists them, \\d TABLE describes one); "
+              f"end queries with ';', \\q or Ctrl-D quits", file=sys.stderr)
+        return 1 if session.interact(input) else 0
+    else:
+        run_batch(session, split_queries(sys.stdin.read()))
+    return 0
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from customer360.gold.docs import gold_tables_markdown
+
+    ctx = _context(args)
+    text = gold_tables_markdown(ctx.lakehouse)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -446,11 +459,13 @@ COMMANDS = {
     "gold": _cmd_stage("gold"),
     "train": _cmd_stage("train"),
     "score": _cmd_stage("score"),
+    "ml": _cmd_stage("ml"),
     "quality": _cmd_stage("quality"),
     "monitor": _cmd_stage("monitoring"),
     "erase": _cmd_erase,
     "export": _cmd_export,
     "sql": _cmd_sql,
+    "docs": _cmd_docs,
     "governance": _cmd_governance,
     "config": _cmd_config,
     "tables": _cmd_tables,

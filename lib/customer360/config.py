@@ -720,7 +720,7 @@ class _Layered:
         return None
 
 
-def default_conf_dir() -> Path:
+def default_conf_dir() -> Any:
     """``$C360_CONF_DIR``, else ``./conf``, else the copy a wheel carries, else the checkout's."""
     env_dir = os.environ.get(CONF_DIR_ENV)
     if env_dir:
@@ -729,9 +729,18 @@ def default_conf_dir() -> Path:
     if (local / "base.yaml").is_file():
         return local
     try:
-        return Path(str(resources.files("customer360.conf")))
+        packaged = resources.files("customer360.conf")
     except ModuleNotFoundError:  # an editable install maps lib/ only
         return Path(__file__).resolve().parents[2] / "conf"
+    # a folder of an installed wheel, or a Traversable inside a zip (spark-submit --py-files)
+    return Path(str(packaged)) if Path(str(packaged)).is_dir() else packaged
+
+
+def _yaml_files(folder) -> list:
+    """The ``*.yaml`` files of a folder (a Path, or a Traversable inside a zip)."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.name.endswith(".yaml") and p.is_file()]
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -801,14 +810,14 @@ def load_config(
     conf_dir: str | Path | None = None,
 ) -> AppConfig:
     """Load ``base`` < ``sources`` < ``<env>`` < ``regions/*`` < overrides into an :class:`AppConfig`."""
-    root = Path(conf_dir) if conf_dir is not None else default_conf_dir()
+    root: Any = Path(conf_dir) if conf_dir is not None else default_conf_dir()
     if not (root / "base.yaml").is_file():
         raise ConfigError(f"{root}: no base.yaml here; pass --conf-dir or set {CONF_DIR_ENV}")
     if not re.fullmatch(r"[a-z0-9_-]+", env):
         raise ConfigError(f"environment name {env!r} must be lower-case letters, digits, '-' or '_'")
     env_file = root / f"{env}.yaml"
     if env in SHARED_FILES or not env_file.is_file():
-        known = sorted(p.stem for p in root.glob("*.yaml") if p.stem not in SHARED_FILES)
+        known = sorted(p.name[:-5] for p in _yaml_files(root) if p.name[:-5] not in SHARED_FILES)
         raise ConfigError(f"unknown environment {env!r}: no {env_file}; known: {', '.join(known)}")
 
     layers = _Layered()
@@ -821,13 +830,13 @@ def load_config(
         layers.overlay(data, label)
     layers.overlay({"env": env}, "--env")
 
-    region_files = sorted((root / "regions").glob("*.yaml"))
+    region_files = sorted(_yaml_files(root / "regions"), key=lambda p: p.name)
     if not region_files:
         raise ConfigError(f"{root / 'regions'}: no region files (<code>.yaml)")
     defaults = layers.tree.pop("region_defaults", {})
     default_origin = {p[1:]: src for p, src in layers.origin.items() if p[:1] == ("region_defaults",)}
     for path in region_files:
-        code = path.stem
+        code = path.name[:-5]
         layers.overlay({"regions": {code: copy.deepcopy(defaults)}}, "region_defaults")
         for sub, src in default_origin.items():
             layers.origin[("regions", code, *sub)] = src

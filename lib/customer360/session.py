@@ -7,9 +7,10 @@ libraries (Delta Lake, GraphFrames) the session can use, for classic sessions (p
 from __future__ import annotations
 
 import logging
-import sys
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -118,6 +119,17 @@ def local_session_conf(config: AppConfig) -> dict[str, str]:
     return conf
 
 
+def submitted_conf() -> dict[str, str] | None:
+    """The settings spark-submit gave this process (its JVM started first and passed the gateway
+    port), or None when the process was not started by spark-submit."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connect to spark-submit's JVM, whose system properties hold its settings
+    return dict(SparkConf().getAll())
+
+
 def checkpoint_dir(config: AppConfig) -> str:
     return config.lakehouse.root.rstrip("/") + "/_checkpoints"
 
@@ -133,12 +145,18 @@ def get_session(config: AppConfig) -> SparkSession:
         # Python workers (pandas UDFs) must run this interpreter, the one with the package installed;
         # PySpark reads the worker interpreter from this variable when the context starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        conf = local_session_conf(config)
+        submitted = submitted_conf()
+        if submitted is not None:
+            # spark-submit's settings (--master, --conf, --properties-file) win over config's defaults
+            conf = {key: value for key, value in conf.items() if key not in submitted}
         builder = SparkSession.builder
-        for key, value in local_session_conf(config).items():
+        for key, value in conf.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
-        log.info("created local Spark session (%s)", config.spark.master)
+        log.info("created Spark session (master %s%s); customer360 from %s", spark.sparkContext.master,
+                 ", from spark-submit" if submitted is not None else "", Path(__file__).parent)
     if not is_spark_connect(spark) and spark.sparkContext.getCheckpointDir() is None:
         spark.sparkContext.setCheckpointDir(checkpoint_dir(config))
     return spark

@@ -64,3 +64,38 @@ def test_merge_key_checks(spark):
         check_merge_keys(nulls, ["id", "region"], table="t")
     with pytest.raises(DuplicateKeyError, match="at least one key"):
         check_merge_keys(ok, [], table="t")
+
+
+def test_operations_that_lose_a_commit_race_are_redone_others_are_not():
+    from customer360.lakehouse.core import is_commit_conflict, redo_on_conflict
+
+    class ConcurrentAppendException(Exception):
+        pass
+
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConcurrentAppendException("Files were added to partition [region=us] by a concurrent update")
+        return "merged"
+
+    assert redo_on_conflict(flaky, retries=5, what="t: merge") == "merged" and len(attempts) == 3
+    # a conflict reported through the JVM: only the error class is in the message
+    assert is_commit_conflict(RuntimeError("[DELTA_CONCURRENT_APPEND.WITHOUT_HINT] ConcurrentAppendException: ..."))
+    assert not is_commit_conflict(ValueError("column x not found"))
+
+    attempts.clear()
+    with pytest.raises(ConcurrentAppendException):
+        redo_on_conflict(lambda: flaky() if len(attempts) < 10 else None, retries=1, what="t: merge")
+    assert len(attempts) == 2  # the first try and one redo
+
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise ValueError("column x not found")
+
+    with pytest.raises(ValueError, match="column x"):
+        redo_on_conflict(broken, retries=5, what="t: merge")
+    assert calls == [1]

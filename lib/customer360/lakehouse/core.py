@@ -202,6 +202,36 @@ def partition_literal(value: Any) -> str:
     return str(value)
 
 
+#: Delta Lake's optimistic-concurrency failures: another writer committed first (e.g. per-region
+#: tasks of one Databricks job merging into the same ops table); the operation can be redone
+DELTA_CONFLICTS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
+    "DELTA_CONCURRENT_APPEND", "DELTA_CONCURRENT_DELETE_READ", "DELTA_CONCURRENT_DELETE_DELETE",
+    "DELTA_CONCURRENT_TRANSACTION", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
+)
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Delta concurrent-modification conflict (by class name or error class)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = str(exc)
+    return any(name in names or name in text for name in DELTA_CONFLICTS)
+
+
+def redo_on_conflict(operation, *, retries: int, what: str):
+    """Run ``operation()``; when it loses a commit race (``is_commit_conflict``), run it again from
+    the start (it re-reads the table), at most ``retries`` more times."""
+    for attempt in range(retries + 1):
+        try:
+            return operation()
+        except Exception as exc:
+            if attempt == retries or not is_commit_conflict(exc):
+                raise
+            log.info("%s conflicted with a concurrent commit; redoing it (%s)", what, str(exc).splitlines()[0][:200])
+    raise AssertionError("unreachable")
+
+
 _LOG_ENTRY_RE = re.compile(r"^(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)$")
 
 
@@ -295,7 +325,7 @@ def choose_engine(spark: SparkSession, config: LakehouseConfig) -> StorageEngine
             )
         from customer360.lakehouse.deltaspark import DeltaSparkEngine
 
-        engine: StorageEngine = DeltaSparkEngine(spark)
+        engine: StorageEngine = DeltaSparkEngine(spark, commit_retries=config.commit_retries)
     else:
         from customer360.lakehouse.deltars import DeltaRsEngine
 

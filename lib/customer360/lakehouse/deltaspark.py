@@ -15,16 +15,25 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from customer360.errors import PartitionMismatchError, TableNotFoundError
-from customer360.lakehouse.core import REGION_COLUMN, SchemaMode, WriteMode, WriteResult, older_log_entries, sql_string_list
+from customer360.lakehouse.core import (
+    REGION_COLUMN,
+    SchemaMode,
+    WriteMode,
+    WriteResult,
+    older_log_entries,
+    redo_on_conflict,
+    sql_string_list,
+)
 
 
 class DeltaSparkEngine:
     name = "delta-spark"
 
-    def __init__(self, spark: SparkSession):
+    def __init__(self, spark: SparkSession, *, commit_retries: int = 20):
         from delta.tables import DeltaTable
 
         self.spark = spark
+        self.commit_retries = commit_retries
         self._delta_table = DeltaTable
 
     def _table(self, path: str):
@@ -122,12 +131,16 @@ class DeltaSparkEngine:
         self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
     ) -> WriteResult:
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        before = self.version(path)
-        builder = self._table(path).alias("t").merge(df.alias("s"), condition)
-        if schema_mode == "merge":
-            builder = builder.withSchemaEvolution()
-        builder.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-        return self._result(path, table, after=before, operation="MERGE")
+
+        def merge_once() -> WriteResult:
+            before = self.version(path)
+            builder = self._table(path).alias("t").merge(df.alias("s"), condition)
+            if schema_mode == "merge":
+                builder = builder.withSchemaEvolution()
+            builder.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+            return self._result(path, table, after=before, operation="MERGE")
+
+        return redo_on_conflict(merge_once, retries=self.commit_retries, what=f"{table}: merge")
 
     def delete(self, path: str, *, table: str, where: str) -> WriteResult:
         before = self.version(path)

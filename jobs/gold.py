@@ -1,0 +1,17 @@
+"""spark-submit entry point of the gold stage (`c360 gold`).
+
+    spark-submit --py-files dist/customer360-*.whl jobs/gold.py --env prod --region all [--as-of YYYY-MM-DD] [--set key=value]
+
+Exit code 0 when the stage succeeded, 1 otherwise (the reason is on stderr).
+"""
+import sys
+
+from customer360.jobs import gold_main
+
+
+def main(argv=None) -> int:
+    return gold_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The pipeline on a real Spark standalone cluster: a master and one worker started from the
+installed pyspark, bound to 127.0.0.1; the job goes in with spark-submit, the code as a --py-files
+zip (customer360.pyfiles) and the settings of infra/spark/spark-defaults.cluster.conf."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyspark
+import pytest
+
+from customer360.lakehouse import Lakehouse
+from customer360.pyfiles import build as build_pyfiles
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SPARK_HOME = Path(pyspark.__file__).resolve().parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _state(ui_port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as response:
+        return json.load(response)
+
+
+def _wait(what: str, check, procs, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc, log in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"{what}: a daemon exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+@pytest.fixture
+def standalone_cluster(tmp_path):
+    """spark://127.0.0.1:PORT with one worker (2 cores, 2 GiB); both daemons always stopped."""
+    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1",
+           "SPARK_LOG_DIR": str(tmp_path / "logs"), "PYSPARK_PYTHON": sys.executable}
+    port, ui_port, worker_ui = _free_port(), _free_port(), _free_port()
+    master_url = f"spark://127.0.0.1:{port}"
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    procs = []
+    try:
+        for name, args in (
+            ("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui_port)]),
+            ("worker", ["org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1", "--cores", "2",
+                        "--memory", "2g", "--webui-port", str(worker_ui), "--work-dir", str(tmp_path / "work")]),
+        ):
+            log = tmp_path / f"{name}.log"
+            with open(log, "w") as out:
+                procs.append((subprocess.Popen([spark_class, *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                               start_new_session=True), log))
+            if name == "master":
+                _wait("master", lambda: _state(ui_port)["status"] == "ALIVE", procs)
+        _wait("worker registration", lambda: _state(ui_port)["aliveworkers"] == 1, procs)
+        yield master_url, ui_port, tmp_path / "work"
+    finally:
+        for proc, _ in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+        for proc, _ in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+
+
+def test_pipeline_runs_on_a_standalone_cluster(standalone_cluster, tmp_path, spark):
+    master_url, ui_port, work_dir = standalone_cluster
+    pyfiles = build_pyfiles(tmp_path / "dist" / "customer360.zip")
+    lakehouse, sample = tmp_path / "lh", tmp_path / "sample"
+    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    env.pop("C360_CONF_DIR", None)
+    proc = subprocess.run(
+        [
+            str(SPARK_HOME / "bin" / "spark-submit"), "--master", master_url,
+            "--properties-file", str(REPO / "infra" / "spark" / "spark-defaults.cluster.conf"),
+            "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.default.parallelism=2",
+            "--conf", f"spark.pyspark.python={sys.executable}",
+            "--py-files", str(pyfiles),
+            str(REPO / "jobs" / "run_pipeline.py"),
+            # no --conf-dir: the configuration comes from inside the zip (cwd has no conf/)
+            "--env", "local", "--region", "us",
+            "--set", f"lakehouse.root={lakehouse}", "--set", f"sample_data.dir={sample}", "--set", "sample_data.scale=0.0005",
+            "--set", f"ingest.landing_root={sample / 'sources'}",
+            "--set", "pipeline.stages=[ingest, identity, facts, quality, gold]",
+        ],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "(local): succeeded" in proc.stdout
+    assert f"created Spark session (master {master_url}, from spark-submit)" in proc.stderr
+    # the driver imported the code from the zip
+    assert f"customer360 from {pyfiles}/customer360" in proc.stderr
+
+    # the application ran on the cluster's worker and finished
+    state = _state(ui_port)
+    apps = state["completedapps"] + state["activeapps"]
+    assert len(apps) == 1 and apps[0]["cores"] >= 1
+    executor_logs = list(work_dir.glob("app-*/*/stderr"))
+    assert executor_logs, "no executor ran on the worker"
+
+    lh = Lakehouse(spark, _lakehouse_config(lakehouse))
+    c360 = lh.read("gold.customer_360")
+    customers = lh.read("silver.customer_xref").select("customer_id").distinct().count()
+    assert c360.count() == customers > 0
+    assert {r.region for r in c360.select("region").distinct().collect()} == {"us"}
+    assert lh.read("gold.finance_revenue_monthly").count() > 0
+
+
+def _lakehouse_config(root: Path):
+    from customer360.config import LakehouseConfig
+
+    return LakehouseConfig(root=str(root))
