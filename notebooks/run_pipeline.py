@@ -11,6 +11,7 @@ dbutils.widgets.dropdown("env", "prod", ["local", "prod"], "Environment")
 dbutils.widgets.text("regions", "all", "Regions (comma list or all)")
 dbutils.widgets.text("lakehouse_root", "", "Lakehouse root (empty: from config)")
 dbutils.widgets.text("as_of", "", "Features as of YYYY-MM-DD (empty: the data's end)")
+dbutils.widgets.text("settings", "", "More settings: key=value; key=value (like c360 --set)")
 
 # COMMAND ----------
 
@@ -22,6 +23,7 @@ from customer360.pipeline import build_context, run_pipeline, summary_lines
 overrides = []
 if dbutils.widgets.get("lakehouse_root"):
     overrides.append(f"lakehouse.root={dbutils.widgets.get('lakehouse_root')}")
+overrides += [item.strip() for item in dbutils.widgets.get("settings").split(";") if item.strip()]
 config = load_config(dbutils.widgets.get("env"), overrides=overrides)
 as_of = date.fromisoformat(dbutils.widgets.get("as_of")) if dbutils.widgets.get("as_of") else None
 ctx = build_context(config, regions=[dbutils.widgets.get("regions")], spark=spark, as_of=as_of)

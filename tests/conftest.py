@@ -124,6 +124,48 @@ def pipeline_sample(spark, tmp_path_factory):
     return ctx, data, facts_result, gold_result
 
 
+#: settings that keep model training in tests short
+ML_FAST = [
+    "regions.us.segment_count={min: 3, max: 4}",
+    "ml.segmentation.stability.bootstrap_samples=1",
+    "ml.churn.gbt.max_iter=30",
+]
+
+
+@pytest.fixture(scope="session")
+def scored_sample(spark, pipeline_sample):
+    """The shared sample's us region (built through gold; tests/gold change only de) after the ml
+    stage: trained, then scored, once per test run: (root, data, context, ml result). Used by
+    tests/ml and the notebook tests."""
+    import pyspark.sql.functions as F
+
+    from customer360.config import load_config
+    from customer360.gold import stage as gold
+    from customer360.ml import stage as ml
+    from customer360.pipeline import build_context
+
+    sample_ctx, data, _, _ = pipeline_sample
+    root = Path(sample_ctx.config.lakehouse.root).parent
+    config = load_config(
+        "local",
+        conf_dir=CONF_DIR,
+        overrides=[f"lakehouse.root={root / 'lh'}", f"ingest.landing_root={data.sources}", "pipeline.regions=[us]", *ML_FAST],
+    )
+    ctx = build_context(config, spark=spark, regions=["us"], run_id="ml-1")
+
+    def de_rows():
+        return {
+            name: sorted(map(tuple, ctx.lakehouse.read(name).where(F.col("region") == "de").collect()), key=repr)
+            for name in (gold.CUSTOMER_360, gold.CUSTOMER_FEATURES) if ctx.lakehouse.exists(name)
+        }
+
+    before = de_rows()
+    result = ml.run(ctx)
+    # region isolation: training and scoring us wrote nothing of de
+    assert de_rows() == before
+    return root, data, ctx, result
+
+
 @pytest.fixture
 def conf_dir(tmp_path) -> Path:
     """A private copy of conf/ that a test may edit."""

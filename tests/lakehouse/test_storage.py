@@ -508,5 +508,10 @@ def test_column_descriptions_are_stored_in_the_delta_schema(spark, lakehouse):
     changed = {**comments, "amount": "net amount"}
     lakehouse.write(with_comments(frame(spark, BASE_ROWS), changed), "gold.described", regions=["us", "gb", "de"], schema_mode="merge")
     assert lakehouse.column_comments("gold.described")["amount"] == "net amount"
+    # a frame read back carries no comments: rewriting it (overwrite with merge, merge) keeps them
+    lakehouse.write(lakehouse.read("gold.described"), "gold.described", regions=["us", "gb", "de"], schema_mode="merge")
+    assert lakehouse.column_comments("gold.described") == changed
+    lakehouse.merge(lakehouse.read("gold.described"), "gold.described", keys=["customer_id"], schema_mode="merge")
+    assert lakehouse.column_comments("gold.described") == changed
     with pytest.raises(SchemaMismatchError, match=r"column\(s\) \['seen_at'\] have no description"):
         with_comments(frame(spark, BASE_ROWS), {k: v for k, v in comments.items() if k != "seen_at"})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import date
-from pathlib import Path
 
 import mlflow
 import pyspark.sql.functions as F
@@ -22,11 +21,7 @@ from tests.conftest import CONF_DIR
 
 pytestmark = pytest.mark.slow
 
-FAST = [
-    "regions.us.segment_count={min: 3, max: 4}",
-    "ml.segmentation.stability.bootstrap_samples=1",
-    "ml.churn.gbt.max_iter=30",
-]
+from tests.conftest import ML_FAST as FAST
 
 
 def _context(spark, root, data, *extra, run_id="ml-1"):
@@ -39,24 +34,9 @@ def _context(spark, root, data, *extra, run_id="ml-1"):
 
 
 @pytest.fixture(scope="module")
-def trained(spark, pipeline_sample):
-    """The shared sample's us region (built through gold; tests/gold changed only de), then the
-    ml stage: train, then score."""
-    sample_ctx, data, _, _ = pipeline_sample
-    root = Path(sample_ctx.config.lakehouse.root).parent
-    ctx = _context(spark, root, data)
-    before = _rows(ctx, "de")
-    result = ml.run(ctx)
-    # region isolation: training and scoring us wrote nothing of de
-    assert _rows(ctx, "de") == before
-    return root, data, ctx, result
-
-
-def _rows(ctx, region):
-    return {
-        name: sorted(map(tuple, ctx.lakehouse.read(name).where(F.col("region") == region).collect()), key=repr)
-        for name in (gold.CUSTOMER_360, gold.CUSTOMER_FEATURES) if ctx.lakehouse.exists(name)
-    }
+def trained(scored_sample):
+    """The shared sample's us region trained and scored once per run (tests/conftest.py)."""
+    return scored_sample
 
 
 def _client(ctx):

@@ -256,6 +256,20 @@ def with_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
     )
 
 
+def keep_comments(df: DataFrame, stored: Mapping[str, str]) -> DataFrame:
+    """``df`` with the table's stored description on each column that brings none (a frame read
+    back from a table and rewritten carries no comments; the rewrite must not drop them)."""
+    bare = [f for f in df.schema.fields if not f.metadata.get("comment") and stored.get(f.name)]
+    if not bare:
+        return df
+    names = {f.name for f in bare}
+    return df.select(*[
+        F.col(f"`{f.name}`").alias(f.name, metadata={**f.metadata, "comment": stored[f.name]}) if f.name in names
+        else F.col(f"`{f.name}`")
+        for f in df.schema.fields
+    ])
+
+
 def check_partition_columns(schema: T.StructType, partition_by: Sequence[str]) -> None:
     fields = {f.name: f for f in schema.fields}
     for column in partition_by:
@@ -432,6 +446,7 @@ class Lakehouse:
                 )
             partition_by = table_partitions
             df = align_to_table(df, self.engine.schema(path), schema_mode=schema_mode)
+            df = keep_comments(df, self.engine.column_comments(path))
         partition_by = list(partition_by or [])
         check_partition_columns(df.schema, partition_by)
         if regions is not None and REGION_COLUMN not in partition_by:
@@ -480,6 +495,7 @@ class Lakehouse:
         if not self.engine.exists(path):
             return self.write(df, name, mode="overwrite", partition_by=partition_by)
         df = align_to_table(df, self.engine.schema(path), schema_mode=schema_mode)
+        df = keep_comments(df, self.engine.column_comments(path))
         partitions = self.engine.partition_columns(path)
         if partition_by is not None and list(partition_by) != partitions:
             raise SchemaMismatchError(f"{name} is partitioned by {partitions}, not {list(partition_by)}")
