@@ -7,23 +7,13 @@
 
 # COMMAND ----------
 
-dbutils.widgets.dropdown("env", "prod", ["local", "prod"], "Environment")
-dbutils.widgets.text("lakehouse_root", "", "Lakehouse root (empty: from config)")
-dbutils.widgets.text("region", "us", "Region")
-
-# COMMAND ----------
-
 import pyspark.sql.functions as F
 
-from customer360.config import load_config
-from customer360.lakehouse import Lakehouse
 from customer360.monitoring.drift import with_churn_outcome
+from customer360.notebook import open_lakehouse
 
-root = dbutils.widgets.get("lakehouse_root")
-config = load_config(dbutils.widgets.get("env"), overrides=[f"lakehouse.root={root}"] if root else [])
-lakehouse = Lakehouse(spark, config.lakehouse)
-region = dbutils.widgets.get("region")
-in_region = F.col("region") == region
+nb = open_lakehouse(dbutils, spark)
+lakehouse, region, in_region = nb.lakehouse, nb.region, nb.in_region
 scores = lakehouse.read("gold.churn_scores").where(in_region)
 as_of = scores.agg(F.max("as_of_date")).first()[0]
 latest = scores.where(F.col("as_of_date") == as_of)

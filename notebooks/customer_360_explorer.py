@@ -7,24 +7,14 @@
 
 # COMMAND ----------
 
-dbutils.widgets.dropdown("env", "prod", ["local", "prod"], "Environment")
-dbutils.widgets.text("lakehouse_root", "", "Lakehouse root (empty: from config)")
-dbutils.widgets.text("region", "us", "Region")
-dbutils.widgets.text("customer_id", "", "Customer to show (empty: the top customer by revenue)")
-
-# COMMAND ----------
-
 import pyspark.pandas as ps
 import pyspark.sql.functions as F
 
-from customer360.config import load_config
-from customer360.lakehouse import Lakehouse
+from customer360.notebook import open_lakehouse
 
-root = dbutils.widgets.get("lakehouse_root")
-config = load_config(dbutils.widgets.get("env"), overrides=[f"lakehouse.root={root}"] if root else [])
-lakehouse = Lakehouse(spark, config.lakehouse)
-region = dbutils.widgets.get("region")
-c360 = lakehouse.read("gold.customer_360").where(F.col("region") == region)
+nb = open_lakehouse(dbutils, spark)
+dbutils.widgets.text("customer_id", "", "Customer to show (empty: the top customer by revenue)")
+c360 = nb.lakehouse.read("gold.customer_360").where(nb.in_region)
 customers = c360.pandas_api()
 
 # COMMAND ----------

@@ -7,23 +7,13 @@
 
 # COMMAND ----------
 
-dbutils.widgets.dropdown("env", "prod", ["local", "prod"], "Environment")
-dbutils.widgets.text("lakehouse_root", "", "Lakehouse root (empty: from config)")
-dbutils.widgets.text("region", "us", "Region")
-dbutils.widgets.text("customer_id", "", "Customer (empty: the largest cluster)")
-
-# COMMAND ----------
-
 import pyspark.sql.functions as F
 
-from customer360.config import load_config
-from customer360.lakehouse import Lakehouse
+from customer360.notebook import open_lakehouse
 
-root = dbutils.widgets.get("lakehouse_root")
-config = load_config(dbutils.widgets.get("env"), overrides=[f"lakehouse.root={root}"] if root else [])
-lakehouse = Lakehouse(spark, config.lakehouse)
-region = dbutils.widgets.get("region")
-in_region = F.col("region") == region
+nb = open_lakehouse(dbutils, spark)
+dbutils.widgets.text("customer_id", "", "Customer (empty: the largest cluster)")
+lakehouse, in_region = nb.lakehouse, nb.in_region
 xref = lakehouse.read("silver.customer_xref").where(in_region)
 
 # COMMAND ----------

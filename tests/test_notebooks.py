@@ -174,3 +174,9 @@ def test_run_pipeline_notebook(spark, sample):
     })
     assert ns["summary"].status == "succeeded"
     assert shown[0]["version"].iloc[0] == ctx.lakehouse.version("ops.pipeline_runs")
+
+
+def test_an_unknown_region_is_refused_before_any_read(spark, sample):
+    widgets, _ = sample
+    with pytest.raises(ValueError, match="unknown region 'zz'; configured regions: de, es, fr, gb, nl, us"):
+        run_notebook(NOTEBOOKS / "segment_explorer.py", spark, {**widgets, "region": "zz"})

@@ -1,0 +1,40 @@
+"""What every notebook in notebooks/ starts with: the common widgets (environment, lakehouse root,
+region), the configuration and the lakehouse.
+
+    from customer360.notebook import open_lakehouse
+    nb = open_lakehouse(dbutils, spark)          # defines the widgets, then reads them
+    c360 = nb.lakehouse.read("gold.customer_360").where(nb.in_region)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, SparkSession
+
+from customer360.config import AppConfig, load_config
+from customer360.lakehouse import Lakehouse
+
+
+@dataclass(frozen=True)
+class NotebookContext:
+    config: AppConfig
+    lakehouse: Lakehouse
+    region: str
+
+    @property
+    def in_region(self) -> Column:
+        return F.col("region") == self.region
+
+
+def open_lakehouse(dbutils, spark: SparkSession, *, default_region: str = "us") -> NotebookContext:
+    """Define the widgets env, lakehouse_root and region, and open the lakehouse they name."""
+    dbutils.widgets.dropdown("env", "prod", ["local", "prod"], "Environment")
+    dbutils.widgets.text("lakehouse_root", "", "Lakehouse root (empty: from config)")
+    dbutils.widgets.text("region", default_region, "Region")
+    root = dbutils.widgets.get("lakehouse_root")
+    config = load_config(dbutils.widgets.get("env"), overrides=[f"lakehouse.root={root}"] if root else [])
+    region = dbutils.widgets.get("region")
+    if region not in config.regions:
+        raise ValueError(f"unknown region {region!r}; configured regions: {', '.join(sorted(config.regions))}")
+    return NotebookContext(config, Lakehouse(spark, config.lakehouse), region)
