@@ -108,11 +108,14 @@ def test_pipeline_runs_on_a_standalone_cluster(standalone_cluster, tmp_path, spa
         ],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900,
     )
+    (tmp_path / "spark-submit.log").write_text(proc.stdout + proc.stderr)
+    # spark-submit passes the Python driver's stderr (our log lines) on to its stdout
+    ours = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines() if "customer360" in line)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "(local): succeeded" in proc.stdout
-    assert f"created Spark session (master {master_url}, from spark-submit)" in proc.stderr
+    assert f"created Spark session (master {master_url}, from spark-submit)" in ours, ours[:3000]
     # the driver imported the code from the zip
-    assert f"customer360 from {pyfiles}/customer360" in proc.stderr
+    assert f"customer360 from {pyfiles}/customer360" in ours
 
     # the application ran on the cluster's worker and finished
     state = _state(ui_port)

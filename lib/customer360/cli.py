@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--output-format", "--format", dest="output_format", choices=["table", "csv", "json"], default="table")
     sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (table format)")
 
+    report = sub.add_parser(
+        "report", parents=[common],
+        help="one self-contained HTML file with charts: segments, RFM, churn, identity clusters, revenue, data quality",
+    )
+    report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
     docs = sub.add_parser("docs", parents=[common], help="document the gold tables (types, meanings) from their metadata")
     docs.add_argument("--out", default=None, help="write here (docs/gold-tables.md) instead of printing")
     governance = sub.add_parser("governance", parents=[common], help="governance policy tools")
@@ -363,6 +368,17 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from customer360.report import CHARTS, write_report
+
+    ctx = _context(args)
+    data = write_report(ctx, args.out)
+    missing = sorted({section for _, section, _, _ in CHARTS if (data.get(section) or {}).get("missing")})
+    print(f"wrote {args.out} ({len(CHARTS)} charts for {', '.join(ctx.regions)}"
+          + (f"; without data: {', '.join(missing)})" if missing else ")"))
+    return 0
+
+
 def _cmd_docs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -466,6 +482,7 @@ COMMANDS = {
     "export": _cmd_export,
     "sql": _cmd_sql,
     "docs": _cmd_docs,
+    "report": _cmd_report,
     "governance": _cmd_governance,
     "config": _cmd_config,
     "tables": _cmd_tables,

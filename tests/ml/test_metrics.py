@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, brier_score_loss, roc_auc_score
 
 from customer360.ml.metrics import (
+    lift_table,
     BinaryMetrics,
     adjusted_rand_index,
     ari_from_counts,
@@ -244,3 +245,21 @@ def test_expected_cost_of_an_empty_frame_is_zero(spark):
     assert expected_cost(df, probability="p", threshold=0.5, cost_fp=1.0, cost_fn=4.0) == {
         "true_positives": 0, "false_positives": 0, "false_negatives": 0, "precision": 0.0, "recall": 0.0, "cost_per_customer": 0.0,
     }
+
+
+def test_lift_table_hand_example(spark):
+    # 20 rows, 5 churners (base rate 0.25), 5 bins of 4 in score order: c000-c003 hold 3 churners
+    # (c000, c001, c003), c012 and c017 are the others
+    values = [0.95, 0.90, 0.90] + [0.5 - 0.02 * i for i in range(17)]
+    labels = [1, 1, 0] + [1 if i in (0, 9, 14) else 0 for i in range(17)]
+    got = lift_table(scores(spark, values, labels), score="score", bins=5)
+    assert [g["rows"] for g in got] == [4] * 5
+    assert [g["bin"] for g in got] == [1, 2, 3, 4, 5]
+    assert [g["churn_rate"] for g in got] == [0.75, 0.0, 0.0, 0.25, 0.25]
+    assert [g["lift"] for g in got] == [3.0, 0.0, 0.0, 1.0, 1.0]
+    assert [g["cumulative_lift"] for g in got] == [3.0, 1.5, 1.0, 1.0, 1.0]
+
+
+def test_lift_table_needs_churners(spark):
+    with pytest.raises(ValueError, match="a lift curve needs churners: 0 among 3 rows"):
+        lift_table(scores(spark, [0.1, 0.2, 0.3], [0, 0, 0]), score="score")

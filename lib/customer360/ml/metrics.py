@@ -72,6 +72,30 @@ def binary_metrics(df: DataFrame, *, score: str, label: str = "label", probabili
     )
 
 
+def lift_table(df: DataFrame, *, score: str, label: str = "label", bins: int = 10) -> list[dict]:
+    """The lift curve: customers ranked by score (ties by customer id) into ``bins`` equal groups,
+    each with its rows, churn rate, lift (rate / overall rate) and cumulative lift of the groups up
+    to it. ``label`` is 1.0 for churn."""
+    scored = df.select(F.col(score).cast("double").alias("_score"), F.col(label).cast("double").alias("_label"), "customer_id")
+    ranked = scored.withColumn("_bin", F.ntile(bins).over(Window.orderBy(F.desc("_score"), "customer_id")))
+    rows = ranked.groupBy("_bin").agg(F.count(F.lit(1)).alias("rows"), F.sum("_label").alias("positives")).orderBy("_bin").collect()
+    n = sum(r["rows"] for r in rows)
+    positives = sum(r["positives"] or 0 for r in rows)
+    if n == 0 or positives == 0:
+        raise ValueError(f"a lift curve needs churners: {positives} among {n} rows")
+    base = positives / n
+    out, seen_rows, seen_pos = [], 0, 0.0
+    for r in rows:
+        seen_rows += r["rows"]
+        seen_pos += r["positives"] or 0
+        rate = (r["positives"] or 0) / r["rows"]
+        out.append({
+            "bin": int(r["_bin"]), "rows": int(r["rows"]), "churn_rate": round(rate, 4), "lift": round(rate / base, 4),
+            "cumulative_lift": round(seen_pos / seen_rows / base, 4),
+        })
+    return out
+
+
 def calibration_table(df: DataFrame, *, probability: str, label: str = "label", bins: int = 10) -> list[dict]:
     """Equal-width probability bins: rows, mean predicted probability, observed rate."""
     binned = df.withColumn("_bin", F.least(F.floor(F.col(probability) * bins), F.lit(bins - 1)).cast("int"))

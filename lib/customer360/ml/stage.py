@@ -40,7 +40,7 @@ from customer360.gold.stage import (
 from customer360.lakehouse.core import with_comments
 from customer360.ml import churn as churn_lib
 from customer360.ml import tracking
-from customer360.ml.metrics import binary_metrics, calibration_table, expected_cost
+from customer360.ml.metrics import binary_metrics, calibration_table, expected_cost, lift_table
 from customer360.ml.segment_model import FIT_PARTITIONS, assign_segments, fit_segmentation
 from customer360.ml.segmentation import VECTOR, SegmentationError, SegmentInfo, rule_segment, silhouette
 from customer360.config import SegmentRule
@@ -386,6 +386,7 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
     threshold = churn_lib.decision_threshold(settings)
     costs = expected_cost(scored, probability="churn_score", threshold=threshold, cost_fp=settings.cost_false_positive, cost_fn=settings.cost_false_negative)
     calibration = calibration_table(scored, probability="churn_score")
+    lift = lift_table(scored, score="churn_score")
     cold = churn_lib.labelled_all(_profiled(ctx, region, valid_at), orders, at=valid_at, horizon_days=horizon)
     cold_row = cold.where(F.coalesce(F.col("is_cold_start"), F.lit(True))).agg(F.avg(churn_lib.LABEL), F.count(F.lit(1))).first()
     cold_score = float(cold_row[0]) if cold_row[0] is not None else prior
@@ -411,6 +412,7 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
             **({"champion_roc_auc": champion_auc} if champion_auc is not None else {}),
         })
         tracking.log_json("calibration.json", calibration)
+        tracking.log_json("lift.json", lift)  # the validation lift curve (c360 report draws it)
         tracking.log_json("churn.json", {
             "feature_set_version": version, "features": list(settings.features), "prior": prior, "threshold": threshold,
             "cold_start_score": cold_score, "horizon_days": horizon, "training_cutoff": train_at, "validation_cutoff": valid_at,

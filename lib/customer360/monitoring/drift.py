@@ -196,7 +196,11 @@ def realized_churn(scores: DataFrame, orders: DataFrame, *, as_of: date, horizon
     (the churn label's own window). ``scores``: customer_id, churn_score, churn_predicted, one row
     per customer; ``orders``: customer_id, ordered_at. None when nobody was scored. Null scores and
     null predictions are left out of their means."""
-    flagged = with_churn_outcome(scores, orders, as_of=as_of, horizon_days=horizon_days)
+    return realized_churn_of(with_churn_outcome(scores, orders, as_of=as_of, horizon_days=horizon_days))
+
+
+def realized_churn_of(flagged: DataFrame) -> RealizedChurn | None:
+    """``realized_churn`` of scores that already carry their outcome (``with_churn_outcome``)."""
     row = flagged.agg(
         F.count(F.lit(1)).alias("n"),
         F.avg(F.col("churn_score").cast("double")).alias("predicted"),

@@ -30,7 +30,7 @@ from pyspark.sql import types as T
 from customer360.errors import C360Error
 from customer360.gold.stage import CHURN_SCORES, CUSTOMER_360, CUSTOMER_FEATURES, CUSTOMER_SEGMENTS
 from customer360.lakehouse.core import sql_string_list, with_comments
-from customer360.monitoring.drift import psi, psi_level, realized_churn, segment_shift, with_churn_outcome
+from customer360.monitoring.drift import psi, psi_level, realized_churn_of, segment_shift, with_churn_outcome
 from customer360.monitoring.fairness import COMMENTS as FAIRNESS_COMMENTS
 from customer360.monitoring.fairness import TRUE_POSITIVE_RATE, age_band, fairness_frame, fairness_report
 from customer360.pipeline import Metric, RunContext, StageResult
@@ -183,14 +183,16 @@ def monitor_region(ctx: RunContext, region: str, now: datetime) -> tuple[list[tu
         if due:
             scored_on = due[-1]
             orders = lakehouse.read(SILVER_ORDERS).where(F.col("region") == region) if lakehouse.exists(SILVER_ORDERS) else None
-            outcome = None if orders is None else realized_churn(
-                scores.where(F.col("as_of_date") == scored_on), orders, as_of=scored_on, horizon_days=horizon
-            )
+            outcome = None
+            if orders is not None:
+                # one outcome join, read by the realized-churn check and the fairness audit
+                joined = with_churn_outcome(
+                    scores.where(F.col("as_of_date") == scored_on).select("customer_id", "churn_score", "churn_predicted"),
+                    orders, as_of=scored_on, horizon_days=horizon,
+                ).localCheckpoint(eager=True)
+                outcome = realized_churn_of(joined)
             if outcome is not None:
-                outcomes = (scored_on, with_churn_outcome(
-                    scores.where(F.col("as_of_date") == scored_on).select("customer_id", "churn_predicted"), orders,
-                    as_of=scored_on, horizon_days=horizon,
-                ))
+                outcomes = (scored_on, joined.select("customer_id", "churn_predicted", "churned"))
                 flagged = abs(outcome.difference) > mon.realized_churn_tolerance
                 drift.append((ctx.run_id, as_of, scored_on, "realized_minus_predicted_churn", "churn_score", outcome.difference,
                               "flagged" if flagged else "ok", region))
