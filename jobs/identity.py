@@ -1,6 +1,6 @@
 """spark-submit entry point of the identity stage (`c360 identity`).
 
-    spark-submit --py-files dist/customer360-*.whl jobs/identity.py --env prod --region all [--as-of YYYY-MM-DD] [--set key=value]
+    spark-submit --py-files dist/customer360.zip jobs/identity.py --env prod --region all [--as-of YYYY-MM-DD] [--set key=value]
 
 Exit code 0 when the stage succeeded, 1 otherwise (the reason is on stderr).
 """

@@ -1,6 +1,6 @@
 """spark-submit entry point of the ml stage (`c360 ml`).
 
-    spark-submit --py-files dist/customer360-*.whl jobs/ml.py --env prod --region all [--as-of YYYY-MM-DD] [--set key=value]
+    spark-submit --py-files dist/customer360.zip jobs/ml.py --env prod --region all [--as-of YYYY-MM-DD] [--set key=value]
 
 Exit code 0 when the stage succeeded, 1 otherwise (the reason is on stderr).
 """

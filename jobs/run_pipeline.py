@@ -1,6 +1,6 @@
 """spark-submit entry point for the whole pipeline.
 
-    spark-submit --py-files dist/customer360-*.whl jobs/run_pipeline.py --env prod --region all [--as-of YYYY-MM-DD] [--set key=value]
+    spark-submit --py-files dist/customer360.zip jobs/run_pipeline.py --env prod --region all [--as-of YYYY-MM-DD] [--set key=value]
 
 Exit code 0 when the job succeeded, 1 otherwise (the reason is on stderr).
 """

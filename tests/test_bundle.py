@@ -27,7 +27,7 @@ def _wheel_tasks(job):
 
 
 def _substitute(value: str, variables: dict[str, str]) -> str:
-    value = VARIABLE.sub(lambda m: str(variables[m.group(1)]), value)
+    value = VARIABLE.sub(lambda m: str(variables[m.group(1)]), value).replace("${bundle.target}", "dev")
     return value.replace("{{input}}", "us").replace("{{job.parameters.as_of}}", "")
 
 
@@ -72,6 +72,16 @@ def test_the_pipeline_runs_every_stage_in_order_once_per_region():
         assert parameters[parameters.index("--region") + 1] == "{{input}}"
 
 
+def test_jobs_define_the_job_parameters_they_use_and_prod_deploys_to_a_shared_root():
+    for name, job in BUNDLE_JOBS.items():
+        defined = {p["name"] for p in job.get("parameters", [])}
+        used = set(re.findall(r"\{\{job\.parameters\.(\w+)\}\}", yaml.safe_dump(job)))
+        assert used <= defined, f"{name} uses undefined job parameters {used - defined}"
+    assert BUNDLE["targets"]["prod"]["workspace"]["root_path"].startswith("/Workspace/Shared/")
+    # the first run creates the tables: regions one at a time unless raised deliberately
+    assert BUNDLE["variables"]["region_concurrency"]["default"] == 1
+
+
 def test_task_parameters_parse_and_their_settings_are_valid_config():
     defaults = {name: v["default"] for name, v in BUNDLE["variables"].items()}
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
@@ -82,7 +92,10 @@ def test_task_parameters_parse_and_their_settings_are_valid_config():
             args = cli.build_parser().parse_args(jobs.job_argv(name, [*argv, "--conf-dir", str(CONF_DIR)]))
             config = load_config("local", conf_dir=CONF_DIR, overrides=args.overrides)
             assert config.lakehouse.root == defaults["lakehouse_root"]
-            assert config.mlflow.registered_model_prefix == f"{defaults['catalog']}.{defaults['schema']}.c360"
+            assert config.ingest.landing_root == defaults["landing_root"]
+            assert config.mlflow.registered_model_prefix == f"c360_{defaults['schema']}"
+            assert config.mlflow.experiment_prefix == "/Shared/customer360/dev"  # ${bundle.target}, here dev
+            assert config.governance.unity_catalog.catalog == defaults["catalog"]
             assert config.select_regions(args.region) == ("us",)
 
 

@@ -35,7 +35,8 @@ def test_precedence_base_env_region_set(conf_dir):
     base = load_config("prod", conf_dir=conf_dir)
     assert base.spark.shuffle_partitions == 200  # prod.yaml beats base.yaml (8)
     assert base.spark.app_name == "customer360"  # only base sets it
-    assert base.lakehouse.root == "dbfs:/customer360/lakehouse"  # URIs are kept as they are
+    assert base.lakehouse.root == "/Volumes/main/customer360/lakehouse"
+    assert load_config("prod", conf_dir=conf_dir, overrides=["lakehouse.root=s3://bucket/lh"]).lakehouse.root == "s3://bucket/lh"  # URIs kept
 
     _write(conf_dir / "prod.yaml", (conf_dir / "prod.yaml").read_text() + "region_defaults:\n  churn_horizon_days: 60\n")
     env_default = load_config("prod", conf_dir=conf_dir)

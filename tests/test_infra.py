@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pyspark
 import yaml
@@ -64,7 +65,13 @@ def test_kubernetes_spark_application_runs_a_real_job():
     args = cli.build_parser().parse_args(jobs.job_argv(job, spec["arguments"]))
     config = load_config(args.env, conf_dir=CONF_DIR, overrides=args.overrides)
     assert config.select_regions(args.region) == config.select_regions(["all"])
-    assert spec["sparkConf"]["spark.jars.packages"] == PACKAGES
+    # hadoop-aws must match the Hadoop that pyspark ships
+    hadoop = next((Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")).name
+    version = hadoop.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    assert spec["sparkConf"]["spark.jars.packages"] == f"{PACKAGES},org.apache.hadoop:hadoop-aws:{version}"
+    # pyarrow (ingest's file listing) has no s3a scheme: s3:// served to Spark by S3A
+    assert all(not a.startswith(("lakehouse.root=s3a", "ingest.landing_root=s3a")) for a in spec["arguments"])
+    assert spec["sparkConf"]["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
     assert spec["sparkConf"]["spark.sql.session.timeZone"] == "UTC"
     key = {e["name"]: e for e in spec["driver"]["env"]}["C360_PII_HASH_KEY"]
     assert key["valueFrom"]["secretKeyRef"] == {"name": "customer360", "key": "pii_hash_key"}

@@ -74,3 +74,11 @@ def test_failures_exit_1_with_the_reason_on_stderr(capsys, monkeypatch):
     assert "c360-facts: failed: RuntimeError: driver lost" in capsys.readouterr().err
     monkeypatch.setattr(cli, "main", lambda argv: 0)
     assert jobs.run_job("facts", []) == 0
+
+
+def test_entry_points_raise_on_failure_for_databricks(capsys):
+    """A Databricks wheel task ignores return values: a failed job must raise to fail the task."""
+    with pytest.raises(SystemExit) as failed:
+        jobs.ingest_main(["--conf-dir", str(CONF_DIR), "--region", "zz"])
+    assert failed.value.code == 1
+    assert "unknown region 'zz'" in capsys.readouterr().err

@@ -21,6 +21,9 @@ DOC = REPO / "docs" / "gold-tables.md"
 def test_queries_split_on_semicolons_outside_quotes():
     assert split_queries("SELECT 1;\n SELECT ';' AS s ;; SELECT `a;b`\n") == ["SELECT 1", "SELECT ';' AS s", "SELECT `a;b`"]
     assert split_queries("  ") == []
+    # written as is: whitespace inside literals kept; comments (with ';' or quotes) and escapes honoured
+    text = "-- top; it's\nSELECT 'a  b' AS x; /* c; */ SELECT 'it\\'s;' AS y;\n-- only a comment;"
+    assert split_queries(text) == ["-- top; it's\nSELECT 'a  b' AS x", "/* c; */ SELECT 'it\\'s;' AS y"]
 
 
 def test_render_formats(spark):
@@ -53,6 +56,7 @@ def test_interactive_prompt_runs_queries_and_survives_errors(scored_sample):
     script = iter([
         "\\dt",
         "\\d gold.finance_revenue_monthly",
+        "\\d gold.nope",  # an error in a command: reported, the session goes on
         "SELECT region, COUNT(*) AS customers",
         "FROM gold.customer_360 GROUP BY region ORDER BY region;",
         "SELECT email FROM gold.customer_360;",  # finance sees no PII: refused, the session goes on
@@ -68,17 +72,19 @@ def test_interactive_prompt_runs_queries_and_survives_errors(scored_sample):
         prompts.append(prompt)
         return next(script)
 
-    assert session.interact(read_line, errors=err) == 2
+    assert session.interact(read_line, errors=err) == 3
     text = out.getvalue()
-    tables = text.split("\n| ")[0]
-    assert "gold.finance_revenue_monthly\n" in tables and "silver.pii_vault" not in tables
+    tables = text.split("\nregion ")[0].splitlines()  # \dt's lines, before \d's first column
+    assert "gold.finance_revenue_monthly" in tables and "gold.customer_360" in tables
+    assert not any(t.startswith(("silver.", "bronze.")) for t in tables)  # finance reads gold only
     assert "\nnet_revenue          decimal(18,2)  " in text
     per_region = ctx.lakehouse.read("gold.customer_360").groupBy("region").agg(F.count("*").alias("customers")).orderBy("region")
     assert render(per_region, "table", limit=1000) in text
     months = ctx.lakehouse.read("gold.finance_revenue_monthly").where("region = 'us'").count()
     assert f"months\n{months}\n" in text
     errors = err.getvalue().splitlines()
-    assert len(errors) == 2 and all(e.startswith("error: ") for e in errors)
-    assert "email" in errors[0] and "pii_vault" in errors[1]
-    assert prompts[3] == "  ...> " and prompts[2] == "c360> "
+    assert len(errors) == 3 and all(e.startswith("error: ") for e in errors)
+    assert "gold.nope is not available to role finance" in errors[0]
+    assert "email" in errors[1] and "pii_vault" in errors[2]
+    assert prompts[4] == "  ...> " and prompts[3] == "c360> "
     assert "never run" not in text

@@ -5,7 +5,8 @@
 ``--as-of YYYY-MM-DD``, ``--set key=value`` (repeatable) and ``--conf-dir``, so one parameter
 list drives every task of a multi-task job. A job exits 0 when it succeeded and 1 otherwise, with
 the reason on stderr (an orchestrator needs no more than that; ``c360`` itself keeps 2 for
-usage and configuration errors).
+usage and configuration errors): ``run_job`` returns the code, the entry points raise
+``SystemExit(1)``, since a Databricks wheel task ignores a return value.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def run_job(name: str, argv: Sequence[str] | None = None) -> int:
     try:
         code = cli.main(args)
     except SystemExit as exc:  # argparse: bad options (its message is on stderr already)
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:  # noqa: BLE001 - an orchestrator gets the reason and exit code 1
         print(f"c360-{name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -78,7 +79,12 @@ def run_job(name: str, argv: Sequence[str] | None = None) -> int:
 
 def _main(name: str) -> Callable[[Sequence[str] | None], int]:
     def main(argv: Sequence[str] | None = None) -> int:
-        return run_job(name, argv)
+        code = run_job(name, argv)
+        if code:
+            # Databricks runs a python_wheel_task's entry point and ignores what it returns: only
+            # an exception (SystemExit here) fails the task and stops the stages after it
+            raise SystemExit(code)
+        return 0
 
     main.__name__ = f"{name}_main"
     main.__doc__ = f"``spark-submit jobs/{name}.py --env prod --region all``: runs ``c360 {JOBS[name]}``."

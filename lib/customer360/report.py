@@ -147,8 +147,8 @@ def _quality(ctx: RunContext) -> dict[str, Any]:
     if not ctx.lakehouse.exists("ops.dq_results"):
         return _missing("ops.dq_results", "c360 quality")
     results = ctx.lakehouse.read("ops.dq_results").where(F.col("region").isin(*ctx.regions, "all"))
-    # each table's latest check run
-    latest = Window.partitionBy("table").orderBy(F.col("checked_at").desc())
+    # each table's latest check run per region (regions are checked by separate runs)
+    latest = Window.partitionBy("table", "region").orderBy(F.col("checked_at").desc())
     newest = results.withColumn("_at", F.first("checked_at").over(latest)).where(F.col("checked_at") == F.col("_at"))
     counts = newest.groupBy("table").agg(
         F.sum(F.col("passed").cast("int")).alias("passed"),
@@ -340,9 +340,22 @@ def _details(data: dict[str, Any], section: str) -> str:
     return ""
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def render_html(data: dict[str, Any]) -> str:
     """The report as one HTML document (the data inline as JSON, the charts drawn by inline script)."""
-    payload = json.dumps(data, default=str, sort_keys=True).replace("</", "<\\/")
+    # strict JSON (a NaN would make JSON.parse fail and no chart draw); '<' escaped so nothing in
+    # the data can close the script element or open a comment
+    payload = json.dumps(_finite(data), default=str, sort_keys=True, allow_nan=False).replace("<", "\\u003c")
     sections = []
     done = set()
     for chart_id, section, title, caption in CHARTS:

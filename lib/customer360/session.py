@@ -119,6 +119,13 @@ def local_session_conf(config: AppConfig) -> dict[str, str]:
     return conf
 
 
+#: local-session settings not applied under spark-submit (the cluster's own apply: UI, catalog, ...)
+LOCAL_ONLY = frozenset({
+    "spark.master", "spark.app.name", "spark.driver.memory", "spark.default.parallelism", "spark.ui.enabled",
+    "spark.ui.showConsoleProgress", "spark.sql.catalogImplementation",
+})
+
+
 def submitted_conf() -> dict[str, str] | None:
     """The settings spark-submit gave this process (its JVM started first and passed the gateway
     port), or None when the process was not started by spark-submit."""
@@ -148,8 +155,9 @@ def get_session(config: AppConfig) -> SparkSession:
         conf = local_session_conf(config)
         submitted = submitted_conf()
         if submitted is not None:
-            # spark-submit's settings (--master, --conf, --properties-file) win over config's defaults
-            conf = {key: value for key, value in conf.items() if key not in submitted}
+            # spark-submit's settings (--master, --conf, --properties-file) win over config's, and
+            # settings that only make sense for a local session are left to the cluster
+            conf = {key: value for key, value in conf.items() if key not in submitted and key not in LOCAL_ONLY}
         builder = SparkSession.builder
         for key, value in conf.items():
             builder = builder.config(key, value)

@@ -22,24 +22,64 @@ FORMATS = ("table", "csv", "json")
 PROMPT, CONTINUATION = "c360> ", "  ...> "
 
 
-def split_queries(text: str) -> list[str]:
-    """``;``-separated statements (a ``;`` inside quotes does not split)."""
-    queries, current, quote = [], [], None
-    for ch in text:
+def _scan(text: str) -> tuple[list[str], bool]:
+    """Split at each ``;`` outside quotes and comments. Returns the pieces (the last one after the
+    final ``;``) and whether the text ends inside a quote or block comment."""
+    pieces, current = [], []
+    i, quote, n = 0, None, len(text)
+    while i < n:
+        ch = text[i]
         if quote:
             current.append(ch)
+            if ch == "\\" and quote != "`" and i + 1 < n:  # Spark string escapes: \' and \\
+                current.append(text[i + 1])
+                i += 2
+                continue
             if ch == quote:
                 quote = None
         elif ch in ("'", '"', "`"):
             quote = ch
             current.append(ch)
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            end = n if end == -1 else end
+            current.append(text[i:end])
+            i = end
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end == -1:
+                current.append(text[i:])
+                return pieces + ["".join(current)], True
+            current.append(text[i:end + 2])
+            i = end + 2
+            continue
         elif ch == ";":
-            queries.append("".join(current))
+            pieces.append("".join(current))
             current = []
         else:
             current.append(ch)
-    queries.append("".join(current))
-    return [" ".join(q.split()) for q in queries if q.strip()]
+        i += 1
+    return pieces + ["".join(current)], quote is not None
+
+
+def _is_blank(statement: str) -> bool:
+    """Only whitespace and comments."""
+    pieces = []
+    for line in statement.splitlines():
+        pieces.append(line.split("--", 1)[0])
+    text = "\n".join(pieces)
+    while "/*" in text and "*/" in text:
+        start = text.index("/*")
+        text = text[:start] + text[text.index("*/", start) + 2:]
+    return not text.strip()
+
+
+def split_queries(text: str) -> list[str]:
+    """``;``-separated statements, as written (a ``;`` in quotes or comments does not split;
+    statements of only comments are dropped)."""
+    pieces, _ = _scan(text)
+    return [p.strip() for p in pieces if not _is_blank(p)]
 
 
 def render(df: DataFrame, fmt: str, *, limit: int) -> str:
@@ -135,23 +175,28 @@ class SqlSession:
                 errors.write("\n")
                 continue
             if not buffer and line.strip().startswith("\\"):
-                if not self.command(line):
-                    break
-                continue
-            buffer.append(line)
-            text = "\n".join(buffer)
-            if ";" not in text:
-                continue
-            queries = split_queries(text)
-            complete = text.rstrip().endswith(";")
-            pending = [] if complete else [queries.pop()] if queries else []
-            for query in queries:
                 try:
-                    self.run(query)
+                    if not self.command(line):
+                        break
                 except Exception as exc:  # noqa: BLE001 - report it and keep the session
                     failed += 1
                     errors.write(f"error: {exc}\n")
-            buffer = pending
+                continue
+            buffer.append(line)
+            pieces, open_quote = _scan("\n".join(buffer))
+            if len(pieces) == 1 or open_quote:  # no statement ended yet (or one is inside a quote)
+                continue
+            for query in (p.strip() for p in pieces[:-1] if not _is_blank(p)):
+                try:
+                    self.run(query)
+                except KeyboardInterrupt:
+                    failed += 1
+                    errors.write("cancelled\n")
+                except Exception as exc:  # noqa: BLE001 - report it and keep the session
+                    failed += 1
+                    errors.write(f"error: {exc}\n")
+            rest = pieces[-1]
+            buffer = [rest] if not _is_blank(rest) else []
         return failed
 
 

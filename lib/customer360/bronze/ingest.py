@@ -485,8 +485,10 @@ class FileLedger:
     """Status rows for ``ops.ingested_files``, appended in batches (each write is a Spark job).
 
     Every file is marked ``loading`` in a flush before any of its rows is written, and its
-    outcome (``loaded`` / ``failed``) is flushed once its source is done: a run that dies in
-    between leaves ``loading`` behind, and the next run removes those rows and loads the file again.
+    outcome (``loaded`` / ``failed``) is flushed when the run ends (also when it fails: the
+    sources that finished are recorded). A run that dies in between leaves ``loading`` behind, and
+    the next run removes those rows and loads the file again (re-loading a finished source then
+    costs time, never rows).
     """
 
     def __init__(self, ctx: RunContext):

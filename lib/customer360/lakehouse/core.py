@@ -446,7 +446,8 @@ class Lakehouse:
                 )
             partition_by = table_partitions
             df = align_to_table(df, self.engine.schema(path), schema_mode=schema_mode)
-            df = keep_comments(df, self.engine.column_comments(path))
+            if schema_mode != "overwrite":  # a replaced schema brings its own descriptions
+                df = keep_comments(df, self.engine.column_comments(path))
         partition_by = list(partition_by or [])
         check_partition_columns(df.schema, partition_by)
         if regions is not None and REGION_COLUMN not in partition_by:
