@@ -39,7 +39,7 @@ def term(e: float, a: float) -> float:
     return (a - e) * math.log(a / e)
 
 
-def numpy_psi(expected, actual, bins: int) -> float:
+def numpy_psi(expected, actual, bins: int = 10) -> float:
     """The documented binning written with numpy: edges are the inverted-CDF quantiles of the
     non-null expected values, value v in bin i where edges[i-1] < v <= edges[i], nulls apart."""
     e, a = np.array(expected, dtype=float), np.array(actual, dtype=float)

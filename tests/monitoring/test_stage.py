@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timedelta
 
-import numpy as np
 import pyspark.sql.functions as F
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
@@ -28,6 +27,7 @@ from customer360.monitoring.fairness import FAIRNESS_SCHEMA
 from customer360.pipeline import Metric, build_context
 
 from tests.conftest import CONF_DIR
+from tests.monitoring.test_drift import numpy_psi
 
 pytestmark = pytest.mark.slow
 
@@ -72,21 +72,6 @@ INDEX = {c: i for i, c in enumerate(CUSTOMERS, start=1)}
 def term(e: float, a: float) -> float:
     e, a = max(e, EPS), max(a, EPS)
     return (a - e) * math.log(a / e)
-
-
-def numpy_psi(expected, actual, bins: int = 10) -> float:
-    """drift.psi's documented binning with numpy (as tests/monitoring/test_drift.py checks it):
-    inverted-CDF quantile edges of the expected values, v in bin i where e_{i-1} < v <= e_i."""
-    e, a = np.array(expected, dtype=float), np.array(actual, dtype=float)
-    edges = np.unique(np.quantile(e[~np.isnan(e)], [i / bins for i in range(1, bins)], method="inverted_cdf"))
-
-    def shares(values):
-        known = values[~np.isnan(values)]
-        counts = np.bincount(np.searchsorted(edges, known, side="left"), minlength=len(edges) + 1)
-        return np.append(counts, np.isnan(values).sum()) / len(values)
-
-    pe, pa = np.maximum(shares(e), EPS), np.maximum(shares(a), EPS)
-    return float(np.sum((pa - pe) * np.log(pa / pe)))
 
 
 def plain(df):
