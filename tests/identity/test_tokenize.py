@@ -9,7 +9,7 @@ import pytest
 from chispa import assert_column_equality
 from pyspark.sql import types as T
 
-from customer360.identity.tokenize import hmac_token, python_token
+from customer360.identity.tokenize import hmac_token, hmac_token_of_kind, python_token
 
 KEY = b"dev-only-pii-key"
 LONG_KEY = bytes(range(256)) * 2  # 512 bytes: hashed down to 32 first (RFC 2104)
@@ -131,3 +131,18 @@ def test_the_key_never_appears_in_the_query_plan(spark):
     pads = [bytes(b ^ p for b in key.ljust(64, b"\0")).hex() for p in (0x36, 0x5C)]
     assert key.hex() not in plan and key.decode() not in plan and not any(p in plan.lower() for p in pads)
     assert df.first().t == reference("x", key=key, kind="email")
+
+
+def test_token_of_kind_column_equals_the_reference_per_row(spark):
+    kinds = ["email", "first_name", "email", "other_id", None, "phone"]
+    values = ["ann.lee@example.com", "José", "日本語", "crm:17", "x", None]
+    rows = [(k, v, None if k is None or v is None else reference(v, key=KEY, kind=k)) for k, v in zip(kinds, values)]
+    df = spark.createDataFrame(rows, "kind string, value string, expected string").withColumn(
+        "actual", hmac_token_of_kind(F.col("kind"), F.col("value"), key=KEY)
+    )
+    assert_column_equality(df, "expected", "actual")
+    # the same value under two kinds gives two tokens, as hmac_token does
+    both = df.where("value = 'ann.lee@example.com'").select(hmac_token(F.col("value"), key=KEY, kind="email").alias("t"), "actual").first()
+    assert both["t"] == both["actual"]
+    with pytest.raises(ValueError, match="empty"):
+        hmac_token_of_kind(F.col("kind"), F.col("value"), key=b"")

@@ -44,9 +44,14 @@ def _checkpoint(df: DataFrame, reliable: bool) -> DataFrame:
     return df.checkpoint(eager=True) if reliable else df.localCheckpoint(eager=True)
 
 
-def _has_checkpoint_dir(spark: SparkSession) -> bool:
+def _reliable_checkpoints(spark: SparkSession) -> bool:
+    """Reliable checkpoints (files in the checkpoint directory) on a cluster, where an executor can
+    be lost between rounds; local ones (executor storage) in local mode, where executors live in
+    the driver's JVM, so a reliable one protects against nothing more and costs a write and a read
+    of every round's edges."""
     try:
-        return spark.sparkContext.getCheckpointDir() is not None
+        context = spark.sparkContext
+        return context.getCheckpointDir() is not None and not context.master.startswith("local")
     except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext; use local checkpoints there
         return False
 
@@ -78,12 +83,13 @@ def _small_star(edges: DataFrame) -> DataFrame:
 def _is_forest_of_stars(edges: DataFrame) -> bool:
     """After a small-star step every edge points from a larger to a smaller id; the graph is a set
     of stars centred on each component's minimum exactly when every source has one target and no
-    target is also a source."""
-    out_degree = edges.groupBy("src").agg(F.count("*").alias("degree"))
-    if out_degree.where(F.col("degree") > 1).limit(1).count():
-        return False
-    targets = edges.select(F.col("dst").alias("src")).distinct()
-    return targets.join(out_degree, "src").limit(1).count() == 0
+    target is also a source. One Spark job: each vertex's out- and in-degree from one aggregation."""
+    ends = edges.select(F.col("src").alias("v"), F.lit(1).alias("out"), F.lit(0).alias("into")).unionByName(
+        edges.select(F.col("dst").alias("v"), F.lit(0).alias("out"), F.lit(1).alias("into"))
+    )
+    degrees = ends.groupBy("v").agg(F.sum("out").alias("out"), F.sum("into").alias("into"))
+    violation = (F.col("out") > 1) | ((F.col("out") > 0) & (F.col("into") > 0))
+    return degrees.where(violation).limit(1).count() == 0
 
 
 def _dataframe_components(
@@ -147,5 +153,5 @@ def connected_components(
         log.info("connected components: GraphFrames")
         return _graphframes_components(vertices, edges)
     log.info("connected components: DataFrame large-star/small-star (GraphFrames jar not on the classpath)")
-    reliable = _has_checkpoint_dir(vertices.sparkSession)
+    reliable = _reliable_checkpoints(vertices.sparkSession)
     return _dataframe_components(vertices, edges, max_rounds=max_rounds, reliable=reliable)

@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from customer360.config import CANONICAL_ATTRIBUTES, PII_ATTRIBUTES, IdentityConfig, RegionConfig, SourceMapping
 from customer360.identity import standardize as S
-from customer360.identity.tokenize import hmac_token, hmac_token_map
+from customer360.identity.tokenize import hmac_token, hmac_token_map, hmac_token_of_kind
 
 #: standardized string attributes of a record (date_of_birth is a date, event_time a timestamp)
 STRING_ATTRIBUTES = tuple(a for a in PII_ATTRIBUTES if a != "date_of_birth")
@@ -190,25 +190,23 @@ def tokenize_records(clear: DataFrame, *, key: bytes, run_id: str) -> DataFrame:
 
 
 def vault_entries(clear: DataFrame, *, key: bytes, run_id: str) -> DataFrame:
-    """Distinct (token, kind, value) of every personal attribute in ``clear`` (``PII_VAULT_SCHEMA``)."""
-    parts = []
-    for attribute in PII_ATTRIBUTES:
-        value = _value_string(attribute)
-        parts.append(
-            clear.where(F.col(attribute).isNotNull()).select(
-                hmac_token(value, key=key, kind=attribute).alias("token"),
-                F.lit(attribute).alias("kind"),
-                value.alias("value"),
-                "region",
-            )
+    """Distinct (token, kind, value) of every personal attribute in ``clear`` (``PII_VAULT_SCHEMA``).
+
+    The distinct values are found first and each is hashed once (a token is a function of kind and
+    value): far fewer HMACs than one per attribute of every record."""
+    parts = [
+        clear.where(F.col(attribute).isNotNull()).select(
+            F.lit(attribute).alias("kind"), _value_string(attribute).alias("value"), "region"
         )
+        for attribute in PII_ATTRIBUTES
+    ]
     others = clear.select("region", F.explode("other_ids").alias("k", "v")).select(
-        hmac_token(F.concat("k", F.lit(":"), "v"), key=key, kind="other_id").alias("token"),
-        F.lit("other_id").alias("kind"),
-        F.concat("k", F.lit(":"), "v").alias("value"),
-        "region",
+        F.lit("other_id").alias("kind"), F.concat("k", F.lit(":"), "v").alias("value"), "region"
     )
     union = parts[0]
     for part in (*parts[1:], others):
         union = union.unionByName(part)
-    return union.distinct().select("token", "kind", "value", F.lit(run_id).alias("first_seen_run_id"), "region")
+    return union.distinct().select(
+        hmac_token_of_kind(F.col("kind"), F.col("value"), key=key).alias("token"),
+        "kind", "value", F.lit(run_id).alias("first_seen_run_id"), "region",
+    )

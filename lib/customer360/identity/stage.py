@@ -100,8 +100,12 @@ def build_outputs(
     )
     with timed("identity: tokenized records"):
         tokenized = _materialize(tokenize_records(records.drop("vid", "profile_key"), key=key, run_id=run_id))
+    # every survivorship rule reads the records with their customer: join them once
+    with_ids = _materialize(
+        tokenized.join(ids.select("region", "source", "source_record_id", "customer_id"), ["region", "source", "source_record_id"])
+    )
     golden = golden_records(
-        tokenized.join(ids.select("region", "source", "source_record_id", "customer_id"), ["region", "source", "source_record_id"]),
+        with_ids,
         settings.survivorship,
         run_id=run_id,
     )

@@ -52,6 +52,26 @@ def hmac_token(value: Column, *, key: bytes, kind: str) -> Column:
     return F.pandas_udf(tokens, T.StringType())(value.cast("string"))
 
 
+def hmac_token_of_kind(kind: Column, value: Column, *, key: bytes) -> Column:
+    """``hmac_token`` with the kind taken from a column: one UDF for rows of many kinds."""
+    _tokenizer(key, "kind")
+
+    def tokens(kinds: pd.Series, values: pd.Series) -> pd.Series:
+        by_kind: dict[str, object] = {}
+        out = []
+        for k, v in zip(kinds, values):
+            if _missing(v) or _missing(k):
+                out.append(None)
+                continue
+            token = by_kind.get(k)
+            if token is None:
+                token = by_kind[k] = _tokenizer(key, k)
+            out.append(token(str(v)))
+        return pd.Series(out, dtype=object)
+
+    return F.pandas_udf(tokens, T.StringType())(kind.cast("string"), value.cast("string"))
+
+
 def hmac_token_map(column: Column, *, key: bytes, kind: str) -> Column:
     """A ``map<string,string>`` of name -> value as name -> token of ``"name:value"`` (the other ids)."""
     _tokenizer(key, kind)

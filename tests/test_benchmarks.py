@@ -1,0 +1,107 @@
+"""The benchmark harness's arithmetic and its scipy baseline (benchmarks/run.py), without Spark."""
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def harness():
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cost_per_10x_is_the_fitted_growth_factor(harness):
+    linear = [(1e5, 2.0), (1e6, 20.0), (1e7, 200.0)]
+    assert harness.cost_per_10x(linear) == 10.0
+    superlinear = [(r, 3.0 * (r / 1e5) ** 1.2) for r in (1e5, 3e5, 1e6, 3e6)]
+    assert harness.cost_per_10x(superlinear) == round(10**1.2, 2) == 15.85
+    # a fixed cost flattens the curve: 30 s + linear
+    flat = [(r, 30 + r / 1e5) for r in (1e5, 1e6)]
+    assert harness.cost_per_10x(flat) == round((30 + 10) / (30 + 1), 2)
+    assert harness.cost_per_10x([(1e5, 2.0)]) is None
+
+
+def _report(scale, rows, seconds, floor):
+    return {"data": {"scale": scale, "raw_rows": rows}, "io_floor": {"seconds": floor},
+            "ingest_to_gold": {"seconds": sum(seconds.values())},
+            "stages": [{"stage": k, "seconds": v} for k, v in seconds.items()]}
+
+
+def test_scaling_table_per_stage(harness):
+    reports = [_report(1, 1_000_000, {"ingest": 10.0, "gold": 5.0}, 2.0), _report(0.1, 100_000, {"ingest": 2.0, "gold": 4.0}, 0.5)]
+    result = harness.scaling(reports)
+    assert result["scales"] == [0.1, 1]
+    assert result["per_stage"]["ingest"] == {"seconds": [2.0, 10.0], "cost_per_10x": 5.0}
+    assert result["per_stage"]["gold"]["cost_per_10x"] == 1.25
+    assert result["per_stage"]["ingest_to_gold"] == {"seconds": [6.0, 15.0], "cost_per_10x": 2.5}
+    assert result["per_stage"]["io_floor"]["cost_per_10x"] == 4.0
+    text = harness.scaling_markdown(result, "python benchmarks/run.py --scale 0.1 --scale 1", None)
+    assert "| ingest | 2.0 | 10.0 | 5.0x |" in text
+    assert "| ingest_to_gold | 6.0 | 15.0 | 2.5x |" in text
+
+
+def _graph(folder, vertices, edges, labels):
+    folder.mkdir()
+    pq.write_table(pa.table({"id": pa.array(vertices, pa.int64())}), folder / "vertices")
+    pq.write_table(pa.table({"src": pa.array([e[0] for e in edges], pa.int64()), "dst": pa.array([e[1] for e in edges], pa.int64())}),
+                   folder / "edges")
+    pq.write_table(pa.table({"id": pa.array(list(labels), pa.int64()), "component": pa.array(list(labels.values()), pa.int64())}),
+                   folder / "labels")
+
+
+def test_scipy_baseline_agrees_with_a_right_partition(harness, tmp_path):
+    # sparse, large ids as monotonically_increasing_id makes them; a self-loop and a duplicate edge
+    a, b, c, d, e = 5, 8_589_934_592, 8_589_934_593, 17_179_869_184, 17_179_869_190
+    _graph(tmp_path / "g", [a, b, c, d, e], [(a, b), (b, a), (c, c), (d, e)], {a: a, b: a, c: c, d: d, e: d})
+    probe = harness.ComponentsProbe(tmp_path / "g")
+    out = probe.scipy_baseline()
+    assert out["components"] == 3
+    assert out["same_partition"] is True
+
+
+@pytest.mark.parametrize("labels", [
+    {1: 1, 2: 1, 3: 1, 4: 4},  # 3 merged into 1's component although no edge joins them
+    {1: 1, 2: 2, 3: 3, 4: 4},  # 1-2 split
+])
+def test_scipy_baseline_catches_a_wrong_partition(harness, tmp_path, labels):
+    _graph(tmp_path / "g", [1, 2, 3, 4], [(1, 2), (3, 4)], labels)
+    out = harness.ComponentsProbe(tmp_path / "g").scipy_baseline()
+    assert out["components"] == 2
+    assert out["same_partition"] is False
+
+
+def test_markdown_row_set(harness):
+    report = {
+        "label": "after", "command": "python benchmarks/run.py --scale 0.1", "measured_at": "2026-12-02T14:00:00+00:00",
+        "git_commit": "abc1234",
+        "machine": {"cpus": 2, "cpu": "Some CPU", "memory_gib": 23.4, "java": 'openjdk version "17"', "python": "3.11.2", "pyspark": "4.1.1"},
+        "engines": {"lakehouse": "delta-rs", "connected_components": "dataframe"},
+        "spark_settings": {"spark.master": "local[2]"},
+        "data": {"scale": 0.1, "people": 10_000, "raw_rows": 1_000_000},
+        "io_floor": {"seconds": 20.0},
+        "stages": [{"stage": "ingest", "seconds": 40.0, "rows_in": 1_000_000, "rows_out": 999_000, "rows_in_per_second": 25_000,
+                    "ratio_to_floor": 2.0, "peak_driver_python_mb": 300, "driver_python_growth_mb": 12, "peak_jvm_heap_mb": 900},
+                   {"stage": "identity", "seconds": 30.0, "rows_in": 300_000, "rows_out": 300_000, "rows_in_per_second": 10_000,
+                    "ratio_to_floor": 1.5, "peak_driver_python_mb": 320, "driver_python_growth_mb": 20, "peak_jvm_heap_mb": 1_200,
+                    "matching": {"candidate_pairs": 120_000, "seconds": 6.0, "comparisons_per_second": 20_000}}],
+        "ingest_to_gold": {"seconds": 70.0, "ratio_to_floor": 3.5},
+        "connected_components": {"engine": "dataframe", "vertices": 300_000, "edges": 250_000, "rounds": 2, "spark_seconds": 8.0,
+                                 "scipy_seconds": 0.2, "collect_seconds": 0.1, "ratio_to_scipy": 40.0, "components": 12_000,
+                                 "same_partition": True},
+    }
+    text = harness.markdown(report)
+    assert "### Scale 0.1 (after): 1,000,000 raw rows, 10,000 people" in text
+    assert "| I/O floor (read each raw source, write Parquet) | 20.0 | 1,000,000 | 1,000,000 | 50,000 | 1.00 | | |" in text
+    assert "| ingest | 40.0 | 1,000,000 | 999,000 | 25,000 | 2.00 | 300 (+12) | 900 |" in text
+    assert "| **ingest → gold** | **70.0** | | | | **3.50** | | |" in text
+    assert "**40.0x**" in text and "same partition: yes" in text and "(20,000 comparisons/s)" in text
+    assert math.isclose(report["ingest_to_gold"]["seconds"] / report["io_floor"]["seconds"], 3.5)
