@@ -481,10 +481,14 @@ def profile(jobs: list[dict], window: list[float], top: int = 12) -> dict:
 
 
 def _git_commit() -> str | None:
+    """The commit measured, with ``+uncommitted`` when lib/, benchmarks/ or conf/ differ from it."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "lib", "benchmarks/run.py", "conf"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return commit + ("+uncommitted" if dirty else "")
 
 
 # ---------------------------------------------------------------------------------------------
