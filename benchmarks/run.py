@@ -310,14 +310,18 @@ def run_stage(name: str, ctx, stage, sampler_spark, raw_rows: int | None) -> tup
     reads = dict(lakehouse.lineage.reads)
     outputs = lakehouse.lineage.outputs()
     inputs = {t: v for t, v in reads.items() if t in before and v <= before[t] and not t.startswith("ops.")}
-    rows_in = raw_rows if name == "ingest" else sum(_table_rows(lakehouse, t, v) or 0 for t, v in inputs.items())
+    if name == "ingest":
+        rows_in = raw_rows
+    else:
+        counted = [_table_rows(lakehouse, t, v) for t, v in inputs.items()]
+        rows_in = None if any(n is None for n in counted) else sum(counted)  # None: a version without statistics
     rows_out = sum(rows or 0 for t, _, _, rows in outputs if not t.startswith("ops."))
     figures = {
         "stage": name,
         "seconds": round(seconds, 2),
         "rows_in": rows_in,
         "rows_out": rows_out,
-        "rows_in_per_second": round(rows_in / seconds) if seconds else None,
+        "rows_in_per_second": round(rows_in / seconds) if seconds and rows_in is not None else None,
         **memory.figures(),
         "window": [window_start, time.time()],
         "hot_lines": memory.hot_lines(),
@@ -370,11 +374,21 @@ def run_scale(args, scale: float) -> dict:
             if name == "identity" and probe.figures:
                 # the stage's time without what the probe added (edges written out, counts)
                 figures["seconds_with_probe"] = figures["seconds"]
-                figures["seconds"] = round(figures["seconds"] - probe.figures["probe_overhead_seconds"], 2)
-                figures["rows_in_per_second"] = round(figures["rows_in"] / figures["seconds"])
+                overhead = probe.figures["probe_overhead_seconds"]
+                figures["seconds"] = round(figures["seconds"] - overhead, 2)
+                if figures["rows_in"] is not None:
+                    figures["rows_in_per_second"] = round(figures["rows_in"] / figures["seconds"])
+                # identity records (after each source's identity_filter): the vertices of the graph
+                figures["identity_records"] = probe.figures["vertices"]
+                figures["identity_records_per_second"] = round(probe.figures["vertices"] / figures["seconds"])
             figures["ratio_to_floor"] = round(figures["seconds"] / floor["seconds"], 2)
             if name == "identity":
                 figures["steps"] = dict(steps.steps)
+                if probe.figures and "connected components" in figures["steps"]:
+                    # the step without the probe's overhead; it includes the final label join, which
+                    # the probe materializes (unprobed, that join runs in the next step)
+                    figures["steps"]["connected components"] = round(
+                        figures["steps"]["connected components"] - probe.figures["probe_overhead_seconds"], 1)
                 models = result_models(result)
                 pairs = sum(m["candidate_pairs"] for m in models)
                 matching_s = steps.steps.get("probabilistic matching")
@@ -498,7 +512,7 @@ def _git_commit() -> str | None:
 def cost_per_10x(points: list[tuple[float, float]]) -> float | None:
     """10 ** slope of the least-squares line through (log10 rows, log10 seconds): the factor time
     grows by per 10x data. None with fewer than two points."""
-    if len(points) < 2:
+    if len(points) < 2 or len({r for r, _ in points}) < 2 or any(r <= 0 or s <= 0 for r, s in points):
         return None
     xs = [math.log10(r) for r, _ in points]
     ys = [math.log10(s) for _, s in points]
@@ -526,6 +540,10 @@ def scaling(reports: list[dict]) -> dict:
             "per_stage": per_stage}
 
 
+def _n(value) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
 def markdown(report: dict) -> str:
     d, m = report["data"], report["machine"]
     lines = [
@@ -539,6 +557,10 @@ def markdown(report: dict) -> str:
         "",
         f"```\n{report['command']}\n```",
         "",
+        "Rows in: rows of the Delta table versions the stage read (raw rows for ingest); rows out: rows it committed "
+        "(`ops.*` bookkeeping not counted). Driver: the Python process (growth during the stage); the JVM holds the "
+        "driver and, in local mode, the executors.",
+        "",
         "| stage | seconds | rows in | rows out | rows in/s | × I/O floor | driver peak MB (growth) | JVM heap peak MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| I/O floor (read each raw source, write Parquet) | {report['io_floor']['seconds']:.1f} | {d['raw_rows']:,} | "
@@ -546,7 +568,7 @@ def markdown(report: dict) -> str:
     ]
     for s in report["stages"]:
         lines.append(
-            f"| {s['stage']} | {s['seconds']:.1f} | {s['rows_in']:,} | {s['rows_out']:,} | {s['rows_in_per_second']:,} | "
+            f"| {s['stage']} | {s['seconds']:.1f} | {_n(s['rows_in'])} | {s['rows_out']:,} | {_n(s['rows_in_per_second'])} | "
             f"{s['ratio_to_floor']:.2f} | {s['peak_driver_python_mb']:,} (+{s['driver_python_growth_mb']:,}) | {s['peak_jvm_heap_mb']:,} |"
         )
     t = report["ingest_to_gold"]
@@ -560,9 +582,10 @@ def markdown(report: dict) -> str:
             f"Connected components ({cc['engine']}): {cc['vertices']:,} vertices, {cc['edges']:,} edges, {cc['rounds']} rounds, "
             f"{cc['spark_seconds']} s; scipy `connected_components` on the same edge list {cc['scipy_seconds']} s "
             f"(plus {cc['collect_seconds']} s to collect it): **{cc['ratio_to_scipy']}x**; {cc['components']:,} components, "
-            f"same partition: {'yes' if cc['same_partition'] else 'NO'}. Probabilistic matching: "
-            f"{mt.get('candidate_pairs', 0):,} candidate pairs in {mt.get('seconds')} s "
-            f"({mt.get('comparisons_per_second') or 0:,} comparisons/s).",
+            f"same partition: {'yes' if cc['same_partition'] else 'NO'}. Identity records: {_n(ident.get('identity_records'))} "
+            f"({_n(ident.get('identity_records_per_second'))} per second of the stage). Probabilistic matching: "
+            f"{mt.get('candidate_pairs', 0):,} candidate pairs compared in {mt.get('seconds')} s, the whole matching step "
+            f"with blocking and EM ({mt.get('comparisons_per_second') or 0:,} comparisons/s).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -633,15 +656,17 @@ def main(argv=None) -> int:
                  "--out-dir", str(out_dir), "--markdown", args.markdown, "--command", args.command]
         child += [f"--set={s}" for s in args.set] + (["--with-ml"] if args.with_ml else []) + (["--label", args.label] if args.label else [])
         child += (["--work-dir", args.work_dir] if args.work_dir else []) + (["--no-markdown"] if args.no_markdown else [])
-        child += (["--profile"] if args.profile else []) + ["--show-lines", str(args.show_lines)]
+        child += (["--profile"] if args.profile else []) + ["--show-lines", str(args.show_lines)] + (["--keep"] if args.keep else [])
         path = out_dir / f"run-scale-{scale:g}{suffix}.json"
         path.unlink(missing_ok=True)  # a failed scale must not leave an older run's figures in the table
         code = subprocess.call(child)
-        if code != 0 or not path.exists():
+        if not path.exists():
             print(f"scale {scale:g} failed (exit {code}); the scaling table covers the scales that finished", flush=True)
             status = 1
-            if not path.exists():
-                continue
+            continue
+        if code != 0:
+            print(f"scale {scale:g}: a stage reported errors (see its JSON); its times are in the table", flush=True)
+            status = 1
         reports.append(json.loads(path.read_text()))
     if len(reports) >= 2:
         result = scaling(reports)

@@ -28,6 +28,8 @@ def test_cost_per_10x_is_the_fitted_growth_factor(harness):
     flat = [(r, 30 + r / 1e5) for r in (1e5, 1e6)]
     assert harness.cost_per_10x(flat) == round((30 + 10) / (30 + 1), 2)
     assert harness.cost_per_10x([(1e5, 2.0)]) is None
+    assert harness.cost_per_10x([(1e5, 2.0), (1e5, 3.0)]) is None  # one size twice: no slope
+    assert harness.cost_per_10x([(1e5, 0.0), (1e6, 3.0)]) is None
 
 
 def _report(scale, rows, seconds, floor):
@@ -92,7 +94,10 @@ def test_markdown_row_set(harness):
                     "ratio_to_floor": 2.0, "peak_driver_python_mb": 300, "driver_python_growth_mb": 12, "peak_jvm_heap_mb": 900},
                    {"stage": "identity", "seconds": 30.0, "rows_in": 300_000, "rows_out": 300_000, "rows_in_per_second": 10_000,
                     "ratio_to_floor": 1.5, "peak_driver_python_mb": 320, "driver_python_growth_mb": 20, "peak_jvm_heap_mb": 1_200,
-                    "matching": {"candidate_pairs": 120_000, "seconds": 6.0, "comparisons_per_second": 20_000}}],
+                    "identity_records": 250_000, "identity_records_per_second": 8_333,
+                    "matching": {"candidate_pairs": 120_000, "seconds": 6.0, "comparisons_per_second": 20_000}},
+                   {"stage": "facts", "seconds": 10.0, "rows_in": None, "rows_out": 5, "rows_in_per_second": None,
+                    "ratio_to_floor": 0.5, "peak_driver_python_mb": 320, "driver_python_growth_mb": 0, "peak_jvm_heap_mb": 1_000}],
         "ingest_to_gold": {"seconds": 70.0, "ratio_to_floor": 3.5},
         "connected_components": {"engine": "dataframe", "vertices": 300_000, "edges": 250_000, "rounds": 2, "spark_seconds": 8.0,
                                  "scipy_seconds": 0.2, "collect_seconds": 0.1, "ratio_to_scipy": 40.0, "components": 12_000,
@@ -104,4 +109,6 @@ def test_markdown_row_set(harness):
     assert "| ingest | 40.0 | 1,000,000 | 999,000 | 25,000 | 2.00 | 300 (+12) | 900 |" in text
     assert "| **ingest → gold** | **70.0** | | | | **3.50** | | |" in text
     assert "**40.0x**" in text and "same partition: yes" in text and "(20,000 comparisons/s)" in text
+    assert "Identity records: 250,000 (8,333 per second of the stage)" in text
+    assert "| facts | 10.0 | ? | 5 | ? | 0.50 |" in text  # a version without statistics: unknown, not 0
     assert math.isclose(report["ingest_to_gold"]["seconds"] / report["io_floor"]["seconds"], 3.5)

@@ -53,49 +53,60 @@ def _source_rank(priority: Sequence[str]) -> Column:
     return F.when(position > 0, position).otherwise(F.lit(len(priority) + 1))
 
 
-def _pick(records: DataFrame, columns: Sequence[str], rule: str) -> DataFrame:
-    """customer_id + ``columns`` from the record (or value) the rule prefers."""
+def _present(columns: Sequence[str]) -> Column:
     any_value = F.col(columns[0]).isNotNull()
     for column in columns[1:]:
         any_value = any_value | F.col(column).isNotNull()
-    present = records.where(any_value)
-    value = F.struct(*[F.col(c) for c in columns])
-    if rule == "most_frequent":
-        grouped = present.groupBy("customer_id", *columns).agg(
-            F.count("*").alias("n"), F.max(_recency()).alias("t"), F.min("source_rank").alias("s")
-        )
-        order = F.struct(F.col("n"), F.col("t"), -F.col("s"), *[F.col(c) for c in columns])
-        picked = grouped.groupBy("customer_id").agg(F.max_by(F.struct(*[F.col(c) for c in columns]), order).alias("v"))
-    else:
-        recency = _recency()
-        keys = (recency, -F.col("source_rank")) if rule == "most_recent" else (-F.col("source_rank"), recency)
-        if len(columns) > 1:
-            # a group (the address) comes from its most complete record first: an order's bare
-            # postcode must not wipe the street and city a CRM record has
-            completeness = sum((F.col(c).isNotNull().cast("int") for c in columns), F.lit(0))
-            keys = (completeness, *keys)
-        order = F.struct(*keys, *[F.col(c) for c in columns])
-        picked = present.groupBy("customer_id").agg(F.max_by(value, order).alias("v"))
+    return any_value
+
+
+def _preferred(columns: Sequence[str], rule: str) -> Column:
+    """An aggregate: the struct of ``columns`` from the record ``most_recent`` or
+    ``source_priority`` prefers among the records with a value. ``max_by`` skips rows whose
+    ordering is null, so records without any of the columns take no part."""
+    recency = _recency()
+    keys = (recency, -F.col("source_rank")) if rule == "most_recent" else (-F.col("source_rank"), recency)
+    if len(columns) > 1:
+        # a group (the address) comes from its most complete record first: an order's bare
+        # postcode must not wipe the street and city a CRM record has
+        completeness = sum((F.col(c).isNotNull().cast("int") for c in columns), F.lit(0))
+        keys = (completeness, *keys)
+    order = F.struct(*keys, *[F.col(c) for c in columns])
+    return F.max_by(F.struct(*[F.col(c) for c in columns]), F.when(_present(columns), order))
+
+
+def _most_frequent(records: DataFrame, columns: Sequence[str]) -> DataFrame:
+    """customer_id + ``columns``: the value most records agree on, then the most recent."""
+    grouped = records.where(_present(columns)).groupBy("customer_id", *columns).agg(
+        F.count("*").alias("n"), F.max(_recency()).alias("t"), F.min("source_rank").alias("s")
+    )
+    order = F.struct(F.col("n"), F.col("t"), -F.col("s"), *[F.col(c) for c in columns])
+    picked = grouped.groupBy("customer_id").agg(F.max_by(F.struct(*[F.col(c) for c in columns]), order).alias("v"))
     return picked.select("customer_id", *[F.col(f"v.{c}").alias(c) for c in columns])
 
 
 def golden_records(records: DataFrame, survivorship: SurvivorshipConfig, *, run_id: str) -> DataFrame:
     """``records``: tokenized identity records with ``customer_id`` (and source, event_time, region)."""
     ranked = records.withColumn("source_rank", _source_rank(survivorship.source_priority))
-    base = ranked.groupBy("customer_id").agg(
+    groups = [[a] for a in SINGLE_ATTRIBUTES] + [list(ADDRESS)]
+    rules = {tuple(g): survivorship.rules.get("address" if len(g) > 1 else g[0], survivorship.default) for g in groups}
+    # one aggregation per customer for the whole record and every most_recent / source_priority
+    # attribute; a most_frequent attribute counts its values first, so it is joined on
+    single = [g for g in groups if rules[tuple(g)] != "most_frequent"]
+    golden = ranked.groupBy("customer_id").agg(
         F.first("region").alias("region"),
         F.count("*").alias("record_count"),
         F.sort_array(F.collect_set("source")).alias("sources"),
         F.min("event_time").alias("first_seen"),
         F.max("event_time").alias("last_seen"),
         F.max(F.col("company_name").isNotNull()).alias("_b2b"),
-    )
-    golden = base
-    for attribute in SINGLE_ATTRIBUTES:
-        rule = survivorship.rules.get(attribute, survivorship.default)
-        golden = golden.join(_pick(ranked, [attribute], rule), "customer_id", "left")
-    address_rule = survivorship.rules.get("address", survivorship.default)
-    golden = golden.join(_pick(ranked, list(ADDRESS), address_rule), "customer_id", "left")
+        *[_preferred(g, rules[tuple(g)]).alias(f"_pick{i}") for i, g in enumerate(single)],
+    ).select(
+        "*", *[F.col(f"_pick{i}.{c}").alias(c) for i, g in enumerate(single) for c in g]
+    ).drop(*[f"_pick{i}" for i in range(len(single))])
+    for g in groups:
+        if rules[tuple(g)] == "most_frequent":
+            golden = golden.join(_most_frequent(ranked, g), "customer_id", "left")
     household_parts = F.concat_ws("\u001f", "street", "postcode", "last_name")
     household = F.when(
         F.col("street").isNotNull() & F.col("postcode").isNotNull() & F.col("last_name").isNotNull(),

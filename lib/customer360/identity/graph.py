@@ -51,7 +51,8 @@ def _reliable_checkpoints(spark: SparkSession) -> bool:
     of every round's edges."""
     try:
         context = spark.sparkContext
-        return context.getCheckpointDir() is not None and not context.master.startswith("local")
+        in_driver_jvm = context.master == "local" or context.master.startswith("local[")  # not local-cluster[...]
+        return context.getCheckpointDir() is not None and not in_driver_jvm
     except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext; use local checkpoints there
         return False
 

@@ -130,14 +130,14 @@ def _materialize(df: DataFrame) -> DataFrame:
     return df.localCheckpoint(eager=True)
 
 
-def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str], dict[tuple[str, str], int]]:
+def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str]]:
     """Canonical records from every mapped bronze table for the run's regions.
 
     A source record id loaded more than once (a re-export with changed details) counts once: the
-    latest load wins, and the replaced rows are reported.
+    latest load wins, and the replaced rows are reported. The records are counted later, on the
+    materialized frame (``records_in``), not with another scan of every bronze table here.
     """
     lines: list[str] = []
-    counts: dict[tuple[str, str], int] = {}
     union: DataFrame | None = None
     region_filter = f"region IN ({sql_string_list(ctx.regions)})"
     for source, mapping in sorted(ctx.config.sources.items()):
@@ -163,10 +163,8 @@ def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str], dict[t
                 f"conf sources.{source}.identity_filter {mapping.identity_filter!r} is not valid SQL on {table}: "
                 f"{str(exc).splitlines()[0]}"
             ) from exc
-        for row in records.groupBy("region").count().collect():
-            counts[(source, row["region"])] = row["count"]
         union = records if union is None else union.unionByName(records)
-    return union, lines, counts
+    return union, lines
 
 
 def _regions(config: AppConfig, codes) -> dict[str, RegionConfig]:
@@ -181,7 +179,7 @@ def _write(lakehouse: Lakehouse, df: DataFrame, name: str, regions) -> int:
 def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     result = StageResult("identity")
-    canonical, lines, counts = bronze_records(ctx)
+    canonical, lines = bronze_records(ctx)
     result.lines += lines
     if canonical is None:
         raise IdentityInputError("no bronze table of any source in conf/sources.yaml exists: run `c360 ingest` first")
@@ -213,6 +211,8 @@ def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
         registry=registry,
         graphframes_available=ctx.capabilities.graphframes,
     )
+    # records in per source and region, counted on the materialized records (one scan of bronze)
+    counts = {(r["source"], r["region"]): r["count"] for r in out.resolved.records.groupBy("source", "region").count().collect()}
     try:
         # the id registry first: if the run dies later, the next run reuses these ids (see stable_ids);
         # merge creates the table on the first run
