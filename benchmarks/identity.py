@@ -22,20 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class _StepTimes(logging.Handler):
-    """Collects the 'identity: <step>: <s> s' lines the stage logs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.steps: dict[str, float] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("identity: ") and message.endswith(" s"):
-            name, _, seconds = message.removeprefix("identity: ").rpartition(": ")
-            self.steps[name] = float(seconds.removesuffix(" s"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from run import StepTimes  # noqa: E402 - the harness's collector of the identity step times
 
 
 def _components_benchmark(spark) -> list[dict]:
@@ -80,7 +68,7 @@ def main(argv=None) -> int:
     from customer360.pipeline import build_context
 
     logging.basicConfig(level=logging.WARNING)
-    times = _StepTimes()
+    times = StepTimes()
     logging.getLogger("customer360").setLevel(logging.INFO)
     logging.getLogger("customer360").addHandler(times)
 

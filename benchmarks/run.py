@@ -208,7 +208,7 @@ def _table_rows(lakehouse, table: str, version: int) -> int | None:
         return None
 
 
-class _StepTimes(logging.Handler):
+class StepTimes(logging.Handler):
     """Collects the 'identity: <step>: <s> s' lines the identity stage logs."""
 
     def __init__(self) -> None:
@@ -337,10 +337,11 @@ def run_scale(args, scale: float) -> dict:
     from customer360.pipeline import build_context, default_stages
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    steps = _StepTimes()
+    steps = StepTimes()
     logging.getLogger("customer360").setLevel(logging.INFO)
     logging.getLogger("customer360").addHandler(steps)
 
+    commit = _git_commit()  # before the stages' modules load: what this process runs
     data, generated = sample(Path(args.cache_dir), scale, args.seed)
     raw_rows = sum(data.rows.values())
     print(f"scale {scale:g}: {data.people:,} people, {raw_rows:,} raw rows "
@@ -430,7 +431,7 @@ def run_scale(args, scale: float) -> dict:
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "label": args.label,
         "command": args.command,
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "machine": machine(),
         "spark_settings": dict(sorted(spark_conf.items())),
         "engines": {"lakehouse": ctx.lakehouse.engine_name, "connected_components": components.get("engine"),
@@ -609,7 +610,7 @@ def scaling_markdown(result: dict, command: str, label: str | None) -> str:
 
 
 def append_markdown(path: Path, text: str) -> None:
-    marker = "## Pipeline harness (`benchmarks/run.py`)"
+    marker = "## Harness runs (`benchmarks/run.py`)"
     current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     if marker not in current:
         current = current.rstrip("\n") + f"\n\n{marker}\n\nRows appended by each run of the harness, newest last.\n"

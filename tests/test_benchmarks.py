@@ -112,3 +112,13 @@ def test_markdown_row_set(harness):
     assert "Identity records: 250,000 (8,333 per second of the stage)" in text
     assert "| facts | 10.0 | ? | 5 | ? | 0.50 |" in text  # a version without statistics: unknown, not 0
     assert math.isclose(report["ingest_to_gold"]["seconds"] / report["io_floor"]["seconds"], 3.5)
+
+
+def test_markdown_appends_under_one_heading(harness, tmp_path):
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\nearlier text\n")
+    harness.append_markdown(md, "### first\n")
+    harness.append_markdown(md, "### second\n")
+    text = md.read_text()
+    assert text.count("## Harness runs (`benchmarks/run.py`)") == 1
+    assert text.index("earlier text") < text.index("## Harness runs") < text.index("### first") < text.index("### second")
