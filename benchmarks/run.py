@@ -84,18 +84,14 @@ def _jvm_pid(spark) -> int | None:
 LIB = str(REPO / "lib") + os.sep
 
 
-def _where(frame) -> tuple[str, str] | None:
-    """(innermost customer360 line, its caller chain of customer360 functions) of a stack, or None."""
-    chain, line = [], None
+def _where(frame) -> str | None:
+    """The innermost customer360 line of a stack (``path:line function``), or None."""
     while frame is not None:
         code = frame.f_code
         if code.co_filename.startswith(LIB):
-            where = f"{code.co_filename.removeprefix(LIB)}:{frame.f_lineno}"
-            if line is None:
-                line = f"{where} {code.co_name}"
-            chain.append(code.co_name)
+            return f"{code.co_filename.removeprefix(LIB)}:{frame.f_lineno} {code.co_name}"
         frame = frame.f_back
-    return (line, " < ".join(chain[:4])) if line else None
+    return None
 
 
 class MemorySampler:
@@ -126,9 +122,9 @@ class MemorySampler:
 
     def _sample(self) -> None:
         frame = sys._current_frames().get(self.main_thread)
-        where = _where(frame) if frame is not None else None
+        where = _where(frame)
         if where:
-            self.lines[where[0]] = self.lines.get(where[0], 0) + 1
+            self.lines[where] = self.lines.get(where, 0) + 1
         self.peak["python"] = max(self.peak["python"], _rss_mb())
         if self.jvm_pid:
             self.peak["jvm_rss"] = max(self.peak["jvm_rss"], _rss_mb(self.jvm_pid))
