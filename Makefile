@@ -4,15 +4,18 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test java clean
+MVN    ?= mvn
+JARS   := jars
+
+.PHONY: run test java jars clean
 
 # extra options for `c360 run`, e.g. make run RUN_ARGS="--region de --as-of 2026-03-31"
 RUN_ARGS ?=
 
-run: java $(VENV)/.installed-run ## run the whole pipeline locally on sample data
+run: java jars $(VENV)/.installed-run ## run the whole pipeline locally on sample data
 	$(VENV)/bin/c360 run $(RUN_ARGS)
 
-test: java $(VENV)/.installed-dev ## run the whole test suite (every tier that needs no cluster)
+test: java jars $(VENV)/.installed-dev ## run the whole test suite (every tier that needs no cluster)
 	$(PY) -m pytest
 
 java:
@@ -22,6 +25,26 @@ java:
 	  echo "Install it with:  sudo apt-get update && sudo apt-get install -y openjdk-17-jre-headless"; \
 	  echo "(macOS: brew install openjdk@17), then make sure 'java -version' reports 17+."; \
 	  exit 1; \
+	fi
+
+# The JVM jars (Delta Lake, Kafka source; GraphFrames where the registry has it), copied once with
+# their runtime dependencies into jars/ by Maven, which reads its own settings for where to download
+# from. Without Maven (an offline laptop) the pipeline runs on delta-rs and says so.
+jars: $(JARS)/.fetched
+
+$(JARS)/.fetched: infra/jvm/pom.xml infra/jvm/graphframes/pom.xml
+	@if ! command -v $(MVN) >/dev/null 2>&1; then \
+	  echo "Maven not found: no Delta Lake / GraphFrames jars; the pipeline will use delta-rs (install: sudo apt-get install -y maven)"; \
+	else \
+	  rm -rf $(JARS) && mkdir -p $(JARS) && \
+	  if ! $(MVN) -q -B -f infra/jvm/pom.xml dependency:copy-dependencies >$(JARS)/fetch.log 2>&1; then \
+	    rm -f $(JARS)/*.jar; echo "Maven could not fetch the jars of infra/jvm/pom.xml (offline? see $(JARS)/fetch.log): the pipeline will use delta-rs"; \
+	  elif ! $(MVN) -q -B -f infra/jvm/graphframes/pom.xml dependency:copy-dependencies >$(JARS)/graphframes-fetch.log 2>&1; then \
+	    echo "GraphFrames jar (infra/jvm/graphframes/pom.xml) could not be fetched: connected components will use the DataFrame algorithm (details: $(JARS)/graphframes-fetch.log)"; \
+	    touch $@; \
+	  else \
+	    touch $@; \
+	  fi; \
 	fi
 
 $(VENV)/bin/python:
@@ -36,4 +59,4 @@ $(VENV)/.installed-dev: setup.py | $(VENV)/bin/python
 	touch $@ $(VENV)/.installed-run
 
 clean:
-	rm -rf $(VENV) lakehouse mlruns spark-warehouse .pytest_cache build *.egg-info lib/*.egg-info
+	rm -rf $(VENV) $(JARS) lakehouse mlruns spark-warehouse .pytest_cache build *.egg-info lib/*.egg-info

@@ -6,9 +6,12 @@ The package lives in lib/customer360; the YAML configuration in conf/ ships insi
 from setuptools import setup
 
 INSTALL_REQUIRES = [
-    # pyspark 4.1 pairs with delta-spark 4.4 (jar io.delta:delta-spark_4.1_2.13:4.4.1).
+    # The JVM jars that go with these are pinned in infra/jvm/pom.xml (`make jars`):
+    # pyspark 4.1.1 pairs with delta-spark 4.4.0, whose jar is io.delta:delta-spark_4.1_2.13:4.4.0
+    # (4.4.1 is on PyPI but was not released for Spark 4.1), and graphframes-py 0.12.3 with
+    # io.graphframes:graphframes-spark4_2.13:0.12.3. A session refuses a jar out of step.
     "pyspark==4.1.1",
-    "delta-spark==4.4.1",
+    "delta-spark==4.4.0",
     "deltalake==1.6.6",
     "graphframes-py==0.12.3",
     "mlflow==3.17.2",

@@ -629,6 +629,8 @@ def main(argv=None) -> int:
     parser.add_argument("--show-lines", type=int, default=0, help="print each stage's N hottest lines (sampled)")
     parser.add_argument("--profile", action="store_true",
                         help="Spark event log on: each stage's job count and the Python call sites whose jobs took longest")
+    parser.add_argument("--engines", default=None,
+                        help="compare lakehouse engines at one scale, each in a fresh process, e.g. delta-spark,delta-rs")
     parser.add_argument("--command", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.command = args.command or "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -636,6 +638,9 @@ def main(argv=None) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = f"-{args.label}" if args.label else ""
+
+    if args.engines:
+        return compare_engines(args, out_dir)
 
     if len(args.scale) == 1:
         report = run_scale(args, args.scale[0])
@@ -672,6 +677,82 @@ def main(argv=None) -> int:
         if not args.no_markdown:
             append_markdown(Path(args.markdown), scaling_markdown(result, args.command, args.label))
     return status
+
+
+def compare_engines(args, out_dir: Path) -> int:
+    """One scale, one fresh process per engine (``--set lakehouse.engine=E --label E``), then one
+    table of both against the I/O floor each measured: ``engines-scale-<S>.json`` and BENCHMARKS.md."""
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in ("delta-spark", "delta-rs")]
+    if len(args.scale) != 1 or len(engines) < 2 or unknown:
+        raise SystemExit("--engines compares delta-spark and delta-rs at one --scale, e.g. --scale 1 --engines delta-spark,delta-rs")
+    scale, reports, status = args.scale[0], [], 0
+    for engine in engines:
+        child = [sys.executable, __file__, "--scale", str(scale), "--seed", str(args.seed), "--cache-dir", args.cache_dir,
+                 "--out-dir", str(out_dir), "--markdown", args.markdown, "--command", args.command, "--label", engine,
+                 f"--set=lakehouse.engine={engine}", "--no-markdown"]
+        child += [f"--set={s}" for s in args.set] + (["--with-ml"] if args.with_ml else [])
+        child += (["--work-dir", args.work_dir] if args.work_dir else [])
+        path = out_dir / f"run-scale-{scale:g}-{engine}.json"
+        path.unlink(missing_ok=True)
+        code = subprocess.call(child)
+        if not path.exists():
+            print(f"{engine} failed (exit {code})", flush=True)
+            return 1
+        status |= code != 0
+        reports.append(json.loads(path.read_text()))
+    result = engine_comparison(reports)
+    (out_dir / f"engines-scale-{scale:g}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if not args.no_markdown:
+        append_markdown(Path(args.markdown), engines_markdown(result, reports, args.command))
+    return int(status)
+
+
+def engine_comparison(reports: list[dict]) -> dict:
+    """Seconds per stage per engine, each engine's ingest -> gold against its own floor, and the
+    ratio of every engine's time to the first's."""
+    first = reports[0]
+    stages = [s["stage"] for s in first["stages"]]
+    per_stage = {}
+    for name in stages:
+        seconds = [next((s["seconds"] for s in r["stages"] if s["stage"] == name), None) for r in reports]
+        per_stage[name] = {"seconds": seconds, "ratio_to_first": [
+            None if s is None or not seconds[0] else round(s / seconds[0], 2) for s in seconds]}
+    return {
+        "scale": first["data"]["scale"],
+        "raw_rows": first["data"]["raw_rows"],
+        "engines": [r["engines"]["lakehouse"] for r in reports],
+        "connected_components": [r["engines"]["connected_components"] for r in reports],
+        "io_floor_seconds": [r["io_floor"]["seconds"] for r in reports],
+        "ingest_to_gold_seconds": [r["ingest_to_gold"]["seconds"] for r in reports],
+        "ingest_to_gold_ratio_to_floor": [r["ingest_to_gold"]["ratio_to_floor"] for r in reports],
+        "per_stage": per_stage,
+    }
+
+
+def engines_markdown(result: dict, reports: list[dict], command: str) -> str:
+    engines = result["engines"]
+    head = "| stage | " + " | ".join(f"{e} (s)" for e in engines) + " | " + " | ".join(f"{e} / {engines[0]}" for e in engines[1:]) + " |"
+    lines = [
+        f"### Engines at scale {result['scale']:g}: {', '.join(engines)} ({result['raw_rows']:,} raw rows)",
+        "",
+        f"Measured {reports[0]['measured_at']} at commit {reports[0]['git_commit']}, each engine in a fresh process, "
+        f"one after the other; connected components: {', '.join(str(c) for c in result['connected_components'])}.",
+        "",
+        f"```\n{command}\n```",
+        "",
+        head,
+        "|---|" + "---:|" * (2 * len(engines) - 1),
+        "| I/O floor | " + " | ".join(f"{s:.1f}" for s in result["io_floor_seconds"]) + " |" + " |" * (len(engines) - 1),
+    ]
+    for name, row in result["per_stage"].items():
+        lines.append(f"| {name} | " + " | ".join("-" if s is None else f"{s:.1f}" for s in row["seconds"]) + " | "
+                     + " | ".join("-" if r is None else f"{r:.2f}" for r in row["ratio_to_first"][1:]) + " |")
+    total = result["ingest_to_gold_seconds"]
+    lines.append("| **ingest → gold** | " + " | ".join(f"**{s:.1f}**" for s in total) + " | "
+                 + " | ".join(f"**{s / total[0]:.2f}**" for s in total[1:]) + " |")
+    lines.append("| × own I/O floor | " + " | ".join(f"{r:.2f}" for r in result["ingest_to_gold_ratio_to_floor"]) + " |" + " |" * (len(engines) - 1))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

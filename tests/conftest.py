@@ -18,6 +18,23 @@ CONF_DIR = REPO / "conf"
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """The test session loads the same JVM jars as `c360` (Delta Lake, GraphFrames when fetched):
+    pytest-spark's settings (pytest.ini) plus customer360.session.jvm_session_conf."""
+    from pytest_spark.config import SparkConfigBuilder
+
+    from customer360.session import check_jar_versions, find_jvm_jars, jvm_session_conf
+
+    jars = find_jvm_jars()
+    check_jar_versions(jars)
+    builder = SparkConfigBuilder.get()
+    partitions = int(SparkConfigBuilder.options.get("spark.sql.shuffle.partitions", 2))
+    for key, value in jvm_session_conf(jars, shuffle_partitions=partitions).items():
+        builder.set(key, value)
+        SparkConfigBuilder.options[key] = value if key != "spark.jars" else f"{len(jars.jars)} jars from {jars.folder}"
+
+
 @pytest.fixture(scope="session")
 def spark(spark_session, tmp_path_factory):
     spark_session.sparkContext.setCheckpointDir(str(tmp_path_factory.mktemp("checkpoints")))

@@ -122,3 +122,29 @@ def test_markdown_appends_under_one_heading(harness, tmp_path):
     text = md.read_text()
     assert text.count("## Harness runs (`benchmarks/run.py`)") == 1
     assert text.index("earlier text") < text.index("## Harness runs") < text.index("### first") < text.index("### second")
+
+
+def _engine_report(engine, floor, seconds, components="dataframe"):
+    return {"data": {"scale": 1.0, "raw_rows": 1000}, "io_floor": {"seconds": floor},
+            "engines": {"lakehouse": engine, "connected_components": components},
+            "measured_at": "2026-12-04T16:00:00+00:00", "git_commit": "abc1234",
+            "ingest_to_gold": {"seconds": sum(seconds.values()), "ratio_to_floor": round(sum(seconds.values()) / floor, 2)},
+            "stages": [{"stage": k, "seconds": v} for k, v in seconds.items()]}
+
+
+def test_engine_comparison_table(harness):
+    spark_run = _engine_report("delta-spark", 10.0, {"ingest": 30.0, "identity": 50.0})
+    rs_run = _engine_report("delta-rs", 12.0, {"ingest": 45.0, "identity": 40.0})
+    result = harness.engine_comparison([spark_run, rs_run])
+    assert result["engines"] == ["delta-spark", "delta-rs"]
+    assert result["per_stage"] == {"ingest": {"seconds": [30.0, 45.0], "ratio_to_first": [1.0, 1.5]},
+                                   "identity": {"seconds": [50.0, 40.0], "ratio_to_first": [1.0, 0.8]}}
+    assert result["ingest_to_gold_ratio_to_floor"] == [8.0, 7.08]
+    text = harness.engines_markdown(result, [spark_run, rs_run], "python benchmarks/run.py --scale 1 --engines delta-spark,delta-rs")
+    assert "| stage | delta-spark (s) | delta-rs (s) | delta-rs / delta-spark |" in text
+    assert "| ingest | 30.0 | 45.0 | 1.50 |" in text
+    assert "| **ingest → gold** | **80.0** | **85.0** | **1.06** |" in text
+    assert "| × own I/O floor | 8.00 | 7.08 |" in text
+    # a stage only one engine ran shows as missing, not as zero
+    partial = harness.engine_comparison([spark_run, _engine_report("delta-rs", 12.0, {"ingest": 45.0})])
+    assert partial["per_stage"]["identity"] == {"seconds": [50.0, None], "ratio_to_first": [1.0, None]}

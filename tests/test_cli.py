@@ -12,6 +12,7 @@ from customer360 import cli
 from customer360.config import load_config
 from customer360.generate import SOURCES
 from customer360.pipeline import PIPELINE_RUNS, RUN_METRICS, Metric, StageResult, build_context, run_pipeline
+from customer360.session import find_jvm_jars
 
 from tests.conftest import CONF_DIR
 
@@ -47,14 +48,18 @@ def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
     for line in accounting:  # rows read = loaded + quarantined, as printed
         read, loaded, quarantined = (int(x.replace(",", "")) for x in re.findall(r"(?:read|loaded|quarantined) ([\d,]+)", line))
         assert read == loaded + quarantined and read > 0
-    assert "engine delta-rs" in out
+    engine = "delta-spark" if find_jvm_jars().delta else "delta-rs"
+    assert f"(engine {engine})" in out
+    graph = "GraphFrames loaded" if find_jvm_jars().graphframes else "GraphFrames not loaded (DataFrame connected components)"
+    delta = f"delta-spark (Delta Lake {find_jvm_jars().delta_version} in the JVM)" if find_jvm_jars().delta else "delta-rs"
+    assert f"  engines: {delta}; {graph}\n" in out
     assert "    de: Germany, EUR, Europe/Berlin, consent opt_in, churn horizon 120 d" in out
     assert "    us:" not in out
     assert f"    {PIPELINE_RUNS} v0" in out
     config = load_config("local", conf_dir=CONF_DIR, overrides=[f"lakehouse.root={tmp_path / 'lh'}"])
     ctx = build_context(config, spark=spark)
     run = ctx.lakehouse.read(PIPELINE_RUNS).first()
-    assert (run.env, run.engine, run.regions, run.status, run.error) == ("local", "delta-rs", ["de", "fr"], "succeeded", None)
+    assert (run.env, run.engine, run.regions, run.status, run.error) == ("local", engine, ["de", "fr"], "succeeded", None)
     metrics = ctx.lakehouse.read(RUN_METRICS).where("metric = 'rows_loaded'").groupBy("table").sum("value").collect()
     bronze_counts = {t: ctx.lakehouse.read(t).count() for t in (f"bronze.{s}" for s in SOURCES)}
     assert {r["table"]: r["sum(value)"] for r in metrics} == bronze_counts

@@ -17,6 +17,7 @@ import pytest
 
 from customer360.lakehouse import Lakehouse
 from customer360.pyfiles import build as build_pyfiles
+from customer360.session import CHECKOUT_JARS, find_jvm_jars
 
 from tests.conftest import REPO
 
@@ -92,6 +93,8 @@ def test_pipeline_runs_on_a_standalone_cluster(standalone_cluster, tmp_path, spa
     lakehouse, sample = tmp_path / "lh", tmp_path / "sample"
     env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     env.pop("C360_CONF_DIR", None)
+    # spark-submit runs where the checkout's jars/ is (the properties file names jars/*.jar)
+    (tmp_path / "jars").symlink_to(CHECKOUT_JARS, target_is_directory=True)
     proc = subprocess.run(
         [
             str(SPARK_HOME / "bin" / "spark-submit"), "--master", master_url,
@@ -116,6 +119,10 @@ def test_pipeline_runs_on_a_standalone_cluster(standalone_cluster, tmp_path, spa
     assert f"created Spark session (master {master_url}, from spark-submit)" in ours, ours[:3000]
     # the driver imported the code from the zip
     assert f"customer360 from {pyfiles}/customer360" in ours
+    # ... and wrote the tables with Delta Lake's own engine, from the jars the submission loaded
+    if find_jvm_jars().delta:
+        assert "lakehouse engine: delta-spark (Delta Lake JVM classes present)" in ours, ours[:3000]
+        assert f"engines: delta-spark (Delta Lake {find_jvm_jars().delta_version} in the JVM)" in proc.stdout
 
     # the application ran on the cluster's worker and finished
     state = _state(ui_port)

@@ -11,7 +11,7 @@ import yaml
 
 from customer360 import cli, jobs
 from customer360.config import load_config
-from customer360.session import local_session_conf
+from customer360.session import DELTA_CATALOG, DELTA_EXTENSION, local_session_conf
 
 from tests.conftest import CONF_DIR, REPO
 
@@ -51,8 +51,10 @@ def test_cluster_spark_defaults():
     assert active["spark.sql.session.timeZone"] == "UTC"
     assert active["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
     assert "spark.master" not in active  # the cluster comes from --master
-    assert commented["spark.jars.packages"] == PACKAGES
-    assert commented["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    # the jars `make jars` copies, with Delta's extension and catalog
+    assert active["spark.jars"] == "jars/*.jar"
+    assert active["spark.sql.extensions"] == DELTA_EXTENSION
+    assert active["spark.sql.catalog.spark_catalog"] == DELTA_CATALOG
 
 
 def test_kubernetes_spark_application_runs_a_real_job():

@@ -91,8 +91,30 @@ class LakehouseConfig(_Frozen):
     vacuum_retention_hours: int = Field(default=168, ge=0)
     commit_retries: int = Field(default=20, ge=0)
     storage_options: dict[str, str] = Field(default_factory=dict)
+    #: layers whose tables record Change Data Feed (delta-spark; incremental runs read it)
+    change_data_feed_layers: tuple[Literal["bronze", "silver", "gold", "ops"], ...] = ("silver", "gold")
+    #: how long a table's log keeps old versions for time travel (delta.logRetentionDuration)
+    log_retention_days: int = Field(default=30, ge=1)
+    #: deletes mark rows in deletion vectors instead of rewriting files (delta-spark only; such
+    #: tables are unreadable for delta-rs, so off by default); erasure purges them with REORG
+    deletion_vectors: bool = False
+    #: columns each table is Z-ordered by when optimized (`c360 optimize TABLE`)
+    zorder: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     _strings = field_validator("storage_options", mode="before")(classmethod(lambda cls, v: _as_strings(v)))
+
+    def table_properties(self, layer: str) -> dict[str, str]:
+        """Delta table properties a new table of ``layer`` is created with."""
+        props = {
+            "delta.logRetentionDuration": f"interval {self.log_retention_days} days",
+            # vacuum's default retention is also how long removed files stay for time travel
+            "delta.deletedFileRetentionDuration": f"interval {self.vacuum_retention_hours} hours",
+        }
+        if layer in self.change_data_feed_layers:
+            props["delta.enableChangeDataFeed"] = "true"
+        if self.deletion_vectors:
+            props["delta.enableDeletionVectors"] = "true"
+        return props
 
     @field_validator("root")
     @classmethod
@@ -108,6 +130,9 @@ class SparkConfig(_Frozen):
     driver_memory: str = Field(default="4g", pattern=r"^\d+[kmgt]?$")
     shuffle_partitions: int = Field(default=8, ge=1)
     ui_enabled: bool = False
+    #: folder of JVM jars (Delta Lake, GraphFrames, Kafka) put on a local session's spark.jars;
+    #: null: the checkout's jars/ (filled by `make jars`), when there is one
+    jars_dir: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
 
     _strings = field_validator("conf", mode="before")(classmethod(lambda cls, v: _as_strings(v)))

@@ -13,6 +13,10 @@ class EngineUnavailableError(C360Error):
     """The requested storage engine cannot run in this Spark session."""
 
 
+class JarVersionError(EngineUnavailableError):
+    """A JVM jar and its Python package are of different versions."""
+
+
 class TableNameError(C360Error):
     """A table name is not of the form ``<layer>.<table>``."""
 

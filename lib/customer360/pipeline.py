@@ -222,6 +222,15 @@ def _record_run(
     record_job_run(ctx, job=job, started=started, finished=finished, status=status, error=error, row_counts=totals)
 
 
+def engines_line(ctx: RunContext) -> str:
+    """Which Delta engine wrote the tables and whether GraphFrames ran connected components."""
+    caps = ctx.capabilities
+    engine = ctx.lakehouse.engine_name
+    delta = f"{engine} (Delta Lake {caps.delta_version} in the JVM)" if engine == "delta-spark" and caps.delta_version else engine
+    graph = "GraphFrames loaded" if caps.graphframes else "GraphFrames not loaded (DataFrame connected components)"
+    return f"{delta}; {graph}"
+
+
 def summary_lines(ctx: RunContext, summary: RunSummary) -> list[str]:
     """What ``c360 run`` prints: engines, regions and their variants, stage output, tables."""
     seconds = (summary.finished_at - summary.started_at).total_seconds()
@@ -229,6 +238,7 @@ def summary_lines(ctx: RunContext, summary: RunSummary) -> list[str]:
         f"customer360 run {summary.run_id} ({ctx.config.env}): {summary.status} in {seconds:.1f} s",
         f"  session: {ctx.capabilities.describe()}",
         f"  lakehouse: {ctx.lakehouse.root} (engine {ctx.lakehouse.engine_name})",
+        f"  engines: {engines_line(ctx)}",
         "  regions:",
     ]
     for code in ctx.regions:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from customer360.config import AppConfig
+from customer360.errors import JarVersionError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,96 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CLASS = "io.delta.tables.DeltaTable"
 GRAPHFRAMES_CLASS = "org.graphframes.GraphFrame"
 GRAPHFRAMES_CONNECT_PLUGIN = "org.graphframes.connect.GraphFramesConnect"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+#: the checkout's jar folder, filled by `make jars` (mvn dependency:copy-dependencies, infra/jvm/)
+CHECKOUT_JARS = Path(__file__).resolve().parents[2] / "jars"
+_DELTA_JAR = re.compile(r"^delta-spark_(?:[0-9.]+_)?2\.13-(?P<version>[0-9][0-9A-Za-z.\-]*)\.jar$")
+_GRAPHFRAMES_JAR = re.compile(r"^graphframes-spark4_2\.13-(?P<version>[0-9][0-9A-Za-z.\-]*)\.jar$")
+
+
+@dataclass(frozen=True)
+class JvmJars:
+    """The JVM jars a local session can load, found in one folder."""
+
+    folder: Path
+    jars: tuple[Path, ...]
+    delta_version: str | None
+    graphframes_version: str | None
+
+    @property
+    def delta(self) -> bool:
+        return self.delta_version is not None
+
+    @property
+    def graphframes(self) -> bool:
+        return self.graphframes_version is not None
+
+    def describe(self) -> str:
+        """The one line a run prints about its JVM libraries."""
+        if not self.jars:
+            return (
+                f"no JVM jars in {self.folder} (run `make jars` to fetch them): Delta Lake on delta-rs, "
+                f"connected components on the DataFrame algorithm"
+            )
+        delta = f"Delta Lake {self.delta_version}" if self.delta else "no Delta Lake jar (delta-rs engine)"
+        graph = (
+            f"GraphFrames {self.graphframes_version}" if self.graphframes
+            else "no GraphFrames jar (DataFrame connected components)"
+        )
+        return f"JVM jars from {self.folder}: {delta}; {graph}"
+
+
+def find_jvm_jars(jars_dir: str | Path | None = None) -> JvmJars:
+    """The jars in ``jars_dir`` (default: the checkout's ``jars/``), with the Delta Lake and
+    GraphFrames versions read off their file names."""
+    folder = Path(jars_dir).expanduser().resolve() if jars_dir else CHECKOUT_JARS
+    jars = tuple(sorted(folder.glob("*.jar"))) if folder.is_dir() else ()
+    delta = graphframes = None
+    for jar in jars:
+        if m := _DELTA_JAR.match(jar.name):
+            delta = m.group("version")
+        elif m := _GRAPHFRAMES_JAR.match(jar.name):
+            graphframes = m.group("version")
+    return JvmJars(folder=folder, jars=jars, delta_version=delta, graphframes_version=graphframes)
+
+
+def _python_package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_jar_versions(jars: JvmJars) -> None:
+    """Fail when a jar and the Python package that drives it are of different versions: the
+    Python side calls JVM methods by name, and a mismatch fails deep inside a job, or worse."""
+    pairs = (("Delta Lake", jars.delta_version, "delta-spark"), ("GraphFrames", jars.graphframes_version, "graphframes-py"))
+    for what, jar_version, package in pairs:
+        package_version = _python_package_version(package)
+        if jar_version is not None and package_version is not None and jar_version != package_version:
+            raise JarVersionError(
+                f"{what} jar {jar_version} (in {jars.folder}) and Python package {package}=={package_version} "
+                f"are out of step: run `make jars` after changing infra/jvm/pom.xml, or reinstall setup.py's pins"
+            )
+
+
+def jvm_session_conf(jars: JvmJars, *, shuffle_partitions: int) -> dict[str, str]:
+    """Settings that load the jars into a new session and switch Delta Lake on."""
+    if not jars.jars:
+        return {}
+    conf = {"spark.jars": ",".join(str(j) for j in jars.jars)}
+    if jars.delta:
+        conf.update({
+            "spark.sql.extensions": DELTA_EXTENSION,
+            "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+            # the log's state is rebuilt with this many tasks (50 by default: slow for small tables)
+            "spark.databricks.delta.snapshotPartitions": str(shuffle_partitions),
+            # VACUUM lists and matches files in this many tasks (10,000 by default: ~80 s of task
+            # overhead per vacuum on a laptop, whatever the table's size)
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(shuffle_partitions),
+        })
+    return conf
 
 
 @dataclass(frozen=True)
@@ -33,13 +126,15 @@ class SessionCapabilities:
     databricks: bool
     delta_spark: bool
     graphframes: bool
+    delta_version: str | None = None
 
     def describe(self) -> str:
         kind = "Spark Connect" if self.spark_connect else "classic"
         where = "Databricks" if self.databricks else "open-source Spark"
+        delta = (self.delta_version or "yes") if self.delta_spark else "no"
         return (
             f"Spark {self.spark_version} ({kind}, {where}); "
-            f"Delta Lake JVM: {'yes' if self.delta_spark else 'no'}; "
+            f"Delta Lake JVM: {delta}; "
             f"GraphFrames JVM: {'yes' if self.graphframes else 'no'}"
         )
 
@@ -71,6 +166,19 @@ def _jvm_has_class(spark: SparkSession, class_name: str) -> bool | None:
         return False
 
 
+def _jvm_delta_version(spark: SparkSession) -> str | None:
+    """Delta Lake's version as its JVM classes report it (``io.delta.VERSION``), if reachable."""
+    jvm = getattr(spark, "_jvm", None)
+    if jvm is None:
+        return None
+    from py4j.protocol import Py4JError
+
+    try:
+        return str(getattr(jvm.io.delta, "package").VERSION())
+    except Py4JError:
+        return None
+
+
 def detect_capabilities(spark: SparkSession) -> SessionCapabilities:
     connect = is_spark_connect(spark)
     databricks = "DATABRICKS_RUNTIME_VERSION" in os.environ
@@ -96,6 +204,7 @@ def detect_capabilities(spark: SparkSession) -> SessionCapabilities:
         databricks=databricks,
         delta_spark=bool(delta),
         graphframes=bool(graphframes),
+        delta_version=_jvm_delta_version(spark) if delta and delta_class else None,
     )
 
 
@@ -156,8 +265,17 @@ def get_session(config: AppConfig) -> SparkSession:
         submitted = submitted_conf()
         if submitted is not None:
             # spark-submit's settings (--master, --conf, --properties-file) win over config's, and
-            # settings that only make sense for a local session are left to the cluster
+            # settings that only make sense for a local session are left to the cluster; its jars
+            # are its own (--jars, spark.jars in the properties file)
             conf = {key: value for key, value in conf.items() if key not in submitted and key not in LOCAL_ONLY}
+        else:
+            jars = find_jvm_jars(config.spark.jars_dir)
+            check_jar_versions(jars)
+            conf = {**jvm_session_conf(jars, shuffle_partitions=config.spark.shuffle_partitions), **conf}
+            if jars.jars:
+                log.info("%s", jars.describe())
+            else:  # an offline laptop: say once what runs instead, then go on
+                print(jars.describe(), file=sys.stderr)
         builder = SparkSession.builder
         for key, value in conf.items():
             builder = builder.config(key, value)

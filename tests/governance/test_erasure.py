@@ -34,7 +34,7 @@ def file_text(path: Path) -> str:
     """What a file says, lower-cased: a Parquet file's decoded values and footer metadata, any
     other file's bytes."""
     if path.suffix == ".parquet":
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()  # this file alone: no partition columns from its folder names
         footer = pq.read_metadata(path).metadata or {}
         return (repr(table.to_pylist()) + repr(footer)).lower()
     return path.read_bytes().decode("utf-8", errors="replace").lower()

@@ -8,6 +8,7 @@ from customer360.config import load_config
 from customer360.errors import C360Error
 from customer360.governance.lineage import JOB_RUNS, config_hash, git_commit
 from customer360.pipeline import Metric, StageResult, build_context, run_pipeline
+from customer360.session import detect_capabilities
 from tests.conftest import CONF_DIR
 
 
@@ -37,8 +38,9 @@ def test_a_job_run_records_versions_read_and_written(ctx, monkeypatch):
     assert len(row) == 1
     row = row[0]
     assert (row.job, row.user, row.git_commit, row.env, row.engine, row.status, row.error) == (
-        "copy-job", "analyst-7", "abc123", "local", "delta-rs", "succeeded", None,
+        "copy-job", "analyst-7", "abc123", "local", ctx.lakehouse.engine_name, "succeeded", None,
     )
+    assert row.engine == ("delta-spark" if detect_capabilities(ctx.spark).delta_spark else "delta-rs")
     assert row.config_hash == config_hash(ctx.config) and len(row.config_hash) == 16
     assert [tuple(i) for i in row.inputs] == [("silver.src", 1)]
     assert [tuple(o) for o in row.outputs] == [("gold.out", 1, "WRITE", 4)]  # 3 rows, then 1 appended

@@ -1,6 +1,7 @@
 """Engine-independent pieces: engine choice, schema alignment, merge key checks."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -10,6 +11,7 @@ from pyspark.sql import types as T
 from customer360.config import LakehouseConfig
 from customer360.errors import DuplicateKeyError, EngineUnavailableError, SchemaMismatchError
 from customer360.lakehouse.core import align_to_table, check_merge_keys, choose_engine
+from customer360.session import SessionCapabilities, detect_capabilities
 
 TABLE = T.StructType(
     [
@@ -20,9 +22,24 @@ TABLE = T.StructType(
 )
 
 
-def test_auto_engine_falls_back_to_delta_rs_with_one_log_line(spark, tmp_path, caplog):
+def without_delta(spark) -> SessionCapabilities:
+    """This session's capabilities as a session without Delta Lake's jar would have them."""
+    return dataclasses.replace(detect_capabilities(spark), delta_spark=False, delta_version=None)
+
+
+def test_auto_engine_is_delta_spark_when_its_classes_load(spark, tmp_path, caplog):
+    if not detect_capabilities(spark).delta_spark:
+        pytest.skip("Delta Lake's jar is not loaded (run `make jars`)")
     with caplog.at_level(logging.INFO, logger="customer360.lakehouse.core"):
         engine = choose_engine(spark, LakehouseConfig(root=str(tmp_path)))
+    assert engine.name == "delta-spark"
+    lines = [r.getMessage() for r in caplog.records if "lakehouse engine" in r.getMessage()]
+    assert lines == ["lakehouse engine: delta-spark (Delta Lake JVM classes present)"]
+
+
+def test_auto_engine_falls_back_to_delta_rs_with_one_log_line(spark, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="customer360.lakehouse.core"):
+        engine = choose_engine(spark, LakehouseConfig(root=str(tmp_path)), capabilities=without_delta(spark))
     assert engine.name == "delta-rs"
     lines = [r.getMessage() for r in caplog.records if "lakehouse engine" in r.getMessage()]
     assert lines == ["lakehouse engine: delta-rs (io.delta.sql.DeltaSparkSessionExtension not loaded in this session)"]
@@ -30,7 +47,7 @@ def test_auto_engine_falls_back_to_delta_rs_with_one_log_line(spark, tmp_path, c
 
 def test_forcing_delta_spark_without_the_jar_fails_clearly(spark, tmp_path):
     with pytest.raises(EngineUnavailableError, match="no Delta Lake: start Spark with the io.delta:delta-spark jar"):
-        choose_engine(spark, LakehouseConfig(root=str(tmp_path), engine="delta-spark"))
+        choose_engine(spark, LakehouseConfig(root=str(tmp_path), engine="delta-spark"), capabilities=without_delta(spark))
 
 
 def test_align_reorders_and_fills_missing_columns(spark):

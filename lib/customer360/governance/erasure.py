@@ -308,8 +308,10 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
             delete(PII_VAULT, _in("token", doomed))
     delete(XREF, ids_sql)
 
-    # 4. no old copies: vacuum, then truncate the log to a checkpoint
+    # 4. no old copies: deletion vectors purged into rewritten files (REORG ... APPLY (PURGE)),
+    # vacuum (old data files and Change Data Feed files), then the log truncated to a checkpoint
     for name in dict.fromkeys(touched):
+        lakehouse.purge_deleted_rows(name)
         report.files_removed += len(lakehouse.vacuum(name, retention_hours=0, enforce_retention=False))
         lakehouse.purge_history(name)
     log.info("erasure %s done: %s", request_id, report.lines()[0])

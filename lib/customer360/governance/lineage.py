@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import types as T
 
+from customer360.lakehouse.common import WriteResult
+
 if TYPE_CHECKING:
     from customer360.pipeline import RunContext
 
@@ -75,7 +77,7 @@ JOB_RUNS_COMMENTS = {
     "regions": "regions the job processed",
     "inputs": "tables read, each with the Delta version read (the first read of a table)",
     "outputs": "tables written: last version committed, operations, rows written in total",
-    "row_counts": "the stages' counts summed over regions, as stage.table.metric -> value",
+    "row_counts": "the stages' counts summed over regions, as stage.table.metric -> value, and Delta's MERGE metrics as merge.table.metric",
     "status": "succeeded, completed_with_errors or failed",
     "started_at": "start, UTC",
     "finished_at": "end, UTC",
@@ -110,6 +112,32 @@ def current_user() -> str | None:
         return None
 
 
+#: Delta's MERGE INTO operation metrics (delta-spark's commitInfo) -> the names ops.job_runs uses
+MERGE_METRICS = {
+    "numSourceRows": "source_rows",
+    "numTargetRowsInserted": "rows_inserted",
+    "numTargetRowsUpdated": "rows_updated",
+    "numTargetRowsDeleted": "rows_deleted",
+    "numTargetRowsCopied": "rows_copied",
+    "numTargetFilesAdded": "files_added",
+    "numTargetFilesRemoved": "files_removed",
+}
+
+
+def merge_counts(writes: Sequence[WriteResult], *, exclude: Sequence[str] = ()) -> dict[str, int]:
+    """``merge.<table>.<metric>`` summed over the job's merges, from the metrics Delta recorded
+    in each MERGE commit (delta-spark; delta-rs's copy-on-write merge reports rows written only)."""
+    counts: dict[str, int] = {}
+    for w in writes:
+        if w.operation != "MERGE" or w.table in exclude:
+            continue
+        for metric, name in MERGE_METRICS.items():
+            if metric in w.metrics and w.metrics[metric] is not None:
+                key = f"merge.{w.table}.{name}"
+                counts[key] = counts.get(key, 0) + int(w.metrics[metric])
+    return counts
+
+
 def job_run_row(
     ctx: RunContext,
     *,
@@ -122,11 +150,13 @@ def job_run_row(
     exclude: Sequence[str] = (JOB_RUNS, "ops.pipeline_runs", "ops.run_metrics"),
 ) -> tuple:
     lineage = ctx.lakehouse.lineage
+    counts = {k: int(v) for k, v in (row_counts or {}).items()}
+    counts.update(merge_counts(lineage.writes, exclude=exclude))
     inputs = [(table, int(v)) for table, v in sorted(lineage.reads.items()) if table not in exclude]
     outputs = [(t, int(v), ops, None if rows is None else int(rows)) for t, v, ops, rows in lineage.outputs() if t not in exclude]
     return (
         ctx.run_id, job, current_user(), ctx.config.env, config_hash(ctx.config), git_commit(), ctx.lakehouse.engine_name,
-        list(ctx.regions), inputs, outputs, {k: int(v) for k, v in (row_counts or {}).items()}, status,
+        list(ctx.regions), inputs, outputs, counts, status,
         started, finished, (finished - started).total_seconds(), error,
     )
 

@@ -1,5 +1,8 @@
 """The one interface for table I/O: names, shared checks, and the engine choice.
 
+Layering: this facade imports the two engines (``deltaspark``, ``deltars``), which import only
+``common``; nothing below imports this module.
+
 Tables are named ``<layer>.<table>`` and live at ``<root>/<layer>/<table>`` as Delta tables.
 Everything that does not depend on the storage engine (name rules, schema alignment, merge
 key checks, the shape of history) lives here, so the delta-rs engine that runs in tests and
@@ -11,9 +14,8 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, Literal, Protocol
-from urllib.parse import unquote, urlparse
+from datetime import datetime
+from typing import Any, Literal
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
@@ -25,15 +27,27 @@ from customer360.errors import (
     EngineUnavailableError,
     SchemaMismatchError,
     TableNameError,
+    UnsupportedTableError,
 )
-from customer360.session import DELTA_EXTENSION, detect_capabilities
+from customer360.lakehouse.common import (  # noqa: F401  (re-exported: callers import them from core)
+    LAYERS,
+    REGION_COLUMN,
+    SchemaMode,
+    StorageEngine,
+    WriteMode,
+    WriteResult,
+    partition_literal,
+    redo_on_conflict,
+    is_commit_conflict,
+    sql_string_list,
+    uri_to_path,
+)
+from customer360.lakehouse.deltars import DeltaRsEngine
+from customer360.lakehouse.deltaspark import DeltaSparkEngine
+from customer360.session import DELTA_EXTENSION, SessionCapabilities, detect_capabilities
 
 log = logging.getLogger(__name__)
 
-LAYERS = ("bronze", "silver", "gold", "ops")
-REGION_COLUMN = "region"
-WriteMode = Literal["overwrite", "append"]
-SchemaMode = Literal["merge", "overwrite"]
 
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 #: Types allowed as partition columns: their string form in the Delta log is unambiguous.
@@ -47,20 +61,6 @@ HISTORY_SCHEMA = T.StructType(
         T.StructField("operation_parameters", T.MapType(T.StringType(), T.StringType()), True),
     ]
 )
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What one committed write did. ``rows_written`` counts rows in the files it added."""
-
-    table: str
-    version: int
-    operation: str
-    files_added: int = 0
-    files_removed: int = 0
-    rows_written: int | None = None
-    rows_deleted: int | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,51 +95,7 @@ class LineageRecorder:
         return out
 
 
-class StorageEngine(Protocol):
-    """What an engine implements; paths are table locations, data frames already aligned."""
-
-    name: str
-
-    def exists(self, path: str) -> bool: ...
-    def schema(self, path: str) -> T.StructType: ...
-    def partition_columns(self, path: str) -> list[str]: ...
-    def version(self, path: str) -> int: ...
-    def read(self, path: str, *, version: int | None, as_of: datetime | None) -> DataFrame: ...
-    def write(
-        self,
-        df: DataFrame,
-        path: str,
-        *,
-        table: str,
-        mode: WriteMode,
-        partition_by: Sequence[str],
-        replace: dict[str, list[str]] | None,
-        schema_mode: SchemaMode | None,
-        exists: bool,
-    ) -> WriteResult: ...
-    def merge(
-        self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
-    ) -> WriteResult: ...
-    def delete(self, path: str, *, table: str, where: str) -> WriteResult: ...
-    def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]: ...
-    def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]: ...
-    def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]: ...
-    def purge_history(self, path: str) -> int: ...
-    def column_comments(self, path: str) -> dict[str, str]: ...
-
-
 # --------------------------------------------------------------------------- shared helpers
-
-
-def sql_string_list(values: Sequence[str]) -> str:
-    """``'a', 'b'`` for a SQL ``IN (...)``, quotes doubled."""
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-
-
-def uri_to_path(uri: str) -> str:
-    """A file URI or path as a decoded path without scheme (``file:///a%20b`` -> ``/a b``)."""
-    parsed = urlparse(uri)
-    return unquote(parsed.path if parsed.scheme in ("", "file") else parsed.netloc + parsed.path)
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -191,58 +147,6 @@ def align_to_table(df: DataFrame, table_schema: T.StructType, *, schema_mode: Sc
     ]
     columns += [F.col(f"`{name}`") for name in added]
     return df.select(*columns)
-
-
-def partition_literal(value: Any) -> str:
-    """A partition value as the Delta log spells it (dates ISO, booleans lower-case)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-#: Delta Lake's optimistic-concurrency failures: another writer committed first (e.g. per-region
-#: tasks of one Databricks job merging into the same ops table); the operation can be redone
-DELTA_CONFLICTS = (
-    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
-    "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
-    "DELTA_CONCURRENT_APPEND", "DELTA_CONCURRENT_DELETE_READ", "DELTA_CONCURRENT_DELETE_DELETE",
-    "DELTA_CONCURRENT_TRANSACTION", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
-)
-
-
-def is_commit_conflict(exc: BaseException) -> bool:
-    """Whether ``exc`` is a Delta concurrent-modification conflict (by class name or error class)."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    text = str(exc)
-    return any(name in names or name in text for name in DELTA_CONFLICTS)
-
-
-def redo_on_conflict(operation, *, retries: int, what: str):
-    """Run ``operation()``; when it loses a commit race (``is_commit_conflict``), run it again from
-    the start (it re-reads the table), at most ``retries`` more times."""
-    for attempt in range(retries + 1):
-        try:
-            return operation()
-        except Exception as exc:
-            if attempt == retries or not is_commit_conflict(exc):
-                raise
-            log.info("%s conflicted with a concurrent commit; redoing it (%s)", what, str(exc).splitlines()[0][:200])
-    raise AssertionError("unreachable")
-
-
-_LOG_ENTRY_RE = re.compile(r"^(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)$")
-
-
-def older_log_entries(names: Sequence[str], version: int) -> list[str]:
-    """Delta log file names of versions before ``version`` (commits, checksums, checkpoints)."""
-    out = []
-    for name in names:
-        m = _LOG_ENTRY_RE.match(name)
-        if m and int(m.group(1)) < version:
-            out.append(name)
-    return sorted(out)
 
 
 def with_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
@@ -320,9 +224,11 @@ def check_merge_keys(df: DataFrame, keys: Sequence[str], *, table: str) -> None:
 # --------------------------------------------------------------------------- engine choice
 
 
-def choose_engine(spark: SparkSession, config: LakehouseConfig) -> StorageEngine:
+def choose_engine(
+    spark: SparkSession, config: LakehouseConfig, *, capabilities: SessionCapabilities | None = None
+) -> StorageEngine:
     """delta-spark when the session has Delta Lake's JVM classes, delta-rs otherwise (or as configured)."""
-    caps = detect_capabilities(spark)
+    caps = capabilities or detect_capabilities(spark)
     wanted = config.engine
     if wanted == "auto":
         wanted = "delta-spark" if caps.delta_spark else "delta-rs"
@@ -337,12 +243,8 @@ def choose_engine(spark: SparkSession, config: LakehouseConfig) -> StorageEngine
                 f"lakehouse.engine is delta-spark but this session has no Delta Lake: start Spark with "
                 f"the io.delta:delta-spark jar and spark.sql.extensions={DELTA_EXTENSION}, or use engine auto"
             )
-        from customer360.lakehouse.deltaspark import DeltaSparkEngine
-
         engine: StorageEngine = DeltaSparkEngine(spark, commit_retries=config.commit_retries)
     else:
-        from customer360.lakehouse.deltars import DeltaRsEngine
-
         engine = DeltaRsEngine(
             spark, storage_options=dict(config.storage_options), commit_retries=config.commit_retries
         )
@@ -470,6 +372,7 @@ class Lakehouse:
             replace=replace,
             schema_mode=schema_mode,
             exists=exists,
+            properties=self.config.table_properties(parse_table_name(name)[0]),
         )
         self.lineage.wrote(result)
         log.info(
@@ -530,9 +433,46 @@ class Lakehouse:
         vacuum so no old version can bring deleted rows back. Returns log files removed."""
         return self.engine.purge_history(self._require(name))
 
-    def optimize(self, name: str, *, regions: Sequence[str] | None = None) -> dict[str, Any]:
-        """Compact small files (of the given regions only, when named)."""
-        return self.engine.optimize(self._require(name), regions=regions)
+    def optimize(
+        self, name: str, *, regions: Sequence[str] | None = None, zorder_by: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Compact small files (of the given regions only, when named), clustering rows by
+        ``zorder_by`` (default: the table's ``lakehouse.zorder`` columns, if any)."""
+        columns = list(self.config.zorder.get(name, ()) if zorder_by is None else zorder_by)
+        path = self._require(name)
+        if columns:
+            known = set(self.engine.schema(path).fieldNames())
+            partitions = set(self.engine.partition_columns(path))
+            bad = [c for c in columns if c not in known or c in partitions]
+            if bad:
+                raise SchemaMismatchError(f"{name}: cannot Z-order by {bad}: not a data column of the table")
+        metrics = self.engine.optimize(path, regions=regions, zorder_by=columns)
+        self.lineage.wrote(WriteResult(table=name, version=self.engine.version(path), operation="OPTIMIZE", metrics=metrics))
+        return metrics
+
+    def properties(self, name: str) -> dict[str, str]:
+        """The table's Delta properties (``delta.enableChangeDataFeed``, retention, ...)."""
+        return self.engine.properties(self._require(name))
+
+    def changes(self, name: str, *, start_version: int, end_version: int | None = None) -> DataFrame:
+        """Change Data Feed rows between two versions (inclusive): the table's columns plus
+        ``_change_type`` (insert, update_preimage, update_postimage, delete), ``_commit_version``
+        and ``_commit_timestamp``. Needs ``delta.enableChangeDataFeed`` (silver and gold by default)."""
+        if start_version < 0 or (end_version is not None and end_version < start_version):
+            raise ValueError(f"bad version range {start_version}..{end_version}")
+        path = self._require(name)
+        if self.engine.properties(path).get("delta.enableChangeDataFeed", "false").lower() != "true":
+            raise UnsupportedTableError(
+                f"{name} does not record Change Data Feed (delta.enableChangeDataFeed is off); "
+                f"lakehouse.change_data_feed_layers says which layers do"
+            )
+        return self.engine.changes(path, start_version=start_version, end_version=end_version)
+
+    def purge_deleted_rows(self, name: str) -> dict[str, Any]:
+        """Rewrite the files that deletion vectors mark (``REORG TABLE ... APPLY (PURGE)``) so a
+        vacuum can remove the old files and nothing deleted remains in any file. A no-op for
+        tables without deletion vectors."""
+        return self.engine.purge_deleted_rows(self._require(name))
 
     def column_comments(self, name: str) -> dict[str, str]:
         """Column -> description stored in the table's Delta schema (columns without one left out)."""

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -35,8 +35,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-from customer360.errors import PartitionMismatchError, TableNotFoundError, UnsupportedTableError
-from customer360.lakehouse.core import (
+from customer360.errors import TableNotFoundError, UnsupportedTableError
+from customer360.lakehouse.common import (
+    DELTA_SPARK_ONLY_PROPERTIES,
+    partition_mismatch,
     REGION_COLUMN,
     SchemaMode,
     WriteMode,
@@ -284,8 +286,11 @@ class DeltaRsEngine:
         replace: dict[str, list[str]] | None,
         schema_mode: SchemaMode | None,
         exists: bool,
+        properties: Mapping[str, str],
     ) -> WriteResult:
         new_schema = _delta_schema(df.schema)
+        # what this write path can keep true; Change Data Feed and deletion vectors need delta-spark
+        configuration = {k: v for k, v in properties.items() if k not in DELTA_SPARK_ONLY_PROPERTIES}
         removed_before = 0
         regions = (replace or {}).get(REGION_COLUMN)
 
@@ -293,8 +298,7 @@ class DeltaRsEngine:
             for column, allowed in (replace or {}).items():
                 outside = sorted({str(s.partition_values.get(column)) for s in staged} - set(allowed))
                 if outside:
-                    what = "regions" if column == REGION_COLUMN else f"{column} values"
-                    raise PartitionMismatchError(f"{table}: write replaces {what} {allowed} but the data also holds {outside}")
+                    raise partition_mismatch(table, column, allowed, outside)
 
         def commit(actions: list[AddAction]) -> None:
             nonlocal removed_before
@@ -303,7 +307,8 @@ class DeltaRsEngine:
                 try:
                     create_table_with_add_actions(
                         path, new_schema, actions, mode="error", partition_by=list(partition_by),
-                        name=table, storage_options=self.storage_options, commit_properties=props,
+                        name=table, configuration=configuration, storage_options=self.storage_options,
+                        commit_properties=props,
                     )
                     return
                 except Exception as exc:  # another writer may have created it meanwhile
@@ -371,6 +376,7 @@ class DeltaRsEngine:
         self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
     ) -> WriteResult:
         dt = self._table(path)
+        self._check_writable(dt, path, "merge into")
         if schema_mode == "merge":
             self._add_new_columns(dt, _delta_schema(df.schema))
             dt = self._table(path)
@@ -438,6 +444,7 @@ class DeltaRsEngine:
 
     def delete(self, path: str, *, table: str, where: str) -> WriteResult:
         dt = self._table(path)
+        self._check_writable(dt, path, "delete from")
         metrics = dt.delete(where, commit_properties=self._commit_properties("DELETE", predicate=where))
         return WriteResult(
             table=table,
@@ -453,7 +460,9 @@ class DeltaRsEngine:
     def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]:
         rows = []
         for commit in self._table(path).history(limit):
-            params = commit.get("operationParameters") or {}
+            params = dict(commit.get("operationParameters") or {})
+            if "zOrderBy" in commit:  # our own commit metadata (delta-rs records no Z-order columns)
+                params["zOrderBy"] = commit["zOrderBy"]
             rows.append(
                 {
                     "version": int(commit["version"]),
@@ -506,9 +515,38 @@ class DeltaRsEngine:
     def column_comments(self, path: str) -> dict[str, str]:
         return {f.name: f.metadata["comment"] for f in self._table(path).schema().fields if f.metadata.get("comment")}
 
-    def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
+    def optimize(self, path: str, *, regions: Sequence[str] | None, zorder_by: Sequence[str]) -> dict[str, Any]:
         dt = self._table(path)
+        self._check_writable(dt, path, "optimize")
         filters = [(REGION_COLUMN, "in", list(regions))] if regions else None
-        return dt.optimize.compact(
-            partition_filters=filters, commit_properties=self._commit_properties("OPTIMIZE")
+        if zorder_by:  # recorded as delta-spark records it: zOrderBy, a JSON list
+            props = self._commit_properties("OPTIMIZE", zOrderBy=list(zorder_by))
+            return dt.optimize.z_order(list(zorder_by), partition_filters=filters, commit_properties=props)
+        props = self._commit_properties("OPTIMIZE")
+        return dt.optimize.compact(partition_filters=filters, commit_properties=props)
+
+    def properties(self, path: str) -> dict[str, str]:
+        return {k: v for k, v in self._table(path).metadata().configuration.items() if v is not None}
+
+    def changes(self, path: str, *, start_version: int, end_version: int | None) -> DataFrame:
+        raise UnsupportedTableError(
+            f"{path}: reading Change Data Feed needs the delta-spark engine (Delta Lake's jar, `make jars`)"
         )
+
+    def purge_deleted_rows(self, path: str) -> dict[str, Any]:
+        self._check_writable(self._table(path), path, "purge deleted rows of")
+        return {}  # delta-rs writes no deletion vectors: deleted rows are already gone from the files
+
+    @staticmethod
+    def _check_writable(dt: DeltaTable, path: str, what: str) -> None:
+        """Refuse, with the reason, a rewrite this engine would get wrong: a table recording Change
+        Data Feed (delta-rs's copy-on-write merge and delete write no change files, so the feed would
+        miss or misstate the change) or one with deletion vectors (it cannot apply them)."""
+        configuration = dt.metadata().configuration
+        on = [k for k in DELTA_SPARK_ONLY_PROPERTIES if (configuration.get(k) or "false").lower() == "true"]
+        if on:
+            raise UnsupportedTableError(
+                f"cannot {what} {path} with the delta-rs engine: the table has {', '.join(on)} "
+                f"(set by delta-spark), which this engine's rewrites would break; use the delta-spark "
+                f"engine (Delta Lake's jar, `make jars`)"
+            )

@@ -5,17 +5,22 @@ A thin adapter: every check and every result shape is shared with the delta-rs e
 """
 from __future__ import annotations
 
+import json
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import pyspark.sql.functions as F
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from customer360.errors import PartitionMismatchError, TableNotFoundError
-from customer360.lakehouse.core import (
+from customer360.lakehouse.common import (
+    partition_literal,
+    partition_mismatch,
     REGION_COLUMN,
     SchemaMode,
     WriteMode,
@@ -24,6 +29,23 @@ from customer360.lakehouse.core import (
     redo_on_conflict,
     sql_string_list,
 )
+
+
+_EXPR_ID = re.compile(r"#\d+")
+
+
+def _plain_parameter(value: str | None) -> str | None:
+    """delta-spark records predicates as a JSON list of resolved expressions
+    (``["(customer_id#4054 = c5)"]``): one predicate comes back as its text without expression ids."""
+    if value is None or not value.startswith("["):
+        return value
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return value
+    if isinstance(items, list) and len(items) == 1 and isinstance(items[0], str):
+        return _EXPR_ID.sub("", items[0])
+    return value
 
 
 class DeltaSparkEngine:
@@ -35,6 +57,8 @@ class DeltaSparkEngine:
         self.spark = spark
         self.commit_retries = commit_retries
         self._delta_table = DeltaTable
+        # INT64 microsecond timestamps, as delta-rs writes and reads them (Spark's default is INT96)
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
 
     def _table(self, path: str):
         if not self.exists(path):
@@ -47,14 +71,38 @@ class DeltaSparkEngine:
     def _detail(self, path: str) -> Any:
         return self._table(path).detail().first()
 
+    def _snapshot(self, path: str) -> Any | None:
+        """The table's latest snapshot from Delta's JVM ``DeltaLog`` (a listing of ``_delta_log``,
+        cached between calls): version, schema, partitioning and properties without a Spark job.
+        None under Spark Connect (no JVM in the client), where the DataFrame API answers instead."""
+        jvm = getattr(self.spark, "_jvm", None)
+        if jvm is None:
+            return None
+        if not self.exists(path):
+            raise TableNotFoundError(f"no Delta table at {path}")
+        empty = jvm.scala.Option.empty()
+        return jvm.org.apache.spark.sql.delta.DeltaLog.forTable(self.spark._jsparkSession, path).update(False, empty, empty)
+
+    def _as_python(self, scala_collection: Any) -> Any:
+        return self.spark._jvm.scala.jdk.javaapi.CollectionConverters.asJava(scala_collection)
+
     def version(self, path: str) -> int:
-        return int(self._table(path).history(1).first()["version"])
+        snapshot = self._snapshot(path)
+        if snapshot is None:
+            return int(self._table(path).history(1).first()["version"])
+        return int(snapshot.version())
 
     def partition_columns(self, path: str) -> list[str]:
-        return list(self._detail(path)["partitionColumns"])
+        snapshot = self._snapshot(path)
+        if snapshot is None:
+            return list(self._detail(path)["partitionColumns"])
+        return [str(c) for c in self._as_python(snapshot.metadata().partitionColumns())]
 
     def schema(self, path: str) -> T.StructType:
-        return self.spark.read.format("delta").load(path).schema
+        snapshot = self._snapshot(path)
+        if snapshot is None:
+            return self.spark.read.format("delta").load(path).schema
+        return T.StructType.fromJson(json.loads(snapshot.metadata().schemaString()))
 
     def read(self, path: str, *, version: int | None, as_of: datetime | None) -> DataFrame:
         reader = self.spark.read.format("delta")
@@ -66,8 +114,11 @@ class DeltaSparkEngine:
 
     def _result(self, path: str, table: str, *, after: int, operation: str, tag: str | None = None) -> WriteResult:
         """This operation's commit: the first after ``after`` with our tag (writes) or operation."""
+        new = self.version(path) - after
+        if new <= 0:  # Delta commits nothing for an append of no rows: the table is unchanged
+            return WriteResult(table=table, version=after, operation=operation, rows_written=0)
         commits = (
-            self._table(path).history().where(f"version > {after}").orderBy("version")
+            self._table(path).history(new).where(f"version > {after}").orderBy("version")
             .select("version", "operation", "operationMetrics", "userMetadata").collect()
         )
         mine = [c for c in commits if (c["userMetadata"] == tag if tag else c["operation"] == operation)]
@@ -95,10 +146,14 @@ class DeltaSparkEngine:
         replace: dict[str, list[str]] | None,
         schema_mode: SchemaMode | None,
         exists: bool,
+        properties: Mapping[str, str],
     ) -> WriteResult:
         before = self.version(path) if exists else -1
         tag = f"c360-write-{uuid.uuid4().hex}"
         writer = df.write.format("delta").mode(mode).option("userMetadata", tag)
+        if not exists:  # "delta.*" writer options become the new table's properties
+            for key, value in properties.items():
+                writer = writer.option(key, value)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         if replace:
@@ -111,12 +166,21 @@ class DeltaSparkEngine:
         try:
             writer.save(path)
         except AnalysisException as exc:
-            message = str(exc)
-            if replace and ("replaceWhere" in message or "does not conform" in message):
-                raise PartitionMismatchError(f"{table}: data outside the replaced partitions {replace}: {exc}") from exc
+            if replace and "DELTA_REPLACE_WHERE_MISMATCH" in str(exc):
+                raise self._outside_replaced(df, table, replace) from exc
             raise
         self._update_comments(path, df.schema)
         return self._result(path, table, after=before, operation="WRITE", tag=tag)
+
+    @staticmethod
+    def _outside_replaced(df: DataFrame, table: str, replace: dict[str, list[str]]) -> Exception:
+        """The shared error naming the values outside the replacement (computed on failure only)."""
+        for column, allowed in replace.items():
+            values = {partition_literal(r[0]) for r in df.select(F.col(f"`{column}`")).distinct().collect()}
+            outside = sorted(values - set(allowed))
+            if outside:
+                return partition_mismatch(table, column, allowed, outside)
+        return PartitionMismatchError(f"{table}: data outside the replaced partitions {replace}")
 
     def _update_comments(self, path: str, schema: T.StructType) -> None:
         """mergeSchema keeps an existing column's old comment; set the ones the frame changed."""
@@ -154,7 +218,7 @@ class DeltaSparkEngine:
                 "version": int(r["version"]),
                 "timestamp": r["timestamp"],
                 "operation": r["operation"],
-                "operation_parameters": dict(r["operationParameters"] or {}),
+                "operation_parameters": {k: _plain_parameter(v) for k, v in (r["operationParameters"] or {}).items()},
             }
             for r in frame.select("version", "timestamp", "operation", "operationParameters").collect()
         ]
@@ -182,7 +246,7 @@ class DeltaSparkEngine:
         jvm, jspark = self.spark._jvm, self.spark._jsparkSession
         delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(jspark, path)
         snapshot = delta_log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
-        delta_log.checkpoint(snapshot)
+        delta_log.checkpoint(snapshot, jvm.scala.Option.empty())  # (snapshot, catalog table: none, by path)
         log_path = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
         fs = log_path.getFileSystem(jspark.sessionState().newHadoopConf())
         names = [status.getPath().getName() for status in fs.listStatus(log_path) if status.isFile()]
@@ -191,9 +255,28 @@ class DeltaSparkEngine:
             fs.delete(jvm.org.apache.hadoop.fs.Path(log_path, name), False)
         return len(doomed)
 
-    def optimize(self, path: str, *, regions: Sequence[str] | None) -> dict[str, Any]:
+    def optimize(self, path: str, *, regions: Sequence[str] | None, zorder_by: Sequence[str]) -> dict[str, Any]:
         builder = self._table(path).optimize()
         if regions:
             builder = builder.where(f"`{REGION_COLUMN}` IN ({sql_string_list(regions)})")
-        row = builder.executeCompaction().first()
+        frame = builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()
+        row = frame.first()
+        return row.asDict(recursive=True)["metrics"] if row is not None else {}
+
+    def properties(self, path: str) -> dict[str, str]:
+        snapshot = self._snapshot(path)
+        if snapshot is None:
+            return dict(self._detail(path)["properties"] or {})
+        return {str(k): str(v) for k, v in dict(self._as_python(snapshot.metadata().configuration())).items()}
+
+    def changes(self, path: str, *, start_version: int, end_version: int | None) -> DataFrame:
+        reader = self.spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", start_version)
+        if end_version is not None:
+            reader = reader.option("endingVersion", end_version)
+        return reader.load(path)
+
+    def purge_deleted_rows(self, path: str) -> dict[str, Any]:
+        if self.properties(path).get("delta.enableDeletionVectors", "false").lower() != "true":
+            return {}
+        row = self.spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)").first()
         return row.asDict(recursive=True)["metrics"] if row is not None else {}

@@ -1,0 +1,154 @@
+"""What the lakehouse facade and both engines share: result and mode types, the engine protocol,
+partition literals, commit-conflict handling and Delta log names.
+
+This module sits below ``core`` (the facade) and the engines (``deltaspark``, ``deltars``); it
+imports neither, so the arrows point one way: core -> engines -> common.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, Protocol
+from urllib.parse import unquote, urlparse
+
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from customer360.errors import PartitionMismatchError
+
+log = logging.getLogger(__name__)
+
+LAYERS = ("bronze", "silver", "gold", "ops")
+REGION_COLUMN = "region"
+WriteMode = Literal["overwrite", "append"]
+SchemaMode = Literal["merge", "overwrite"]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one committed write did. ``rows_written`` counts rows in the files it added."""
+
+    table: str
+    version: int
+    operation: str
+    files_added: int = 0
+    files_removed: int = 0
+    rows_written: int | None = None
+    rows_deleted: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class StorageEngine(Protocol):
+    """What an engine implements; paths are table locations, data frames already aligned."""
+
+    name: str
+
+    def exists(self, path: str) -> bool: ...
+    def schema(self, path: str) -> T.StructType: ...
+    def partition_columns(self, path: str) -> list[str]: ...
+    def version(self, path: str) -> int: ...
+    def read(self, path: str, *, version: int | None, as_of: datetime | None) -> DataFrame: ...
+    def write(
+        self,
+        df: DataFrame,
+        path: str,
+        *,
+        table: str,
+        mode: WriteMode,
+        partition_by: Sequence[str],
+        replace: dict[str, list[str]] | None,
+        schema_mode: SchemaMode | None,
+        exists: bool,
+        properties: Mapping[str, str],
+    ) -> WriteResult: ...
+    def merge(
+        self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
+    ) -> WriteResult: ...
+    def delete(self, path: str, *, table: str, where: str) -> WriteResult: ...
+    def history(self, path: str, *, limit: int | None) -> list[dict[str, Any]]: ...
+    def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]: ...
+    def optimize(self, path: str, *, regions: Sequence[str] | None, zorder_by: Sequence[str]) -> dict[str, Any]: ...
+    def properties(self, path: str) -> dict[str, str]: ...
+    def changes(self, path: str, *, start_version: int, end_version: int | None) -> DataFrame: ...
+    def purge_deleted_rows(self, path: str) -> dict[str, Any]: ...
+    def purge_history(self, path: str) -> int: ...
+    def column_comments(self, path: str) -> dict[str, str]: ...
+
+
+def sql_string_list(values: Sequence[str]) -> str:
+    """``'a', 'b'`` for a SQL ``IN (...)``, quotes doubled."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def uri_to_path(uri: str) -> str:
+    """A file URI or path as a decoded path without scheme (``file:///a%20b`` -> ``/a b``)."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path if parsed.scheme in ("", "file") else parsed.netloc + parsed.path)
+
+
+def partition_literal(value: Any) -> str:
+    """A partition value as the Delta log spells it (dates ISO, booleans lower-case)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+#: Delta Lake's optimistic-concurrency failures: another writer committed first (e.g. per-region
+#: tasks of one Databricks job merging into the same ops table); the operation can be redone
+DELTA_CONFLICTS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
+    "DELTA_CONCURRENT_APPEND", "DELTA_CONCURRENT_DELETE_READ", "DELTA_CONCURRENT_DELETE_DELETE",
+    "DELTA_CONCURRENT_TRANSACTION", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
+)
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Delta concurrent-modification conflict (by class name or error class)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = str(exc)
+    return any(name in names or name in text for name in DELTA_CONFLICTS)
+
+
+def redo_on_conflict(operation, *, retries: int, what: str):
+    """Run ``operation()``; when it loses a commit race (``is_commit_conflict``), run it again from
+    the start (it re-reads the table), at most ``retries`` more times."""
+    for attempt in range(retries + 1):
+        try:
+            return operation()
+        except Exception as exc:
+            if attempt == retries or not is_commit_conflict(exc):
+                raise
+            log.info("%s conflicted with a concurrent commit; redoing it (%s)", what, str(exc).splitlines()[0][:200])
+    raise AssertionError("unreachable")
+
+
+_LOG_ENTRY_RE = re.compile(r"^(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)$")
+
+
+def older_log_entries(names: Sequence[str], version: int) -> list[str]:
+    """Delta log file names of versions before ``version`` (commits, checksums, checkpoints)."""
+    out = []
+    for name in names:
+        m = _LOG_ENTRY_RE.match(name)
+        if m and int(m.group(1)) < version:
+            out.append(name)
+    return sorted(out)
+
+
+def partition_mismatch(table: str, column: str, allowed: Sequence[str], outside: Sequence[str]) -> PartitionMismatchError:
+    """The error of a write whose rows fall outside the partitions it replaces (both engines)."""
+    what = "regions" if column == REGION_COLUMN else f"{column} values"
+    return PartitionMismatchError(f"{table}: write replaces {what} {list(allowed)} but the data also holds {sorted(outside)}")
+
+
+
+
+#: table properties delta-rs's write path cannot keep true: Change Data Feed needs change files
+#: for updates and deletes, deletion vectors a reader that applies them
+DELTA_SPARK_ONLY_PROPERTIES = ("delta.enableChangeDataFeed", "delta.enableDeletionVectors")
