@@ -143,3 +143,52 @@ def _lakehouse_config(root: Path):
     from customer360.config import LakehouseConfig
 
     return LakehouseConfig(root=str(root))
+
+
+_NAMES_JOB = """
+import sys
+from customer360.config import load_config
+from customer360.lakehouse import Lakehouse
+from customer360.session import get_session
+
+config = load_config("local", overrides=[f"lakehouse.root={sys.argv[2]}"])
+spark = get_session(config)
+print("catalog:", spark.conf.get("spark.sql.catalogImplementation"))
+if sys.argv[1] == "write":
+    lakehouse = Lakehouse(spark, config.lakehouse)
+    lakehouse.write(spark.createDataFrame([("us", 1), ("de", 2)], "region string, n int"), "ops.submitted")
+    print("sync:", lakehouse.sync_catalog(["ops.submitted"]).describe())
+else:
+    print("rows:", sorted(tuple(r) for r in spark.table("ops.submitted").collect()))
+"""
+
+
+@pytest.mark.skipif(not find_jvm_jars().delta, reason="needs the Delta Lake jar (make jars)")
+def test_local_submission_keeps_names_in_the_lakehouse_metastore(tmp_path):
+    """spark-submit --master local with infra/spark/spark-defaults.local.conf: the job runs on
+    delta-spark and the names it registers outlive it (the lakehouse's Derby metastore), so a
+    second submission reads the table by name."""
+    job = tmp_path / "names_job.py"
+    job.write_text(_NAMES_JOB)
+    lakehouse = tmp_path / "lh"
+    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+           "PYTHONPATH": str(REPO / "lib")}
+    (tmp_path / "jars").symlink_to(CHECKOUT_JARS, target_is_directory=True)
+
+    def submit(mode: str) -> str:
+        proc = subprocess.run(
+            [str(SPARK_HOME / "bin" / "spark-submit"), "--properties-file",
+             str(REPO / "infra" / "spark" / "spark-defaults.local.conf"), "--conf", "spark.driver.memory=1g",
+             str(job), mode, str(lakehouse)],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+        return proc.stdout
+
+    written = submit("write")
+    assert "catalog: hive" in written
+    assert "sync: 1 tables named in the Hive metastore" in written and "1 registered" in written
+    assert (lakehouse / "_catalog" / "metastore_db").is_dir()
+    assert not (tmp_path / "derby.log").exists()  # Derby's log goes to the metastore folder
+    read = submit("read")
+    assert "rows: [('de', 2), ('us', 1)]" in read

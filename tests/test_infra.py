@@ -11,7 +11,7 @@ import yaml
 
 from customer360 import cli, jobs
 from customer360.config import load_config
-from customer360.session import DELTA_CATALOG, DELTA_EXTENSION, local_session_conf
+from customer360.session import DELTA_CATALOG, DELTA_EXTENSION, JvmJars, jvm_session_conf, local_session_conf
 
 from tests.conftest import CONF_DIR, REPO
 
@@ -41,8 +41,14 @@ def _properties(name: str) -> tuple[dict[str, str], dict[str, str]]:
 
 def test_local_spark_defaults_are_the_local_session_settings():
     active, _ = _properties("spark-defaults.local.conf")
-    expected = local_session_conf(load_config("local", conf_dir=CONF_DIR))
+    config = load_config("local", conf_dir=CONF_DIR)
+    expected = local_session_conf(config)
     expected.pop("spark.app.name")  # spark-submit names the application after the script
+    # no catalog setting: a local submission with Delta's catalog keeps names in the Derby metastore
+    assert expected.pop("spark.sql.catalogImplementation") == "in-memory"
+    jars = JvmJars(Path("jars"), (Path("jars/delta-spark.jar"),), delta_version=DELTA, graphframes_version=None)
+    expected |= jvm_session_conf(jars, shuffle_partitions=config.spark.shuffle_partitions)
+    expected["spark.jars"] = "jars/*.jar"  # the folder `make jars` fills, relative to the checkout
     assert active == expected
 
 

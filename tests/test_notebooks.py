@@ -125,6 +125,9 @@ def test_customer_360_explorer(spark, sample):
     assert list(top["net_revenue_total"]) == sorted(top["net_revenue_total"], reverse=True)
     assert top["net_revenue_total"].iloc[0] == c360.agg(F.max("net_revenue_total")).first()[0]
     assert shown[-1].loc["customer_id"].iloc[0] == ns["chosen"] == top["customer_id"].iloc[0]
+    # opening the notebook registered the lakehouse's tables by name: spark.table reads the same rows
+    assert ns["nb"].names.failed == [] and "gold.customer_360" in ns["nb"].names.names
+    assert spark.table("gold.customer_360").count() == ns["nb"].lakehouse.read("gold.customer_360").count()
 
 
 def test_identity_review(spark, sample):

@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config", parents=[common], help="print the resolved configuration as YAML")
     sub.add_parser("tables", parents=[common], help="list the lakehouse's tables and their versions")
+    catalog = sub.add_parser(
+        "catalog", parents=[common],
+        help="register the lakehouse's tables by name (metastore or Unity Catalog) and list the names",
+    )
+    catalog.add_argument("--print-sql", action="store_true", help="print the registering statements instead of running them")
 
     history = sub.add_parser("history", parents=[common], help="show a table's commits")
     history.add_argument("table", help="<layer>.<table>")
@@ -189,14 +194,16 @@ def _print(lines: Sequence[str]) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _context(args: argparse.Namespace):
+def _context(args: argparse.Namespace, *, metastore: bool = True):
+    """The run context of a command; ``metastore=False`` for commands that never use table names
+    (a local session then skips opening the Derby metastore)."""
     from customer360.pipeline import build_context
 
     overrides = list(args.overrides)
     if getattr(args, "fail_on_alert", False):
         overrides.append("monitoring.fail_on_alert=true")
     config = load_config(args.env, overrides=overrides, conf_dir=args.conf_dir)
-    return build_context(config, regions=args.region, as_of=getattr(args, "as_of", None))
+    return build_context(config, regions=args.region, as_of=getattr(args, "as_of", None), metastore=metastore)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -273,7 +280,7 @@ def _identity_file(args: argparse.Namespace) -> int:
 
     config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
     mapping = load_mapping(args.mapping)
-    spark = get_session(config)
+    spark = get_session(config, metastore=False)  # files in, files out: no table names
     report = resolve_file(
         spark,
         config,
@@ -294,7 +301,7 @@ def _cmd_identity_eval(args: argparse.Namespace) -> int:
     from customer360.identity.evaluate import evaluate
     from customer360.identity.stage import CUSTOMER_XREF
 
-    ctx = _context(args)
+    ctx = _context(args, metastore=False)
     truth_path = args.truth or str(Path(ctx.config.sample_data.dir) / "truth" / "record_person.parquet")
     if "://" not in truth_path and not Path(truth_path).exists():
         raise C360Error(f"no ground truth at {truth_path}: generate sample data (c360 generate) or pass --truth")
@@ -338,7 +345,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from customer360.governance.activation import export
 
-    ctx = _context(args)
+    ctx = _context(args, metastore=False)
     manifest = _job(ctx, "export", lambda: export(ctx, segment=args.segment, fmt=args.format, out=args.out, role=args.role))
     print(f"exported {manifest['exported']:,} of {manifest['members']:,} members of {args.segment!r} "
           f"as {args.role} to {args.out} (excluded: {json.dumps(manifest['excluded'])})")
@@ -371,7 +378,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from customer360.report import CHARTS, write_report
 
-    ctx = _context(args)
+    ctx = _context(args, metastore=False)
     data = write_report(ctx, args.out)
     missing = sorted({section for _, section, _, _ in CHARTS if (data.get(section) or {}).get("missing")})
     print(f"wrote {args.out} ({len(CHARTS)} charts for {', '.join(ctx.regions)}"
@@ -384,7 +391,7 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
     from customer360.gold.docs import gold_tables_markdown
 
-    ctx = _context(args)
+    ctx = _context(args, metastore=False)
     text = gold_tables_markdown(ctx.lakehouse)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -435,14 +442,36 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
-    ctx = _context(args)
+    ctx = _context(args, metastore=False)
     names = ctx.lakehouse.tables()
     _print([f"{name}\tv{ctx.lakehouse.version(name)}" for name in names] or [f"no tables under {ctx.lakehouse.root}"])
     return 0
 
 
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    ctx = _context(args, metastore=not args.print_sql)
+    lakehouse = ctx.lakehouse
+    names = lakehouse.tables()
+    if not names:
+        raise C360Error(f"no tables under {lakehouse.root} to name")
+    if args.print_sql:
+        from customer360.lakehouse.catalog import table_location
+
+        _print([f"{s};" for name in names for s in lakehouse.catalog.statements(name, table_location(lakehouse.root, name))])
+        return 0
+    sync = lakehouse.sync_catalog(names)
+    outcome = {n: "registered" for n in sync.registered} | {n: "re-pointed" for n in sync.repointed} | {n: "unchanged" for n in sync.unchanged}
+    _print([f"{lakehouse.table_name(n).replace('`', '')}\t{outcome[n]}" for n in names if n in outcome])
+    print(f"{sync.describe()}", file=sys.stderr)
+    if sync.failed:
+        for name, reason in sync.failed:
+            print(f"c360 catalog: {name} not registered: {reason}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_history(args: argparse.Namespace) -> int:
-    ctx = _context(args)
+    ctx = _context(args, metastore=False)
     for row in ctx.lakehouse.history(args.table, limit=args.limit).collect():
         params = ", ".join(f"{k}={v}" for k, v in sorted((row.operation_parameters or {}).items()) if k != "metadata")
         print(f"v{row.version}\t{row.timestamp:%Y-%m-%d %H:%M:%S}\t{row.operation}\t{params}")
@@ -450,7 +479,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_vacuum(args: argparse.Namespace) -> int:
-    ctx = _context(args)
+    ctx = _context(args, metastore=False)
     removed = ctx.lakehouse.vacuum(
         args.table, retention_hours=args.retention_hours, enforce_retention=not args.no_enforce_retention
     )
@@ -459,7 +488,7 @@ def _cmd_vacuum(args: argparse.Namespace) -> int:
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
-    ctx = _context(args)
+    ctx = _context(args, metastore=False)
     metrics = ctx.lakehouse.optimize(args.table, regions=ctx.regions if args.region else None)
     print(f"{args.table}: {metrics.get('numFilesRemoved', 0)} files compacted into {metrics.get('numFilesAdded', 0)}")
     return 0
@@ -486,6 +515,7 @@ COMMANDS = {
     "governance": _cmd_governance,
     "config": _cmd_config,
     "tables": _cmd_tables,
+    "catalog": _cmd_catalog,
     "history": _cmd_history,
     "vacuum": _cmd_vacuum,
     "optimize": _cmd_optimize,

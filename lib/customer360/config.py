@@ -85,6 +85,21 @@ def _as_strings(value: Any) -> Any:
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
 
 
+class CatalogConfig(_Frozen):
+    """Tables by name: ``<layer>.<table>`` in the session's catalog, or ``<name>.<layer>.<table>``
+    in the Unity Catalog catalog ``name``. Names are external tables over the lakehouse's paths."""
+
+    #: Unity Catalog catalog of three-level names (Databricks); null: the session catalog's two-level names
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: runs (c360 run, each stage job, spark-submit) register the tables they wrote, notebooks and
+    #: `c360 catalog` all tables; false: paths only
+    enabled: bool = True
+    #: where a local session keeps the names: derby (Spark's Hive metastore under <root>/_catalog,
+    #: kept between runs; one process at a time holds it, the others keep names for their session)
+    #: or memory (this session only). Clusters and Databricks use their own metastore.
+    local_metastore: Literal["derby", "memory"] = "derby"
+
+
 class LakehouseConfig(_Frozen):
     root: str = Field(min_length=1)
     engine: Literal["auto", "delta-spark", "delta-rs"] = "auto"
@@ -100,6 +115,8 @@ class LakehouseConfig(_Frozen):
     deletion_vectors: bool = False
     #: columns each table is Z-ordered by when optimized (`c360 optimize TABLE`)
     zorder: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    #: the tables' names in the metastore or Unity Catalog
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
 
     _strings = field_validator("storage_options", mode="before")(classmethod(lambda cls, v: _as_strings(v)))
 
@@ -640,6 +657,16 @@ class AppConfig(_Frozen):
     def _dev_key_only_locally(self) -> AppConfig:
         if self.pii.allow_dev_key and self.env != "local":
             raise ValueError(f"pii.allow_dev_key: only the local env may use the public development key, not {self.env!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_unity_catalog(self) -> AppConfig:
+        names, governed = self.lakehouse.catalog.name, self.governance.unity_catalog.catalog
+        if names is not None and names != governed:
+            raise ValueError(
+                f"lakehouse.catalog.name: the tables are named in catalog {names!r} but the governance "
+                f"statements target {governed!r} (governance.unity_catalog.catalog); set both to one catalog"
+            )
         return self
 
     @model_validator(mode="after")

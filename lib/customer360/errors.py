@@ -39,3 +39,7 @@ class PartitionMismatchError(C360Error):
 
 class UnsupportedTableError(C360Error):
     """The table uses a Delta feature this engine cannot read correctly."""
+
+
+class ConstraintViolationError(C360Error):
+    """Rows break a table's CHECK or NOT NULL constraint; the write committed nothing."""

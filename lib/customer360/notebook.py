@@ -4,6 +4,9 @@ region), the configuration and the lakehouse.
     from customer360.notebook import open_lakehouse
     nb = open_lakehouse(dbutils, spark)          # defines the widgets, then reads them
     c360 = nb.lakehouse.read("gold.customer_360").where(nb.in_region)
+
+Opening also registers the lakehouse's tables by name in the session's catalog (``lakehouse.catalog``),
+so ``%sql`` cells and ``spark.table("gold.customer_360")`` read the same tables.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pyspark.sql import Column, SparkSession
 
 from customer360.config import AppConfig, load_config
 from customer360.lakehouse import Lakehouse
+from customer360.lakehouse.catalog import CatalogSync
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,8 @@ class NotebookContext:
     config: AppConfig
     lakehouse: Lakehouse
     region: str
+    #: the names registered when the notebook opened (None: lakehouse.catalog.enabled is off)
+    names: CatalogSync | None = None
 
     @property
     def in_region(self) -> Column:
@@ -37,4 +43,11 @@ def open_lakehouse(dbutils, spark: SparkSession, *, default_region: str = "us") 
     region = dbutils.widgets.get("region")
     if region not in config.regions:
         raise ValueError(f"unknown region {region!r}; configured regions: {', '.join(sorted(config.regions))}")
-    return NotebookContext(config, Lakehouse(spark, config.lakehouse), region)
+    lakehouse = Lakehouse(spark, config.lakehouse)
+    names = None
+    if config.lakehouse.catalog.enabled:
+        names = lakehouse.sync_catalog()
+        lakehouse.catalog.use()  # two-level names (gold.customer_360) resolve in the configured catalog
+        if names.failed:
+            print(f"table names: {names.describe()}")
+    return NotebookContext(config, lakehouse, region, names)

@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 
 from customer360.config import AppConfig, RegionConfig
 from customer360.lakehouse import Lakehouse
+from customer360.lakehouse.catalog import CatalogSync
 from customer360.session import SessionCapabilities, detect_capabilities, get_session
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,9 @@ def build_context(
     spark: SparkSession | None = None,
     run_id: str | None = None,
     as_of: date | None = None,
+    metastore: bool = True,
 ) -> RunContext:
-    spark = spark or get_session(config)
+    spark = spark or get_session(config, metastore=metastore)
     capabilities = detect_capabilities(spark)
     log.info("session: %s", capabilities.describe())
     return RunContext(
@@ -141,6 +143,8 @@ class RunSummary:
     results: list[StageResult]
     started_at: datetime
     finished_at: datetime
+    #: the tables' names after the run (None: lakehouse.catalog.enabled is off)
+    catalog: CatalogSync | None = None
 
 
 def _utc_now() -> datetime:
@@ -170,7 +174,24 @@ def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None 
     finally:
         finished = _utc_now()
         _record_run(ctx, chosen, results, started, finished, status, error, job=job)
-    return RunSummary(ctx.run_id, status, results, started, finished)
+        catalog = register_names(ctx)
+    return RunSummary(ctx.run_id, status, results, started, finished, catalog)
+
+
+def register_names(ctx: RunContext) -> CatalogSync | None:
+    """Register the tables the run wrote by name (``lakehouse.catalog``; ``c360 catalog`` names
+    them all); a name the catalog refuses is reported in the summary, it does not fail the run
+    that wrote the data."""
+    if not ctx.config.lakehouse.catalog.enabled:
+        return None
+    written = list(dict.fromkeys(w.table for w in ctx.lakehouse.lineage.writes))
+    try:
+        return ctx.lakehouse.sync_catalog(written)
+    except Exception as exc:  # noqa: BLE001 - e.g. an unreachable metastore: say so, keep the run's outcome
+        log.warning("catalog: names not registered: %s", exc)
+        result = CatalogSync(catalog=ctx.lakehouse.catalog.describe())
+        result.failed.append(("*", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"))
+        return result
 
 
 def _record_run(
@@ -239,6 +260,7 @@ def summary_lines(ctx: RunContext, summary: RunSummary) -> list[str]:
         f"  session: {ctx.capabilities.describe()}",
         f"  lakehouse: {ctx.lakehouse.root} (engine {ctx.lakehouse.engine_name})",
         f"  engines: {engines_line(ctx)}",
+        f"  names: {summary.catalog.describe() if summary.catalog else 'not registered (lakehouse.catalog.enabled: false)'}",
         "  regions:",
     ]
     for code in ctx.regions:

@@ -6,6 +6,7 @@ libraries (Delta Lake, GraphFrames) the session can use, for classic sessions (p
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -235,6 +236,69 @@ LOCAL_ONLY = frozenset({
 })
 
 
+#: the folder under a local lakehouse root that holds its metastore (Derby) and warehouse
+METASTORE_FOLDER = "_catalog"
+
+
+def local_metastore_dir(config: AppConfig) -> Path | None:
+    """The Derby metastore folder of a local lakehouse root (``<root>/_catalog``), or None when
+    names stay in the session (``lakehouse.catalog.local_metastore: memory``, a remote root, or a
+    root whose path a JDBC URL cannot carry)."""
+    root = config.lakehouse.root
+    if config.lakehouse.catalog.local_metastore != "derby":
+        return None
+    if root.startswith("file:"):
+        root = root[len("file:"):].lstrip("/")
+        root = "/" + root
+    elif "://" in root or root.startswith("dbfs:"):
+        return None
+    if ";" in root:
+        return None
+    return Path(root).expanduser().resolve() / METASTORE_FOLDER
+
+
+def metastore_busy(folder: Path) -> bool:
+    """Whether another process has the Derby metastore in ``folder`` open (Derby boots a database
+    in one process at a time and holds a file lock on ``dbex.lck`` while it does)."""
+    lock = folder / "metastore_db" / "dbex.lck"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:  # never booted, or not ours to open: nobody holds it
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def metastore_conf(folder: Path, *, java_options: str = "") -> dict[str, str]:
+    """Settings of a session that keeps table names in Spark's Derby-backed Hive metastore in
+    ``folder`` (managed tables, which the pipeline never creates, would go to its warehouse)."""
+    options = f"{java_options} -Dderby.system.home={folder}".strip()  # derby.log there, not in the cwd
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(folder / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={folder / 'metastore_db'};create=true",
+        "spark.driver.extraJavaOptions": options,
+    }
+
+
+def _boot_metastore(spark: SparkSession) -> str | None:
+    """Open the metastore now, so that this process holds it from the start; the reason when it
+    cannot be opened."""
+    try:
+        spark.catalog.listDatabases()
+    except Exception as exc:  # noqa: BLE001 - Derby's refusal comes wrapped in Hive's
+        text = str(exc)
+        return "another process opened it first" if "XSDB6" in text or "Another instance of Derby" in text else text.splitlines()[0]
+    return None
+
+
 def submitted_conf() -> dict[str, str] | None:
     """The settings spark-submit gave this process (its JVM started first and passed the gateway
     port), or None when the process was not started by spark-submit."""
@@ -250,11 +314,22 @@ def checkpoint_dir(config: AppConfig) -> str:
     return config.lakehouse.root.rstrip("/") + "/_checkpoints"
 
 
-def get_session(config: AppConfig) -> SparkSession:
+def _build(conf: dict[str, str]) -> SparkSession:
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def get_session(config: AppConfig, *, metastore: bool = True) -> SparkSession:
     """The active session (spark-submit, Databricks, tests) or a new local one from config.
 
     An existing session keeps its settings; only a checkpoint directory is added when it has none,
-    since the iterative graph stages need one.
+    since the iterative graph stages need one. A new local session keeps table names in the
+    lakehouse's Derby metastore (``local_metastore_dir``) unless ``metastore`` is False (commands
+    that never use names skip its few seconds of start-up) or another process has it open.
     """
     spark = SparkSession.getActiveSession()
     if spark is None:
@@ -268,7 +343,7 @@ def get_session(config: AppConfig) -> SparkSession:
             # settings that only make sense for a local session are left to the cluster; its jars
             # are its own (--jars, spark.jars in the properties file)
             conf = {key: value for key, value in conf.items() if key not in submitted and key not in LOCAL_ONLY}
-        else:
+        if submitted is None:
             jars = find_jvm_jars(config.spark.jars_dir)
             check_jar_versions(jars)
             conf = {**jvm_session_conf(jars, shuffle_partitions=config.spark.shuffle_partitions), **conf}
@@ -276,11 +351,37 @@ def get_session(config: AppConfig) -> SparkSession:
                 log.info("%s", jars.describe())
             else:  # an offline laptop: say once what runs instead, then go on
                 print(jars.describe(), file=sys.stderr)
-        builder = SparkSession.builder
-        for key, value in conf.items():
-            builder = builder.config(key, value)
-        spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel("WARN")
+            # table names need Delta's catalog; a Derby metastore in use elsewhere stays there
+            folder = local_metastore_dir(config) if jars.delta and metastore else None
+        else:
+            # a local submission (--master local[N], infra/spark/spark-defaults.local.conf) with Delta's
+            # catalog and no catalog of its own keeps names where `c360` does; a cluster's are its own
+            local_master = submitted.get("spark.master", "").startswith("local")
+            named = (local_master and metastore and "spark.sql.catalogImplementation" not in submitted
+                     and submitted.get("spark.sql.catalog.spark_catalog") == DELTA_CATALOG)
+            folder = local_metastore_dir(config) if named else None
+        if folder is not None and metastore_busy(folder):
+            print(f"the metastore in {folder} is open in another process: table names for this session only",
+                  file=sys.stderr)
+            folder = None
+        local = conf
+        if folder is not None:
+            explicit = set(config.spark.conf)
+            extra = {k: v for k, v in metastore_conf(folder, java_options=conf.get("spark.driver.extraJavaOptions", "")).items()
+                     if k not in explicit or k == "spark.driver.extraJavaOptions"}
+            if submitted is not None:
+                # the driver's JVM already runs: Derby reads its home (where derby.log goes) when it boots
+                from pyspark import SparkContext
+
+                extra.pop("spark.driver.extraJavaOptions", None)
+                SparkContext._jvm.java.lang.System.setProperty("derby.system.home", str(folder))
+            conf = {**conf, **extra}
+        spark = _build(conf)
+        if folder is not None and (reason := _boot_metastore(spark)) is not None:
+            print(f"the metastore in {folder} could not be opened ({reason}): table names for this session only",
+                  file=sys.stderr)
+            spark.stop()
+            spark = _build(local)
         log.info("created Spark session (master %s%s); customer360 from %s", spark.sparkContext.master,
                  ", from spark-submit" if submitted is not None else "", Path(__file__).parent)
     if not is_spark_connect(spark) and spark.sparkContext.getCheckpointDir() is None:

@@ -14,9 +14,9 @@ from deltalake import DeltaTable
 from pyspark.sql import types as T
 
 from customer360.config import LakehouseConfig
-from customer360.errors import SchemaMismatchError, UnsupportedTableError
+from customer360.errors import ConstraintViolationError, SchemaMismatchError, UnsupportedTableError
 from customer360.governance.lineage import merge_counts
-from customer360.lakehouse import Lakehouse
+from customer360.lakehouse import Constraints, Lakehouse
 from customer360.session import detect_capabilities
 
 SCHEMA = T.StructType([
@@ -189,3 +189,67 @@ def test_a_table_written_by_one_engine_is_read_merged_and_time_travelled_by_the_
     stamp = first.history("silver.people").where("version = 0").first().timestamp
     assert second.read("silver.people", as_of=stamp.replace(tzinfo=timezone.utc)).count() == 3
     assert isinstance(stamp, datetime)
+
+
+# --------------------------------------------------------------------------- constraints
+
+CONTRACT = Constraints(not_null=("customer_id", "region"), checks=(("amount_positive", "amount IS NULL OR amount > 0"),))
+
+
+@pytest.mark.parametrize("engine", ["delta-spark", "delta-rs"])
+def test_constraints_guard_the_first_rows_and_every_later_write(spark, tmp_path, engine):
+    lh = lakehouse_at(spark, tmp_path / "lh", engine)
+    # the first write already meets the constraints: the table is created empty with them
+    with pytest.raises(ConstraintViolationError, match="silver.sales: rows break") as caught:
+        lh.write(frame(spark, ROWS + [("c9", -5, "us")]), "silver.sales", partition_by=["region"], constraints=CONTRACT)
+    assert "-5" not in str(caught.value) and "c9" not in str(caught.value)  # values are never echoed
+    assert lh.read("silver.sales").count() == 0
+    assert lh.constraints("silver.sales") == {
+        "customer_id_not_null": "customer_id IS NOT NULL",
+        "region_not_null": "region IS NOT NULL",
+        "amount_positive": "amount IS NULL OR amount > 0",
+    }
+    lh.write(frame(spark, ROWS), "silver.sales", partition_by=["region"], constraints=CONTRACT)
+    for bad, broken in (([(None, 5, "us")], "customer_id_not_null"), ([("c4", 0, "de")], "amount_positive")):
+        with pytest.raises(ConstraintViolationError) as caught:
+            lh.write(frame(spark, bad), "silver.sales", mode="append")  # enforced without being passed again
+        if engine == "delta-spark":  # Delta names the constraint; delta-rs says only that a check failed
+            assert f"CHECK constraint {broken}" in str(caught.value)
+        else:
+            assert broken in str(caught.value)
+    with pytest.raises(ConstraintViolationError, match="rows break"):
+        lh.merge(frame(spark, [("c1", -1, "us")]), "silver.sales", keys=["customer_id"])
+    assert_df_equality(lh.read("silver.sales"), frame(spark, ROWS), ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("engine", ["delta-spark", "delta-rs"])
+def test_a_new_constraint_checks_the_rows_already_there(spark, tmp_path, engine):
+    lh = lakehouse_at(spark, tmp_path / "lh", engine)
+    lh.write(frame(spark, ROWS + [("c4", None, "de")]), "silver.sales", partition_by=["region"])
+    strict = Constraints(checks=(("amount_known", "amount IS NOT NULL"),))
+    with pytest.raises(ConstraintViolationError, match="silver.sales: rows already in the table break"):
+        lh.write(frame(spark, ROWS[:1]), "silver.sales", mode="append", constraints=strict)
+    assert lh.constraints("silver.sales") == {}
+    # a changed expression replaces the constraint of that name
+    lh.write(frame(spark, ROWS[:1]), "silver.sales", mode="append", constraints=Constraints(checks=(("amount_known", "amount > 0 OR amount IS NULL"),)))
+    assert lh.constraints("silver.sales") == {"amount_known": "amount > 0 OR amount IS NULL"}
+
+
+def test_a_constraint_set_by_one_engine_is_enforced_by_the_other(spark, tmp_path):
+    root = tmp_path / "lh"
+    lakehouse_at(spark, root, "delta-rs").write(frame(spark, ROWS), "silver.sales", partition_by=["region"], constraints=CONTRACT)
+    with pytest.raises(ConstraintViolationError, match="CHECK constraint amount_positive"):
+        lakehouse_at(spark, root, "delta-spark").write(frame(spark, [("c5", -1, "us")]), "silver.sales", mode="append")
+    lakehouse_at(spark, root / "other", "delta-spark").write(frame(spark, ROWS), "silver.sales", partition_by=["region"], constraints=CONTRACT)
+    with pytest.raises(ConstraintViolationError, match="amount_positive"):
+        lakehouse_at(spark, root / "other", "delta-rs").write(frame(spark, [("c5", -1, "us")]), "silver.sales", mode="append")
+
+
+def test_constraints_refuse_names_and_expressions_that_are_not_one_clause():
+    with pytest.raises(ValueError, match="NOT NULL column 'Bad Name'"):
+        Constraints(not_null=("Bad Name",))
+    with pytest.raises(ValueError, match="constraint name 'x-y'"):
+        Constraints(checks=(("x-y", "a > 0"),))
+    with pytest.raises(ValueError, match="is not one SQL expression"):
+        Constraints(checks=(("ok", "a > 0; DROP TABLE t"),))
+    assert not Constraints() and Constraints(not_null=("a",)).expressions() == {"a_not_null": "a IS NOT NULL"}

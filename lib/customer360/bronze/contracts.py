@@ -12,6 +12,8 @@ from typing import Literal
 
 from pyspark.sql import types as T
 
+from customer360.lakehouse import Constraints
+
 EARLIEST_TIMESTAMP = datetime(1990, 1, 1, tzinfo=timezone.utc)
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 
@@ -36,6 +38,9 @@ QUARANTINE_SCHEMA = T.StructType(
         T.StructField("region", T.StringType(), True),
     ]
 )
+
+#: every quarantined row says where it came from and why
+QUARANTINE_CONSTRAINTS = Constraints(not_null=tuple(f.name for f in QUARANTINE_SCHEMA.fields if not f.nullable))
 
 INGESTED_FILES_SCHEMA = T.StructType(
     [
@@ -90,6 +95,23 @@ class SourceContract:
     def schema(self) -> T.StructType:
         """The typed columns of ``bronze.<name>`` (before drift columns and metadata)."""
         return T.StructType([T.StructField(c.name, c.type, True) for c in self.columns])
+
+    @property
+    def constraints(self) -> Constraints:
+        """What every row of ``bronze.<name>`` promises, as Delta CHECK constraints: required and
+        ingestion-metadata columns are never null, numbers lie within their bounds, codes among
+        their allowed values. Ingestion quarantines the rows that do not before it writes, so a
+        violation is a bug in validation, stopped at the table."""
+        checks = []
+        for c in self.columns:
+            if c.minimum is not None:
+                checks.append((f"{c.name}_min", f"{c.name} IS NULL OR {c.name} >= {c.minimum:g}"))
+            if c.maximum is not None:
+                checks.append((f"{c.name}_max", f"{c.name} IS NULL OR {c.name} <= {c.maximum:g}"))
+            if c.allowed is not None:
+                values = ", ".join("'" + v + "'" for v in c.allowed)
+                checks.append((f"{c.name}_allowed", f"{c.name} IS NULL OR {c.name} IN ({values})"))
+        return Constraints(not_null=self.required + tuple(f.name for f in METADATA_FIELDS), checks=tuple(checks))
 
     @property
     def extensions(self) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from customer360.bronze.contracts import (
     EARLIEST_BIRTH_DATE,
     EARLIEST_TIMESTAMP,
     INGESTED_FILES_SCHEMA,
+    QUARANTINE_CONSTRAINTS,
     QUARANTINE_SCHEMA,
     Column,
     SourceContract,
@@ -664,12 +665,16 @@ def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> So
         # the counts below come from the Delta commits, checked against the counts above
         written = True
         if n_good or not ctx.lakehouse.exists(bronze):
-            loaded = ctx.lakehouse.write(good, bronze, mode="append", partition_by=["region"], schema_mode="merge").rows_written
+            loaded = ctx.lakehouse.write(
+                good, bronze, mode="append", partition_by=["region"], schema_mode="merge", constraints=contract.constraints
+            ).rows_written
         else:
             loaded = 0
         quarantined = 0
         if n_bad:
-            quarantined = ctx.lakehouse.write(bad, QUARANTINE, mode="append", partition_by=["region"]).rows_written
+            quarantined = ctx.lakehouse.write(
+                bad, QUARANTINE, mode="append", partition_by=["region"], constraints=QUARANTINE_CONSTRAINTS
+            ).rows_written
     except Exception as exc:
         if written:
             raise  # files stay 'loading': the next run removes what was written and loads them again

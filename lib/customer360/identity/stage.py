@@ -39,7 +39,7 @@ from customer360.identity.records import (
 from customer360.identity.resolve import ResolvedIdentities, resolve_identities, timed
 from customer360.identity.stable_ids import IdAssignment, assign_customer_ids
 from customer360.identity.tokenize import hmac_token
-from customer360.lakehouse import Lakehouse
+from customer360.lakehouse import Constraints, Lakehouse
 from customer360.lakehouse.core import sql_string_list
 from customer360.pipeline import Metric, RunContext, StageResult
 
@@ -171,8 +171,23 @@ def _regions(config: AppConfig, codes) -> dict[str, RegionConfig]:
     return {code: config.regions[code] for code in codes}
 
 
+#: what silver's identity tables promise (docs/ARCHITECTURE.md, identity resolution contract):
+#: every record keyed and placed, every xref row resolved to a customer by a rule, confidences
+#: probabilities (null for a record alone)
+CONSTRAINTS = {
+    IDENTITY_RECORDS: Constraints(not_null=("source", "source_record_id", "region")),
+    CUSTOMER_XREF: Constraints(
+        not_null=("source", "source_record_id", "customer_id", "match_rule", "region"),
+        checks=(("match_confidence_probability", "match_confidence IS NULL OR (match_confidence >= 0 AND match_confidence <= 1)"),),
+    ),
+    CUSTOMER_GOLDEN: Constraints(not_null=("customer_id", "region")),
+}
+
+
 def _write(lakehouse: Lakehouse, df: DataFrame, name: str, regions) -> int:
-    result = lakehouse.write(df, name, partition_by=["region"], regions=list(regions), schema_mode="merge")
+    result = lakehouse.write(
+        df, name, partition_by=["region"], regions=list(regions), schema_mode="merge", constraints=CONSTRAINTS.get(name)
+    )
     return int(result.rows_written or 0)
 
 

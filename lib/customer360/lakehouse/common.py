@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from customer360.errors import PartitionMismatchError
+from customer360.errors import ConstraintViolationError, PartitionMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,59 @@ class WriteResult:
     rows_written: int | None = None
     rows_deleted: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+_CONSTRAINT_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: table properties that hold Delta CHECK constraints: delta.constraints.<name> = <expression>
+CONSTRAINT_PREFIX = "delta.constraints."
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What a table promises about every row, as Delta CHECK constraints that both engines enforce
+    on every write (``delta.constraints.<name>`` in the table's properties).
+
+    A column in ``not_null`` gets ``<column>_not_null: <column> IS NOT NULL``: Delta on Spark 4.1
+    cannot turn a nullable column non-nullable, and tables are created by DataFrame writes whose
+    columns are nullable, so NOT NULL is a CHECK here. ``checks`` are (name, SQL expression) pairs
+    in the common subset of Spark SQL and DataFusion (comparisons, ``IN``, ``IS NULL``, ``AND``/``OR``).
+    """
+
+    not_null: tuple[str, ...] = ()
+    checks: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for column in self.not_null:
+            if not _CONSTRAINT_NAME.match(column):
+                raise ValueError(f"NOT NULL column {column!r} must be a lower-case snake_case name")
+        for name, expression in self.checks:
+            if not _CONSTRAINT_NAME.match(name):
+                raise ValueError(f"constraint name {name!r} must be lower-case snake_case")
+            if not expression.strip() or ";" in expression:
+                raise ValueError(f"constraint {name}: {expression!r} is not one SQL expression")
+
+    def expressions(self) -> dict[str, str]:
+        """Constraint name -> expression, NOT NULL columns first."""
+        out = {f"{column}_not_null": f"{column} IS NOT NULL" for column in self.not_null}
+        out.update(dict(self.checks))
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.not_null or self.checks)
+
+
+def constraint_violation(table: str, which: str, *, existing: bool = False) -> ConstraintViolationError:
+    """The error for rows that break ``which`` (a constraint, named): never the rows' values,
+    which may be personal data."""
+    what = "rows already in the table break" if existing else "rows break"
+    return ConstraintViolationError(
+        f"{table}: {what} {which}; nothing was committed (values not shown: they may be personal data)"
+    )
+
+
+def table_constraints(properties: Mapping[str, str]) -> dict[str, str]:
+    """The CHECK constraints recorded in a table's properties, name -> expression."""
+    return {k[len(CONSTRAINT_PREFIX):]: v for k, v in properties.items() if k.startswith(CONSTRAINT_PREFIX)}
 
 
 class StorageEngine(Protocol):
@@ -72,6 +125,8 @@ class StorageEngine(Protocol):
     def vacuum(self, path: str, *, retention_hours: int, enforce_retention: bool) -> list[str]: ...
     def optimize(self, path: str, *, regions: Sequence[str] | None, zorder_by: Sequence[str]) -> dict[str, Any]: ...
     def properties(self, path: str) -> dict[str, str]: ...
+    def add_constraint(self, path: str, name: str, expression: str) -> None: ...
+    def drop_constraint(self, path: str, name: str) -> None: ...
     def changes(self, path: str, *, start_version: int, end_version: int | None) -> DataFrame: ...
     def purge_deleted_rows(self, path: str) -> dict[str, Any]: ...
     def purge_history(self, path: str) -> int: ...

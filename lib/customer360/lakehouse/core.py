@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from pyspark.sql import types as T
 
 from customer360.config import LakehouseConfig
 from customer360.errors import (
+    ConstraintViolationError,
     DuplicateKeyError,
     EngineUnavailableError,
     SchemaMismatchError,
@@ -32,6 +34,7 @@ from customer360.errors import (
 from customer360.lakehouse.common import (  # noqa: F401  (re-exported: callers import them from core)
     LAYERS,
     REGION_COLUMN,
+    Constraints,
     SchemaMode,
     StorageEngine,
     WriteMode,
@@ -39,9 +42,12 @@ from customer360.lakehouse.common import (  # noqa: F401  (re-exported: callers 
     partition_literal,
     redo_on_conflict,
     is_commit_conflict,
+    constraint_violation,
     sql_string_list,
+    table_constraints,
     uri_to_path,
 )
+from customer360.lakehouse.catalog import CatalogSync, TableCatalog
 from customer360.lakehouse.deltars import DeltaRsEngine
 from customer360.lakehouse.deltaspark import DeltaSparkEngine
 from customer360.session import DELTA_EXTENSION, SessionCapabilities, detect_capabilities
@@ -252,6 +258,15 @@ def choose_engine(
     return engine
 
 
+#: how each engine reports a row that breaks a constraint (delta-spark: Delta's error classes and
+#: exception; delta-rs: DataFusion's validation)
+_VIOLATION_MARKERS = (
+    "DELTA_VIOLATE_CONSTRAINT", "DeltaInvariantViolationException", "DELTA_NEW_CHECK_CONSTRAINT_VIOLATION",
+    "DELTA_NOT_NULL_CONSTRAINT_VIOLATED", "failed validation check", "Check or Invariant",
+)
+_VIOLATED = re.compile(r"CHECK constraint (\w+) \((.*?)\) violated")
+
+
 # --------------------------------------------------------------------------- the interface
 
 
@@ -264,6 +279,8 @@ class Lakehouse:
         self.root = config.root.rstrip("/")
         self.engine = engine or choose_engine(spark, config)
         self.lineage = LineageRecorder()
+        #: the tables' names in the session's catalog (lakehouse.catalog)
+        self.catalog = TableCatalog(spark, self.root, catalog_name=config.catalog.name)
 
     @property
     def engine_name(self) -> str:
@@ -315,8 +332,14 @@ class Lakehouse:
         regions: Sequence[str] | None = None,
         partitions: Mapping[str, Sequence[Any]] | None = None,
         schema_mode: SchemaMode | None = None,
+        constraints: Constraints | None = None,
     ) -> WriteResult:
         """Overwrite, append, or (``regions=[...]``) replace only those regions' partitions.
+
+        ``constraints``: what every row of the table promises (Delta CHECK constraints). A new
+        table is created empty with them first, so Delta checks the first rows too; an existing
+        table gets the ones it lacks (Delta checks its rows then). Rows that break one fail the
+        write with ``ConstraintViolationError`` and nothing is committed.
 
         ``partitions={"as_of_date": [d]}`` narrows the replacement further to those values of
         other partition columns (with ``regions``, the rows in both). The data must lie inside
@@ -363,17 +386,27 @@ class Lakehouse:
                 if not values:
                     raise ValueError(f"partitions[{column!r}] is empty")
                 replace[column] = sorted({partition_literal(v) for v in values})
-        result = self.engine.write(
-            df,
-            path,
-            table=name,
-            mode=mode,
-            partition_by=partition_by,
-            replace=replace,
-            schema_mode=schema_mode,
-            exists=exists,
-            properties=self.config.table_properties(parse_table_name(name)[0]),
-        )
+        properties = self.config.table_properties(parse_table_name(name)[0])
+        if constraints:
+            if not exists:  # an empty table with its constraints first: Delta then checks every row
+                self.engine.write(
+                    df.limit(0), path, table=name, mode="overwrite", partition_by=partition_by, replace=None,
+                    schema_mode=None, exists=False, properties=properties,
+                )
+                exists = True
+            self._ensure_constraints(name, path, constraints)
+        with self._constraint_errors(name, path):
+            result = self.engine.write(
+                df,
+                path,
+                table=name,
+                mode=mode,
+                partition_by=partition_by,
+                replace=replace,
+                schema_mode=schema_mode,
+                exists=exists,
+                properties=properties,
+            )
         self.lineage.wrote(result)
         log.info(
             "%s: %s v%d (%s rows, +%d/-%d files)",
@@ -389,23 +422,66 @@ class Lakehouse:
         keys: Sequence[str],
         partition_by: Sequence[str] | None = None,
         schema_mode: Literal["merge"] | None = None,
+        constraints: Constraints | None = None,
     ) -> WriteResult:
         """Upsert on ``keys``: matched rows are replaced, others inserted. Creates the table if absent.
 
         With ``schema_mode="merge"`` new source columns are added to the table (null in old rows).
+        ``constraints`` as in ``write``.
         """
         check_merge_keys(df, keys, table=name)
         path = self.path(name)
         if not self.engine.exists(path):
-            return self.write(df, name, mode="overwrite", partition_by=partition_by)
+            return self.write(df, name, mode="overwrite", partition_by=partition_by, constraints=constraints)
+        if constraints:
+            self._ensure_constraints(name, path, constraints)
         df = align_to_table(df, self.engine.schema(path), schema_mode=schema_mode)
         df = keep_comments(df, self.engine.column_comments(path))
         partitions = self.engine.partition_columns(path)
         if partition_by is not None and list(partition_by) != partitions:
             raise SchemaMismatchError(f"{name} is partitioned by {partitions}, not {list(partition_by)}")
-        result = self.engine.merge(df, path, table=name, keys=list(keys), schema_mode=schema_mode)
+        with self._constraint_errors(name, path):
+            result = self.engine.merge(df, path, table=name, keys=list(keys), schema_mode=schema_mode)
         self.lineage.wrote(result)
         return result
+
+    def constraints(self, name: str) -> dict[str, str]:
+        """The table's CHECK constraints, name -> expression."""
+        return table_constraints(self.engine.properties(self._require(name)))
+
+    def _ensure_constraints(self, name: str, path: str, constraints: Constraints) -> None:
+        """Add the constraints the table lacks, and replace one whose expression changed."""
+        present = table_constraints(self.engine.properties(path))
+        for constraint, expression in constraints.expressions().items():
+            if present.get(constraint) == expression:
+                continue
+            if constraint in present:
+                self.engine.drop_constraint(path, constraint)
+            with self._constraint_errors(name, path, adding=constraint):
+                self.engine.add_constraint(path, constraint, expression)
+            log.info("%s: constraint %s CHECK (%s)", name, constraint, expression)
+
+    @contextmanager
+    def _constraint_errors(self, name: str, path: str, *, adding: str | None = None):
+        """A constraint violation as ``ConstraintViolationError`` naming the constraint, never the
+        row's values (both engines print them, and they may be personal data)."""
+        try:
+            yield
+        except ConstraintViolationError:
+            raise
+        except Exception as exc:
+            text = str(exc)
+            if not any(marker in text for marker in _VIOLATION_MARKERS):
+                raise
+            found = _VIOLATED.search(text)
+            if found:
+                which = f"CHECK constraint {found.group(1)} ({found.group(2)})"
+            elif adding is not None:
+                which = f"the new constraint {adding}"
+            else:
+                declared = table_constraints(self.engine.properties(path))
+                which = "the table's constraints (" + "; ".join(f"{k}: {v}" for k, v in declared.items()) + ")"
+            raise constraint_violation(name, which, existing=adding is not None) from None
 
     def delete(self, name: str, where: str) -> WriteResult:
         """Delete rows matching a SQL predicate, e.g. ``"region = 'us' AND customer_id = 'c1'"``."""
@@ -477,6 +553,19 @@ class Lakehouse:
     def column_comments(self, name: str) -> dict[str, str]:
         """Column -> description stored in the table's Delta schema (columns without one left out)."""
         return self.engine.column_comments(self._require(name))
+
+    def table_name(self, name: str) -> str:
+        """``name`` as the catalog knows it (``gold.customer_360`` or ``<catalog>.gold.customer_360``),
+        quoted for SQL: ``spark.table(lakehouse.table_name("gold.customer_360"))``."""
+        parse_table_name(name)
+        return self.catalog.qualified(name)
+
+    def sync_catalog(self, names: Sequence[str] | None = None) -> CatalogSync:
+        """Register ``names`` (default: every table under the root) in the session's catalog as
+        external tables over their paths; names already right are left alone."""
+        for name in names or ():
+            parse_table_name(name)
+        return self.catalog.sync(self.tables() if names is None else names)
 
     def tables(self) -> list[str]:
         """Every ``<layer>.<table>`` under the root that is a Delta table."""

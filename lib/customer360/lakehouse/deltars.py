@@ -43,8 +43,10 @@ from customer360.lakehouse.common import (
     SchemaMode,
     WriteMode,
     WriteResult,
+    constraint_violation,
     older_log_entries,
     partition_literal,
+    table_constraints,
     uri_to_path,
 )
 
@@ -178,7 +180,7 @@ class DeltaRsEngine:
 
     # ------------------------------------------------------------------ write
 
-    def _stage(self, df: DataFrame, path: str, partition_by: Sequence[str]) -> tuple[str, list[StagedFile]]:
+    def _stage(self, df: DataFrame, path: str, partition_by: Sequence[str]) -> tuple[str, str, list[StagedFile]]:
         """Spark writes the Parquet files of one write under a staging folder of its own."""
         fs, table_dir = self._filesystem(path)
         staging = f"{table_dir}/{STAGING_DIR}/{uuid.uuid4().hex}"
@@ -208,7 +210,7 @@ class DeltaRsEngine:
                     num_records=pq.read_metadata(info.path, filesystem=fs).num_rows,
                 )
             )
-        return staging, staged
+        return staging, staging_uri, staged
 
     def _publish(self, path: str, staged: list[StagedFile]) -> list[AddAction]:
         fs, table_dir = self._filesystem(path)
@@ -260,13 +262,21 @@ class DeltaRsEngine:
         partition_by: Sequence[str],
         commit: Callable[[list[AddAction]], None],
         validate: Callable[[list[StagedFile]], None] | None = None,
+        *,
+        table: str,
     ) -> list[AddAction]:
-        """Stage, check, publish and commit; on any failure remove this write's files and re-raise."""
-        staging, staged = self._stage(df, path, partition_by)
+        """Stage, check, publish and commit; on any failure remove this write's files and re-raise.
+
+        The files are Spark's, committed through delta-rs's transaction API, which does not check
+        the table's CHECK constraints: they are checked here on the staged rows (one scan)."""
+        checks = table_constraints(self.properties(path)) if self.exists(path) else {}
+        staging, staging_uri, staged = self._stage(df, path, partition_by)
         published: list[AddAction] = []
         try:
             if validate is not None:
                 validate(staged)
+            if checks and staged:
+                self._check_constraints(self.spark.read.schema(df.schema).parquet(staging_uri), table, checks)
             published = self._publish(path, staged)
             commit(published)
         except BaseException:
@@ -274,6 +284,17 @@ class DeltaRsEngine:
             raise
         _remove_dir(self._filesystem(path)[0], staging)
         return published
+
+    @staticmethod
+    def _check_constraints(rows: DataFrame, table: str, checks: Mapping[str, str]) -> None:
+        """Raise naming the first constraint some row breaks (false or null, as Delta counts it)."""
+        broken = rows.select([
+            F.max(F.when(F.coalesce(F.expr(f"({expression})"), F.lit(False)), 0).otherwise(1)).alias(f"c{i}")
+            for i, expression in enumerate(checks.values())
+        ]).first()
+        for i, (name, expression) in enumerate(checks.items()):
+            if broken is not None and broken[f"c{i}"] == 1:
+                raise constraint_violation(table, f"CHECK constraint {name} ({expression})")
 
     def write(
         self,
@@ -333,7 +354,7 @@ class DeltaRsEngine:
             )
 
         actions = self._staged_write(
-            df, path, partition_by, commit, validate=within_replaced if replace else None
+            df, path, partition_by, commit, validate=within_replaced if replace else None, table=table
         )
         return WriteResult(
             table=table,
@@ -425,7 +446,7 @@ class DeltaRsEngine:
                 commit_properties=self._commit_properties("MERGE", retries=0, keys=list(keys)),
             )
 
-        actions = self._staged_write(rewritten, path, partition_by, commit)
+        actions = self._staged_write(rewritten, path, partition_by, commit, table=table)
         return WriteResult(
             table=table,
             version=self.version(path),
@@ -527,6 +548,16 @@ class DeltaRsEngine:
 
     def properties(self, path: str) -> dict[str, str]:
         return {k: v for k, v in self._table(path).metadata().configuration.items() if v is not None}
+
+    def add_constraint(self, path: str, name: str, expression: str) -> None:
+        dt = self._table(path)
+        self._check_writable(dt, path, "add a constraint to")
+        dt.alter.add_constraint({name: expression})
+
+    def drop_constraint(self, path: str, name: str) -> None:
+        dt = self._table(path)
+        self._check_writable(dt, path, "drop a constraint of")
+        dt.alter.drop_constraint(name, raise_if_not_exists=False)
 
     def changes(self, path: str, *, start_version: int, end_version: int | None) -> DataFrame:
         raise UnsupportedTableError(

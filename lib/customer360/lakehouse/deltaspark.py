@@ -189,7 +189,7 @@ class DeltaSparkEngine:
             comment = f.metadata.get("comment")
             if comment and current.get(f.name) != comment:
                 quoted = comment.replace("\\", "\\\\").replace("'", "\\'")
-                self.spark.sql(f"ALTER TABLE delta.`{path}` ALTER COLUMN `{f.name}` COMMENT '{quoted}'")
+                self.spark.sql(f"ALTER TABLE delta.`{_quoted_path(path)}` ALTER COLUMN `{f.name}` COMMENT '{quoted}'")
 
     def merge(
         self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
@@ -230,7 +230,7 @@ class DeltaSparkEngine:
             self.spark.conf.set(key, "false")
         try:
             self._table(path)
-            target = f"delta.`{path}` RETAIN {int(retention_hours)} HOURS"
+            target = f"delta.`{_quoted_path(path)}` RETAIN {int(retention_hours)} HOURS"
             doomed = [r[0] for r in self.spark.sql(f"VACUUM {target} DRY RUN").collect()]
             self.spark.sql(f"VACUUM {target}")
         finally:
@@ -269,6 +269,13 @@ class DeltaSparkEngine:
             return dict(self._detail(path)["properties"] or {})
         return {str(k): str(v) for k, v in dict(self._as_python(snapshot.metadata().configuration())).items()}
 
+    def add_constraint(self, path: str, name: str, expression: str) -> None:
+        # Delta checks the rows already in the table before it records the constraint
+        self.spark.sql(f"ALTER TABLE delta.`{_quoted_path(path)}` ADD CONSTRAINT {name} CHECK ({expression})")
+
+    def drop_constraint(self, path: str, name: str) -> None:
+        self.spark.sql(f"ALTER TABLE delta.`{_quoted_path(path)}` DROP CONSTRAINT IF EXISTS {name}")
+
     def changes(self, path: str, *, start_version: int, end_version: int | None) -> DataFrame:
         reader = self.spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", start_version)
         if end_version is not None:
@@ -278,5 +285,10 @@ class DeltaSparkEngine:
     def purge_deleted_rows(self, path: str) -> dict[str, Any]:
         if self.properties(path).get("delta.enableDeletionVectors", "false").lower() != "true":
             return {}
-        row = self.spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)").first()
+        row = self.spark.sql(f"REORG TABLE delta.`{_quoted_path(path)}` APPLY (PURGE)").first()
         return row.asDict(recursive=True)["metrics"] if row is not None else {}
+
+
+def _quoted_path(path: str) -> str:
+    """A path inside delta.`...` (a backtick in it doubled)."""
+    return path.replace("`", "``")
