@@ -223,6 +223,30 @@ def test_constraints_guard_the_first_rows_and_every_later_write(spark, tmp_path,
 
 
 @pytest.mark.parametrize("engine", ["delta-spark", "delta-rs"])
+def test_a_new_table_gets_all_its_constraints_in_one_commit(spark, tmp_path, engine):
+    lh = lakehouse_at(spark, tmp_path / "lh", engine)
+    lh.write(frame(spark, ROWS), "silver.sales", partition_by=["region"], constraints=CONTRACT)
+    operations = [r.operation for r in lh.history("silver.sales").orderBy("version").collect()]
+    if engine == "delta-spark":  # the creating commit carries them
+        assert operations == ["WRITE", "WRITE"]
+    else:  # delta-rs refuses them in a new table's configuration: one ADD CONSTRAINT commit for all
+        assert operations == ["WRITE", "ADD CONSTRAINT", "WRITE"]
+    assert set(lh.constraints("silver.sales")) == {"customer_id_not_null", "region_not_null", "amount_positive"}
+
+
+@pytest.mark.parametrize("engine", ["delta-spark", "delta-rs"])
+def test_a_constraint_that_is_no_condition_on_the_columns_is_refused_before_the_table_exists(spark, tmp_path, engine):
+    lh = lakehouse_at(spark, tmp_path / "lh", engine)
+    for checks, message in (
+        ((("known", "discount > 0"),), r"constraint known \(discount > 0\) does not apply to its columns: .*discount"),
+        ((("sum", "amount + 1"),), r"constraint sum \(amount \+ 1\) is not a condition: it gives bigint"),
+    ):
+        with pytest.raises(SchemaMismatchError, match=message):
+            lh.write(frame(spark, ROWS), "silver.sales", partition_by=["region"], constraints=Constraints(checks=checks))
+        assert not lh.exists("silver.sales")
+
+
+@pytest.mark.parametrize("engine", ["delta-spark", "delta-rs"])
 def test_a_new_constraint_checks_the_rows_already_there(spark, tmp_path, engine):
     lh = lakehouse_at(spark, tmp_path / "lh", engine)
     lh.write(frame(spark, ROWS + [("c4", None, "de")]), "silver.sales", partition_by=["region"])

@@ -216,7 +216,7 @@ def test_interrupted_write_leaves_orphans_that_vacuum_removes(spark, rs_lakehous
     engine: DeltaRsEngine = lakehouse.engine
     path = lakehouse.path(people)
     # a write that died after Spark wrote its files and before the commit
-    staging, staged = engine._stage(frame(spark, [("o", 1, T0, "us")]), path, ["region"])
+    staging, _, staged = engine._stage(frame(spark, [("o", 1, T0, "us")]), path, ["region"])
     assert staged and lakehouse.read(people).count() == 4
     removed = lakehouse.vacuum(people, retention_hours=0, enforce_retention=False)
     assert {p for p in removed if p.endswith(".parquet")} == {s.staged_path for s in staged}

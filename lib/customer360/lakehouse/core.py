@@ -42,6 +42,7 @@ from customer360.lakehouse.common import (  # noqa: F401  (re-exported: callers 
     partition_literal,
     redo_on_conflict,
     is_commit_conflict,
+    constraint_properties,
     constraint_violation,
     sql_string_list,
     table_constraints,
@@ -267,6 +268,22 @@ _VIOLATION_MARKERS = (
 _VIOLATED = re.compile(r"CHECK constraint (\w+) \((.*?)\) violated")
 
 
+def _check_constraint_expressions(df: DataFrame, table: str, expressions: Mapping[str, str]) -> None:
+    """Each constraint is a condition over the frame's columns (Spark's analyzer, no job): a
+    constraint recorded with a table's creating commit is not checked by Delta as ALTER TABLE
+    ADD CONSTRAINT would check it."""
+    for constraint, expression in expressions.items():
+        try:
+            data_type = df.select(F.expr(expression)).schema.fields[0].dataType
+        except Exception as exc:  # noqa: BLE001 - the analyzer's own message says what is wrong
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SchemaMismatchError(f"{table}: constraint {constraint} ({expression}) does not apply to its columns: {first}") from None
+        if not isinstance(data_type, T.BooleanType):
+            raise SchemaMismatchError(
+                f"{table}: constraint {constraint} ({expression}) is not a condition: it gives {data_type.simpleString()}"
+            )
+
+
 # --------------------------------------------------------------------------- the interface
 
 
@@ -389,9 +406,14 @@ class Lakehouse:
         properties = self.config.table_properties(parse_table_name(name)[0])
         if constraints:
             if not exists:  # an empty table with its constraints first: Delta then checks every row
+                creating = dict(properties)
+                _check_constraint_expressions(df, name, constraints.expressions())
+                if self.engine.constraints_at_creation:  # one commit, not one per constraint
+                    creating.update(constraint_properties(constraints.expressions()))
+                    log.info("%s: created with constraints %s", name, ", ".join(constraints.expressions()))
                 self.engine.write(
                     df.limit(0), path, table=name, mode="overwrite", partition_by=partition_by, replace=None,
-                    schema_mode=None, exists=False, properties=properties,
+                    schema_mode=None, exists=False, properties=creating,
                 )
                 exists = True
             self._ensure_constraints(name, path, constraints)
@@ -452,14 +474,16 @@ class Lakehouse:
     def _ensure_constraints(self, name: str, path: str, constraints: Constraints) -> None:
         """Add the constraints the table lacks, and replace one whose expression changed."""
         present = table_constraints(self.engine.properties(path))
-        for constraint, expression in constraints.expressions().items():
-            if present.get(constraint) == expression:
-                continue
-            if constraint in present:
-                self.engine.drop_constraint(path, constraint)
-            with self._constraint_errors(name, path, adding=constraint):
-                self.engine.add_constraint(path, constraint, expression)
-            log.info("%s: constraint %s CHECK (%s)", name, constraint, expression)
+        wanted = constraints.expressions()
+        missing = {c: e for c, e in wanted.items() if present.get(c) != e}
+        if missing:
+            for changed in sorted(set(missing) & set(present)):
+                self.engine.drop_constraint(path, changed)
+            adding = ("constraint " if len(missing) == 1 else "constraints ") + ", ".join(missing)
+            with self._constraint_errors(name, path, adding=adding):
+                self.engine.add_constraints(path, missing)
+            for constraint, expression in missing.items():
+                log.info("%s: constraint %s CHECK (%s)", name, constraint, expression)
 
     @contextmanager
     def _constraint_errors(self, name: str, path: str, *, adding: str | None = None):
@@ -477,7 +501,7 @@ class Lakehouse:
             if found:
                 which = f"CHECK constraint {found.group(1)} ({found.group(2)})"
             elif adding is not None:
-                which = f"the new constraint {adding}"
+                which = f"the new {adding}"
             else:
                 declared = table_constraints(self.engine.properties(path))
                 which = "the table's constraints (" + "; ".join(f"{k}: {v}" for k, v in declared.items()) + ")"

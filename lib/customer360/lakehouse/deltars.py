@@ -110,6 +110,7 @@ def _now_ms() -> int:
 
 class DeltaRsEngine:
     name = "delta-rs"
+    constraints_at_creation = False  # delta-rs refuses delta.constraints.* in a new table's configuration
 
     def __init__(self, spark: SparkSession, *, storage_options: dict[str, str] | None = None, commit_retries: int = 20):
         self.spark = spark
@@ -549,10 +550,10 @@ class DeltaRsEngine:
     def properties(self, path: str) -> dict[str, str]:
         return {k: v for k, v in self._table(path).metadata().configuration.items() if v is not None}
 
-    def add_constraint(self, path: str, name: str, expression: str) -> None:
+    def add_constraints(self, path: str, constraints: Mapping[str, str]) -> None:
         dt = self._table(path)
         self._check_writable(dt, path, "add a constraint to")
-        dt.alter.add_constraint({name: expression})
+        dt.alter.add_constraint(dict(constraints))  # all in one commit
 
     def drop_constraint(self, path: str, name: str) -> None:
         dt = self._table(path)

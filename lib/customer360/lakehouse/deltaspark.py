@@ -50,6 +50,7 @@ def _plain_parameter(value: str | None) -> str | None:
 
 class DeltaSparkEngine:
     name = "delta-spark"
+    constraints_at_creation = True
 
     def __init__(self, spark: SparkSession, *, commit_retries: int = 20):
         from delta.tables import DeltaTable
@@ -269,9 +270,11 @@ class DeltaSparkEngine:
             return dict(self._detail(path)["properties"] or {})
         return {str(k): str(v) for k, v in dict(self._as_python(snapshot.metadata().configuration())).items()}
 
-    def add_constraint(self, path: str, name: str, expression: str) -> None:
-        # Delta checks the rows already in the table before it records the constraint
-        self.spark.sql(f"ALTER TABLE delta.`{_quoted_path(path)}` ADD CONSTRAINT {name} CHECK ({expression})")
+    def add_constraints(self, path: str, constraints: Mapping[str, str]) -> None:
+        # one commit each (Delta's ALTER adds one); Delta checks the rows already in the table
+        # before it records a constraint. New tables get theirs with their creating commit.
+        for name, expression in constraints.items():
+            self.spark.sql(f"ALTER TABLE delta.`{_quoted_path(path)}` ADD CONSTRAINT {name} CHECK ({expression})")
 
     def drop_constraint(self, path: str, name: str) -> None:
         self.spark.sql(f"ALTER TABLE delta.`{_quoted_path(path)}` DROP CONSTRAINT IF EXISTS {name}")
