@@ -406,11 +406,12 @@ class Lakehouse:
         properties = self.config.table_properties(parse_table_name(name)[0])
         if constraints:
             if not exists:  # an empty table with its constraints first: Delta then checks every row
+                expressions = constraints.expressions()
+                _check_constraint_expressions(df, name, expressions)
                 creating = dict(properties)
-                _check_constraint_expressions(df, name, constraints.expressions())
                 if self.engine.constraints_at_creation:  # one commit, not one per constraint
-                    creating.update(constraint_properties(constraints.expressions()))
-                    log.info("%s: created with constraints %s", name, ", ".join(constraints.expressions()))
+                    creating.update(constraint_properties(expressions))
+                    log.info("%s: created with constraints %s", name, ", ".join(expressions))
                 self.engine.write(
                     df.limit(0), path, table=name, mode="overwrite", partition_by=partition_by, replace=None,
                     schema_mode=None, exists=False, properties=creating,
@@ -474,8 +475,7 @@ class Lakehouse:
     def _ensure_constraints(self, name: str, path: str, constraints: Constraints) -> None:
         """Add the constraints the table lacks, and replace one whose expression changed."""
         present = table_constraints(self.engine.properties(path))
-        wanted = constraints.expressions()
-        missing = {c: e for c, e in wanted.items() if present.get(c) != e}
+        missing = {c: e for c, e in constraints.expressions().items() if present.get(c) != e}
         if missing:
             for changed in sorted(set(missing) & set(present)):
                 self.engine.drop_constraint(path, changed)
