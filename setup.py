@@ -35,6 +35,8 @@ EXTRAS_REQUIRE = {
         "pytest-spark==0.8.0",
         "chispa==0.12.0",
         "networkx==3.6.1",
+        # property-based fuzzing of the role SQL gate (tests/governance/test_sqlguard.py)
+        "hypothesis==6.170.15",
         # an independent implementation the ML metric tests compare with
         "scikit-learn==1.9.1",
     ],

@@ -155,6 +155,29 @@ def test_set_parsing():
         load_config("local", conf_dir=CONF_DIR, overrides=["region_defaults.churn_horizon_days=3"])
 
 
+@pytest.mark.parametrize(
+    "override",
+    [
+        "governance.roles.finance.pii=clear",
+        "governance.roles.finance.tables=[bronze.*]",
+        "governance.roles={}",
+        "governance.pii_columns={}",
+        "governance.sql.max_rows=100000000",
+        "governance.erasure.tombstone_attributes=[]",
+        "governance={}",
+    ],
+)
+def test_the_access_policy_cannot_be_set_from_the_command_line(override):
+    with pytest.raises(ConfigError, match="the access policy .* comes from the configuration files only"):
+        load_config("local", conf_dir=CONF_DIR, overrides=[override])
+
+
+def test_where_the_unity_catalog_statements_point_may_be_set():
+    config = load_config("local", conf_dir=CONF_DIR, overrides=["governance.unity_catalog.catalog=dev", "lakehouse.catalog.name=dev"])
+    assert config.governance.unity_catalog.catalog == "dev"
+    assert config.governance.roles["finance"].pii == "drop"
+
+
 def test_select_regions():
     config = load_config("local", conf_dir=CONF_DIR)
     assert config.select_regions(None) == ("us", "gb", "de", "fr")

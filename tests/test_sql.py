@@ -33,7 +33,8 @@ def test_render_formats(spark):
     assert table.splitlines()[1:4] == [" 0   r0", " 1   r1", " 2   r2"]
     assert table.endswith("(first 3 rows; --limit N shows more)\n")
     assert render(df.limit(0), "table", limit=3).endswith("(0 rows)\n")
-    assert render(df.limit(2), "csv", limit=1) == "n,name\n0,r0\n1,r1\n"
+    assert render(df.limit(2), "csv", limit=2) == "n,name\n0,r0\n1,r1\n"
+    assert render(df, "csv", limit=1) == "n,name\n0,r0\n"  # every format is cut at the limit
     assert render(df.limit(1), "json", limit=1).strip() == '{"n":0,"name":"r0"}'
 
 

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sql.add_argument("--role", default="analyst", help="governance role whose views apply (default: analyst)")
     sql.add_argument("--output-format", "--format", dest="output_format", choices=["table", "csv", "json"], default="table")
-    sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (table format)")
+    sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (every format; at most governance.sql.max_rows)")
 
     report = sub.add_parser(
         "report", parents=[common],

@@ -579,12 +579,29 @@ class ErasureConfig(_Frozen):
     tombstone_attributes: tuple[Literal["email", "loyalty_id"], ...] = ("email",)
 
 
+class SqlBoundsConfig(_Frozen):
+    """Bounds on each role query (c360 sql and every other door to role SQL)."""
+
+    max_query_chars: int = Field(default=20_000, ge=100, le=1_000_000)
+    #: parentheses and brackets open at once
+    max_nesting: int = Field(default=64, ge=4, le=500)
+    #: plan and expression nodes of the parsed query
+    max_plan_nodes: int = Field(default=5_000, ge=50, le=100_000)
+    #: rows one query may return
+    max_rows: int = Field(default=100_000, ge=1, le=10_000_000)
+    #: seconds before the query's Spark jobs are cancelled
+    timeout_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    #: Spark's estimate of the bytes the query's tables hold, checked before it runs
+    max_scan_bytes: int = Field(default=10 * 1024**3, ge=1)
+
+
 class GovernanceConfig(_Frozen):
     #: table -> its PII columns (tokens in the tables; the vault holds the values)
     pii_columns: dict[Annotated[str, Field(pattern=_TABLE)], tuple[str, ...]] = Field(default_factory=dict)
     roles: dict[Annotated[str, Field(pattern=_NAME)], RoleConfig] = Field(min_length=1)
     unity_catalog: UnityCatalogConfig = Field(default_factory=UnityCatalogConfig)
     erasure: ErasureConfig = Field(default_factory=ErasureConfig)
+    sql: SqlBoundsConfig = Field(default_factory=SqlBoundsConfig)
 
 
 class QualityCheckConfig(_Frozen):
@@ -828,6 +845,12 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     return data
 
 
+#: the only governance keys ``--set`` may change: where the Unity Catalog statements point, never
+#: what a role may read or see (a user choosing ``--set governance.roles.finance.pii=clear``)
+SETTABLE_GOVERNANCE_NAMES = ("unity_catalog",)
+SETTABLE_GOVERNANCE = tuple((name,) for name in SETTABLE_GOVERNANCE_NAMES)
+
+
 def parse_overrides(items: Iterable[str]) -> list[tuple[tuple[str, ...], Any]]:
     """Parse ``key.path=value`` strings; values are YAML scalars or flow collections."""
     parsed = []
@@ -895,6 +918,11 @@ def load_config(
         layers.overlay(_read_yaml(path, str(path)), str(path), prefix=("regions", code))
 
     for key_path, value in parse_overrides(overrides):
+        if key_path[:1] == ("governance",) and key_path[1:2] not in SETTABLE_GOVERNANCE:
+            raise ConfigError(
+                f"--set {'.'.join(key_path)}: the access policy (roles, PII columns, SQL bounds) comes from the "
+                f"configuration files only; --set may change only {', '.join(f'governance.{n}.*' for n in SETTABLE_GOVERNANCE_NAMES)}"
+            )
         if key_path[:1] == ("regions",) and len(key_path) > 2 and key_path[1] == "*":
             for code in layers.tree.get("regions", {}):
                 layers.overlay(_nest(key_path[2:], value), SET_SOURCE, prefix=("regions", code))

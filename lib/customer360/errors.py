@@ -43,3 +43,11 @@ class UnsupportedTableError(C360Error):
 
 class ConstraintViolationError(C360Error):
     """Rows break a table's CHECK or NOT NULL constraint; the write committed nothing."""
+
+
+class AccessError(C360Error):
+    """A role, table, query or policy is not allowed or not valid under the access policy."""
+
+
+class QueryRefused(AccessError):
+    """A role's SQL that the allow-list does not accept, or that exceeds a bound."""

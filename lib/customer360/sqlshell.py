@@ -82,29 +82,36 @@ def split_queries(text: str) -> list[str]:
     return [p.strip() for p in pieces if not _is_blank(p)]
 
 
-def render(df: DataFrame, fmt: str, *, limit: int) -> str:
-    """The result as an aligned table (at most ``limit`` rows, and says so), CSV or JSON lines."""
+def render_frame(frame, fmt: str, *, limit: int) -> tuple[str, bool]:
+    """A fetched result (pandas, up to ``limit + 1`` rows) as an aligned table, CSV or JSON lines,
+    at most ``limit`` rows; returns the text and whether rows were cut. The table says so itself."""
     if fmt not in FORMATS:
         raise C360Error(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    cut = len(frame) > limit
+    shown = frame.head(limit)
     if fmt == "table":
-        frame = df.limit(limit + 1).toPandas()
-        shown = frame.head(limit)
         text = shown.to_string(index=False) if len(shown.columns) else "(no columns)"
-        if len(frame) > limit:
+        if cut:
             text += f"\n(first {limit} rows; --limit N shows more)"
-        elif not len(frame):
+        elif not len(shown):
             text += "\n(0 rows)"
-        return text + "\n"
-    frame = df.toPandas()
+        return text + "\n", cut
     if fmt == "csv":
-        return frame.to_csv(index=False)
-    return frame.to_json(orient="records", lines=True, date_format="iso")
+        return shown.to_csv(index=False), cut
+    return shown.to_json(orient="records", lines=True, date_format="iso"), cut
+
+
+def render(df: DataFrame, fmt: str, *, limit: int) -> str:
+    """``df``'s first ``limit`` rows as ``render_frame`` writes them (unbounded in time: for trusted
+    frames; role queries go through ``SqlSession``)."""
+    return render_frame(df.limit(limit + 1).toPandas(), fmt, limit=limit)[0]
 
 
 class SqlSession:
     """Runs queries as ``role`` and writes their results to ``out``."""
 
-    def __init__(self, ctx, *, role: str, fmt: str = "table", limit: int = 1000, out: TextIO | None = None):
+    def __init__(self, ctx, *, role: str, fmt: str = "table", limit: int = 1000, out: TextIO | None = None,
+                 notices: TextIO | None = None):
         from customer360.governance.activation import access_policy
 
         self.ctx = ctx
@@ -112,17 +119,28 @@ class SqlSession:
         self.policy = access_policy(ctx.config)
         self.policy.role(role)  # an unknown role fails here
         self.fmt = fmt
+        most = self.policy.sql_bounds.max_rows
+        if not isinstance(limit, int) or not 1 <= limit <= most:
+            raise C360Error(f"--limit must be between 1 and {most:,} (governance.sql.max_rows), not {limit}")
         self.limit = limit
         self.out = out or sys.stdout
+        self.notices = notices or sys.stderr
 
     def run(self, query: str) -> None:
         from customer360.governance.access import run_sql
+        from customer360.governance.sqlguard import fetch_bounded
 
+        spark = self.ctx.spark
         try:
-            df = run_sql(self.ctx.spark, self.ctx.lakehouse, query, role=self.role, policy=self.policy)
-            self.out.write(render(df, self.fmt, limit=self.limit))
-        except AnalysisException as exc:  # a column the role does not see, a typo: the user's to fix
-            raise C360Error(f"query failed for role {self.role}: {str(exc).splitlines()[0]}") from None
+            df = run_sql(spark, self.ctx.lakehouse, query, role=self.role, policy=self.policy)
+            frame = fetch_bounded(spark, df, self.policy.sql_bounds, rows=self.limit)
+        except AnalysisException as exc:  # raised while running: the first line, never the plan
+            first = (str(exc).strip().splitlines() or ["(no message)"])[0][:300]
+            raise C360Error(f"query failed for role {self.role}: {first}") from None
+        text, cut = render_frame(frame, self.fmt, limit=self.limit)
+        self.out.write(text)
+        if cut and self.fmt != "table":
+            self.notices.write(f"(first {self.limit} rows; --limit N shows more)\n")
 
     def tables(self) -> list[str]:
         return self.policy.readable(self.role, self.ctx.lakehouse.tables())

@@ -13,7 +13,7 @@ from chispa import assert_df_equality
 from pyspark.sql import types as T
 
 from customer360 import cli
-from customer360.config import load_config
+from customer360.config import RoleConfig, load_config
 from customer360.governance.activation import ExportError, audience, export
 from customer360.pipeline import build_context
 
@@ -389,10 +389,13 @@ def test_marketing_jsonl_export_keeps_every_column_of_the_manifest(ctx, tmp_path
     ids=["clear-without-contact-export-gets-tokens", "mask"],
 )
 def test_a_role_without_contact_export_sees_its_own_treatment_never_clear_values(ctx, spark, lakehouse_root, tmp_path, pii, shown):
-    role = f"{{tables: [gold.customer_360, gold.customer_segments], pii: {pii}, group: c360_auditors}}"
-    auditing = build_context(
-        _config(lakehouse_root, f"governance.roles.auditor={role}"), spark=spark, regions=["us", "de"], run_id="exp-3"
-    )
+    # the policy comes from configuration files only (--set governance.roles... is refused): a copy
+    # of the loaded config with one more role stands for a governance.yaml that names it
+    config = _config(lakehouse_root)
+    roles = {**config.governance.roles, "auditor": RoleConfig(
+        tables=("gold.customer_360", "gold.customer_segments"), pii=pii, group="c360_auditors")}
+    config = config.model_copy(update={"governance": config.governance.model_copy(update={"roles": roles})})
+    auditing = build_context(config, spark=spark, regions=["us", "de"], run_id="exp-3")
     out = tmp_path / "audit"
 
     manifest = export(auditing, segment="champions", fmt="csv", out=str(out), role="auditor", now=NOW)

@@ -9,10 +9,13 @@ in PII columns, which hold HMAC tokens in every table:
 * ``drop`` - no PII column at all
 
 Locally, ``register_role_views`` registers one temporary view per readable table as the role sees
-it and ``run_sql`` runs a query against them (table names rewritten with sqlglot). These views are
-a convenience with the same semantics as the cluster, not a security boundary: whoever holds the
-SparkSession can read the files. ``unity_catalog_sql`` emits the statements that enforce the same
-policy in Unity Catalog (a column mask, grants, and views without the PII columns).
+it and ``run_sql`` runs a query against them (table names rewritten with sqlglot). What a role's
+query may contain is an allow-list checked on Spark's own parse of it (``sqlguard``): one read-only
+query over the role's tables, pure SQL functions only, bounded in size, scan, rows and time. The
+boundary is the query text: code that holds the SparkSession itself (jobs, a notebook) can read
+the files, so roles hand SQL to ``run_sql`` and never a session. ``unity_catalog_sql`` emits the
+statements that enforce the same policy in Unity Catalog (a column mask, grants, and views without
+the PII columns).
 """
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ from typing import Any, Literal, get_args
 
 import pyspark.sql.functions as F
 import sqlglot
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from customer360.errors import C360Error
+from customer360.errors import AccessError, QueryRefused
+from customer360.governance.sqlguard import QueryBounds, check_query, check_scan, refuse_shadowing_ctes
 from customer360.lakehouse.core import LAYERS, Lakehouse
 
 PiiTreatment = Literal["clear", "token", "mask", "drop"]
@@ -39,10 +44,6 @@ PII_VAULT = "silver.pii_vault"
 MASK = "***"
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class AccessError(C360Error):
-    """A role, table, query or policy is not allowed or not valid under the access policy."""
 
 
 def _check_name(value: str, *, what: str) -> str:
@@ -92,6 +93,8 @@ class AccessPolicy:
     pii_columns: Mapping[str, tuple[str, ...]]
     roles: Mapping[str, RolePolicy]
     restricted: tuple[str, ...] = (PII_VAULT,)
+    #: bounds on every role query (governance.sql)
+    sql_bounds: QueryBounds = QueryBounds()
 
     def __post_init__(self) -> None:
         for table, columns in self.pii_columns.items():
@@ -148,7 +151,11 @@ def policy_from_mapping(data: Mapping[str, Any]) -> AccessPolicy:
         )
     pii_columns = {table: tuple(columns) for table, columns in (section.get("pii_columns") or {}).items()}
     restricted = tuple(section.get("restricted", (PII_VAULT,)))
-    return AccessPolicy(pii_columns=pii_columns, roles=roles, restricted=restricted)
+    bounds = section.get("sql") or {}
+    unknown = sorted(set(bounds) - set(QueryBounds.__dataclass_fields__))
+    if unknown:
+        raise AccessError(f"governance.sql: unknown key(s) {', '.join(unknown)}")
+    return AccessPolicy(pii_columns=pii_columns, roles=roles, restricted=restricted, sql_bounds=QueryBounds(**bounds))
 
 
 # --------------------------------------------------------------------------- the role's view of a table
@@ -317,27 +324,55 @@ def register_role_views(
     return views
 
 
-def _cte_names(statement: exp.Expression) -> set[str]:
-    return {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+def role_view_prefix(role: str) -> str:
+    """Each role's views have their own names, so two roles querying one session never read each
+    other's views (``c360_finance__gold__customer_360``)."""
+    return f"c360_{_check_name(role, what='role name')}__"
 
 
-def run_sql(spark: SparkSession, lakehouse: Lakehouse, sql: str, *, role: str, policy: AccessPolicy) -> DataFrame:
-    """Run one query as ``role``: its tables resolve to the role's views of the lakehouse tables.
+def _short_analysis_error(exc: Exception) -> str:
+    # Spark's message ends with the plan, which names the views' hidden columns: the first line only
+    first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+    return first if len(first) <= 300 else first[:297] + "..."
 
-    Unlike ``rewrite_sql``, unqualified table names other than CTEs are refused: in a shared
-    session they could reach a view registered for another role."""
-    statement = _parse_query(sql)
-    ctes = _cte_names(statement)
-    for table in statement.find_all(exp.Table):
-        if isinstance(table.this, exp.Identifier) and not table.args.get("db") and table.name.lower() not in ctes:
-            raise AccessError(
-                f"table {table.name} is not available to role {role}: name lakehouse tables as <layer>.<table>"
-            )
+
+def run_sql(
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    sql: str,
+    *,
+    role: str,
+    policy: AccessPolicy,
+    bounds: QueryBounds | None = None,
+) -> DataFrame:
+    """One read-only query as ``role``: its ``<layer>.<table>`` names resolve to the role's views.
+
+    The query passes ``sqlguard.check_query`` (Spark's own parser, an allow-list of plan nodes,
+    expressions and functions, the role's tables and the query's CTEs only) before it is rewritten,
+    and the rewritten text passes it again before it runs, so the text Spark runs is the text that
+    was checked. The result's estimated scan must fit ``bounds.max_scan_bytes`` (``bounds``
+    defaults to the policy's); fetch it with ``sqlguard.fetch_bounded`` for the row and time bounds."""
+    bounds = bounds or policy.sql_bounds
     readable = policy.readable(role, lakehouse.tables())
-    names = {t: view_name(t) for t in readable}
-    rewritten = _rewrite(statement, names, role=role).sql(dialect="spark")
-    register_role_views(spark, lakehouse, role=role, policy=policy)
-    return spark.sql(rewritten)
+    found = check_query(spark, sql, allowed=readable, bounds=bounds, role=role)
+    refuse_shadowing_ctes(spark, found)
+    prefix = role_view_prefix(role)
+    names = {t: view_name(t, prefix=prefix) for t in readable}
+    try:
+        rewritten = _rewrite(_parse_query(sql), names, role=role).sql(dialect="spark")
+    except RecursionError:
+        raise QueryRefused("the query nests too deeply") from None
+    try:
+        check_query(spark, rewritten, allowed=[names[t] for t in found.relations if t in names], bounds=bounds, role=role)
+    except QueryRefused as exc:  # the rewrite must never widen what the query reads
+        raise QueryRefused(f"the query could not be rewritten safely ({exc})") from None
+    register_role_views(spark, lakehouse, role=role, policy=policy, prefix=prefix)
+    try:
+        df = spark.sql(rewritten)
+    except AnalysisException as exc:  # a column the role does not see, a typo: the user's to fix
+        raise AccessError(f"query failed for role {role}: {_short_analysis_error(exc)}") from None
+    check_scan(df, bounds)
+    return df
 
 
 # --------------------------------------------------------------------------- Unity Catalog
