@@ -27,6 +27,8 @@ INSTALL_REQUIRES = [
     "scipy==1.17.1",
     # Spark SQL parsing for `c360 sql`: table names -> the role's views
     "sqlglot==30.30.0",
+    # signed role tokens (HS256) for c360 sql and every other door to role SQL
+    "PyJWT==2.15.1",
 ]
 
 EXTRAS_REQUIRE = {

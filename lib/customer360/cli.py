@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--segment", required=True, help="segment name (or global taxonomy name)")
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     export.add_argument("--out", required=True, help="output folder (audience/ and manifest.json)")
-    export.add_argument("--role", default="analyst", help="governance role (default: analyst: tokens, no contact details)")
+    export.add_argument("--role", default=None, help="governance role, one your identity may take (default: governance.principals.default_role)")
 
     sql = sub.add_parser(
         "sql", parents=[common],
@@ -140,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         "query", nargs="?", default=None,
         help="one query; none: an interactive prompt on a terminal, else ';'-separated queries from stdin",
     )
-    sql.add_argument("--role", default="analyst", help="governance role whose views apply (default: analyst)")
+    sql.add_argument(
+        "--role", default=None,
+        help="governance role whose views apply: one your identity may take (a token in C360_ROLE_TOKEN, the "
+             "lakehouse folder's owner, or an OS group; default: governance.principals.default_role)",
+    )
     sql.add_argument("--output-format", "--format", dest="output_format", choices=["table", "csv", "json"], default="table")
     sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (every format; at most governance.sql.max_rows)")
 
@@ -157,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         "sql", parents=[common],
         help="print the Unity Catalog GRANT and column-mask statements of the access policy in conf",
     )
+    token = governance_sub.add_parser(
+        "token", parents=[common],
+        help="print a signed role token (for C360_ROLE_TOKEN) with the key in C360_ROLE_SIGNING_KEY",
+    )
+    token.add_argument("--subject", required=True, help="who the token is for (a user name)")
+    token.add_argument("--role", dest="token_roles", action="append", required=True, help="a role it grants (repeatable)")
+    token.add_argument("--hours", type=float, default=8.0, help="how long it lasts (at most governance.principals.token_max_hours)")
+    governance_sub.add_parser("whoami", parents=[common], help="say who you are and which roles you may take")
 
     sub.add_parser("config", parents=[common], help="print the resolved configuration as YAML")
     sub.add_parser("tables", parents=[common], help="list the lakehouse's tables and their versions")
@@ -348,7 +360,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     ctx = _context(args, metastore=False)
     manifest = _job(ctx, "export", lambda: export(ctx, segment=args.segment, fmt=args.format, out=args.out, role=args.role))
     print(f"exported {manifest['exported']:,} of {manifest['members']:,} members of {args.segment!r} "
-          f"as {args.role} to {args.out} (excluded: {json.dumps(manifest['excluded'])})")
+          f"as {manifest['role']} to {args.out} (excluded: {json.dumps(manifest['excluded'])})")
     return 0
 
 
@@ -367,7 +379,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
         except ImportError:
             pass
         tables = session.tables()
-        print(f"c360 sql as {args.role}: {len(tables)} tables (\\dt lists them, \\d TABLE describes one); "
+        print(f"c360 sql as {session.role} ({session.principal.describe()}): {len(tables)} tables (\\dt lists them, \\d TABLE describes one); "
               f"end queries with ';', \\q or Ctrl-D quits", file=sys.stderr)
         return 1 if session.interact(input) else 0
     else:
@@ -406,6 +418,22 @@ def _cmd_governance(args: argparse.Namespace) -> int:
     from customer360.governance.activation import access_policy
 
     config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    if args.governance_command == "token":
+        import os
+
+        from customer360.governance.principals import issue_token
+
+        print(issue_token(
+            subject=args.subject, roles=args.token_roles, known_roles=config.governance.roles, env=os.environ,
+            hours=args.hours, max_hours=config.governance.principals.token_max_hours,
+        ))
+        return 0
+    if args.governance_command == "whoami":
+        from customer360.governance.principals import current_principal
+
+        who = current_principal(config)
+        print(f"{who.describe()}: may take {', '.join(who.roles) or 'no role'}")
+        return 0
     policy = access_policy(config)
     uc = config.governance.unity_catalog
     columns, tables = _known_columns(config)

@@ -595,6 +595,17 @@ class SqlBoundsConfig(_Frozen):
     max_scan_bytes: int = Field(default=10 * 1024**3, ge=1)
 
 
+class PrincipalsConfig(_Frozen):
+    """Who may take a role (governance/principals.py): a signed token, the lakehouse's owner, OS groups."""
+
+    #: the OS user that owns the local lakehouse folder may take any role (they can read the files anyway)
+    owner_is_operator: bool = True
+    #: the role of a principal that may take several and names none
+    default_role: str = Field(default="analyst", pattern=_NAME)
+    #: the longest a role token (c360 governance token) may last
+    token_max_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
+
 class GovernanceConfig(_Frozen):
     #: table -> its PII columns (tokens in the tables; the vault holds the values)
     pii_columns: dict[Annotated[str, Field(pattern=_TABLE)], tuple[str, ...]] = Field(default_factory=dict)
@@ -602,6 +613,13 @@ class GovernanceConfig(_Frozen):
     unity_catalog: UnityCatalogConfig = Field(default_factory=UnityCatalogConfig)
     erasure: ErasureConfig = Field(default_factory=ErasureConfig)
     sql: SqlBoundsConfig = Field(default_factory=SqlBoundsConfig)
+    principals: PrincipalsConfig = Field(default_factory=PrincipalsConfig)
+
+    @model_validator(mode="after")
+    def _default_role_is_a_role(self):
+        if self.principals.default_role not in self.roles:
+            raise ValueError(f"governance.principals.default_role {self.principals.default_role!r} is not one of the roles")
+        return self
 
 
 class QualityCheckConfig(_Frozen):

@@ -110,14 +110,17 @@ def render(df: DataFrame, fmt: str, *, limit: int) -> str:
 class SqlSession:
     """Runs queries as ``role`` and writes their results to ``out``."""
 
-    def __init__(self, ctx, *, role: str, fmt: str = "table", limit: int = 1000, out: TextIO | None = None,
-                 notices: TextIO | None = None):
+    def __init__(self, ctx, *, role: str | None = None, fmt: str = "table", limit: int = 1000,
+                 out: TextIO | None = None, notices: TextIO | None = None, env=None):
         from customer360.governance.activation import access_policy
+        from customer360.governance.principals import resolve_role
 
         self.ctx = ctx
-        self.role = role
+        # the role must be one the caller's identity may take (a signed token, the lakehouse's
+        # owner, or an OS group); none named: the caller's default role
+        self.principal, self.role = resolve_role(ctx.config, role, env=env)
         self.policy = access_policy(ctx.config)
-        self.policy.role(role)  # an unknown role fails here
+        self.policy.role(self.role)
         self.fmt = fmt
         most = self.policy.sql_bounds.max_rows
         if not isinstance(limit, int) or not 1 <= limit <= most:

@@ -74,15 +74,19 @@ def audience(c360: DataFrame, segments: DataFrame, segment: str, *, contact: boo
 
 
 def export(
-    ctx, *, segment: str, fmt: str, out: str, role: str = "analyst", now: datetime | None = None
+    ctx, *, segment: str, fmt: str, out: str, role: str | None = None, now: datetime | None = None, env=None,
 ) -> dict:
-    """Write the audience and ``manifest.json`` under ``out``; returns the manifest."""
+    """Write the audience and ``manifest.json`` under ``out``; returns the manifest. ``role`` must be
+    one the caller may take (governance/principals.py); none: the caller's default role."""
+    from customer360.governance.principals import resolve_role
+
     now = now or datetime.now(timezone.utc)
     if fmt not in ("csv", "jsonl"):
         raise ExportError(f"format must be csv or jsonl, not {fmt!r}")
     lakehouse = ctx.lakehouse
     policy = access_policy(ctx.config)
     try:
+        _, role = resolve_role(ctx.config, role, env=env)
         role_policy = policy.role(role)
     except AccessError as exc:
         raise ExportError(str(exc)) from None
