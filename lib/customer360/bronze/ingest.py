@@ -107,22 +107,31 @@ class SourceReport:
 # --------------------------------------------------------------------------- files
 
 
-def discover_files(landing_root: str, contract: SourceContract, regions: Sequence[str]) -> list[SourceFile]:
+def discover_files(
+    landing_root: str, contract: SourceContract, regions: Sequence[str], *, unaccepted: list[SourceFile] | None = None
+) -> list[SourceFile]:
+    """The source's files under ``<landing_root>/<source>/<region>/`` with one of its extensions
+    (exactly, lower case). Other files there (not hidden: ``.x``, ``_x``) go to ``unaccepted``, so
+    the run can say it did not load them rather than pass over them in silence."""
     fs, base = pafs.FileSystem.from_uri(landing_root)
     found = []
     for region in regions:
         folder = f"{base.rstrip('/')}/{contract.name}/{region}"
         for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True, recursive=False)):
-            if info.type == pafs.FileType.File and info.base_name.endswith(contract.extensions):
-                if not info.base_name.startswith((".", "_")):
-                    found.append(
-                        SourceFile(
-                            path=_uri_like(landing_root, info.path),
-                            relative=f"{contract.name}/{region}/{info.base_name}",
-                            region=region,
-                            size=info.size,
-                        )
-                    )
+            if info.type != pafs.FileType.File or info.base_name.startswith((".", "_")):
+                continue
+            f = SourceFile(
+                path=_uri_like(landing_root, info.path),
+                relative=f"{contract.name}/{region}/{info.base_name}",
+                region=region,
+                size=info.size,
+            )
+            if info.base_name.endswith(contract.extensions):
+                found.append(f)
+            elif unaccepted is not None:
+                unaccepted.append(f)
+    if unaccepted is not None:
+        unaccepted.sort(key=lambda f: f.relative)
     return sorted(found, key=lambda f: f.relative)
 
 
@@ -132,12 +141,44 @@ def _uri_like(landing_root: str, fs_path: str) -> str:
 
 
 def file_sha256(path: str) -> str:
+    return file_digest(path).sha256
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    sha256: str
+    #: offset of the first byte that is not UTF-8 (text formats only), or None
+    bad_utf8_at: int | None = None
+    #: the file is not empty and its last byte is not a line break
+    unterminated: bool = False
+
+
+def file_digest(path: str, *, text: bool = False) -> FileDigest:
+    """SHA-256 of the file; for a text format also where it stops being UTF-8 and whether it ends
+    with a line break, in the same pass."""
+    import codecs
+
     fs, fs_path = pafs.FileSystem.from_uri(path)
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset, bad_at, last = 0, None, b""
     with fs.open_input_stream(fs_path) as stream:
         while chunk := stream.read(8 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+            if text and bad_at is None:
+                pending = len(decoder.getstate()[0])  # bytes of a character begun in the last chunk
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    bad_at = offset - pending + exc.start
+            offset += len(chunk)
+            last = chunk[-1:]
+    if text and bad_at is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            bad_at = offset - len(decoder.getstate()[0])  # a sequence cut at the end of the file
+    return FileDigest(digest.hexdigest(), bad_at, bool(text and offset and last not in (b"\n", b"\r")))
 
 
 def csv_header(path: str) -> list[str]:
@@ -188,8 +229,11 @@ def json_keys_by_file(spark: SparkSession, files: Sequence[SourceFile]) -> dict[
     return keys
 
 
-def file_columns(spark: SparkSession, files: Sequence[SourceFile], contract: SourceContract) -> dict[str, list[str]]:
-    """Column names per file: the CSV header, the JSON keys, or the Parquet footer."""
+def file_columns(
+    spark: SparkSession, files: Sequence[SourceFile], contract: SourceContract, *, unreadable: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Column names per file: the CSV header, the JSON keys, or the Parquet footer. A Parquet file
+    whose footer cannot be read gets no columns and its reason in ``unreadable``."""
     if contract.format == "json":
         keys = json_keys_by_file(spark, [f for f in files if f.size])
         return {f.relative: sorted(keys.get(f.relative, ())) for f in files}
@@ -201,17 +245,41 @@ def file_columns(spark: SparkSession, files: Sequence[SourceFile], contract: Sou
             columns[f.relative] = csv_header(f.path)
         else:
             fs, fs_path = pafs.FileSystem.from_uri(f.path)
-            columns[f.relative] = pq.read_schema(fs_path, filesystem=fs).names
+            try:
+                columns[f.relative] = pq.read_schema(fs_path, filesystem=fs).names
+            except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+                columns[f.relative] = []
+                if unreadable is not None:
+                    unreadable[f.relative] = (str(exc).strip().splitlines() or ["unreadable"])[0][:200]
     return columns
 
 
-def file_problem(f: SourceFile, columns: Sequence[str], contract: SourceContract) -> str | None:
+def file_problem(
+    f: SourceFile, columns: Sequence[str], contract: SourceContract, *, digest: FileDigest | None = None,
+    unreadable: str | None = None,
+) -> str | None:
     """Why a file cannot be loaded at all (it then fails whole), or None."""
     name = f.relative.rsplit("/", 1)[-1]
     if GLOB_CHARACTERS & set(name):
         return f"{f.relative}: file name has a glob character ([ ] * ? {{ }} \\), which Spark would expand; rename it"
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in name):
+        return f"{f.relative!r}: file name has a control character; rename it"
+    if ":" in name:
+        return f"{f.relative}: file name has a ':', which Hadoop paths cannot hold; rename it"
     if not f.size:
         return None if contract.format != "parquet" else f"{f.relative}: empty file is not Parquet"
+    if unreadable:
+        return f"{f.relative}: not a readable Parquet file ({unreadable}); file not loaded"
+    if digest is not None and digest.bad_utf8_at is not None:
+        return (f"{f.relative}: not valid UTF-8 (first bad byte at offset {digest.bad_utf8_at:,}); file not loaded: "
+                f"export it as UTF-8")
+    if contract.format == "json" and not columns:
+        return f"{f.relative}: no line is a JSON object; file not loaded (JSON lines expected: one object per line)"
+    duplicated = sorted({c for c in columns if list(columns).count(c) > 1})
+    if duplicated:
+        return f"{f.relative}: duplicate column name(s) {duplicated} in the header; file not loaded"
+    if contract.format == "csv" and any(not c for c in columns):
+        return f"{f.relative}: a column of the header has no name; file not loaded"
     missing = [c for c in contract.required if c not in columns]
     if missing:
         return f"{f.relative}: missing required column(s) {missing}; file not loaded"
@@ -429,6 +497,15 @@ def validate(
             F.format_string("impossible value: region '%s' is not a configured region", region_raw),
         )
     )
+    # <source>/<region>/<file>: a row must belong to the region whose folder holds it, or it
+    # would be written to one region's partition and counted under another's
+    folder_region = F.split(F.col("_source_file"), "/").getItem(1)
+    reasons.append(
+        F.when(
+            region_raw.isin(*time_zones) & (region_raw != folder_region),
+            F.format_string("impossible value: region '%s' in a file of the %s folder", region_raw, folder_region),
+        )
+    )
     all_reasons = F.filter(F.array(*reasons), lambda r: r.isNotNull())
     corrupt = F.col(CORRUPT)
     reasons_col = F.when(corrupt.isNotNull(), F.array(F.lit("unparseable line"))).otherwise(all_reasons)
@@ -545,6 +622,8 @@ class _Plan:
     ready: list[tuple[SourceFile, str]]
     load_files: list[SourceFile]
     columns_by_file: dict[str, list[str]]
+    #: CSV files whose last byte is not a line break: their last row may be cut short
+    unterminated: set[str] = field(default_factory=set)
 
 
 def _plan(
@@ -553,11 +632,19 @@ def _plan(
     """Compare the landing files with the registry, clean up interrupted loads, fail unreadable
     files; mark the files to load ``loading`` (in ``ledger``, flushed before loading)."""
     report = SourceReport(contract.name)
-    files = discover_files(ctx.config.ingest.landing_root, contract, ctx.regions)
+    unaccepted: list[SourceFile] = []
+    files = discover_files(ctx.config.ingest.landing_root, contract, ctx.regions, unaccepted=unaccepted)
+    for f in unaccepted:  # never silently passed over: each run says so until the file is moved away
+        _fail(ledger, report, contract, [(f, file_sha256(f.path))],
+              f"{f.relative}: not loaded: {contract.name} takes {' or '.join(contract.extensions)} files "
+              f"(rename or convert it; compressed files are not read)", now)
+    text = contract.format in ("csv", "json")
+    digests: dict[str, FileDigest] = {}
     to_load: list[tuple[SourceFile, str]] = []
     interrupted: list[str] = []
     for f in files:
-        digest = file_sha256(f.path)
+        digests[f.relative] = file_digest(f.path, text=text)
+        digest = digests[f.relative].sha256
         previous = known.get(f.relative)
         if previous is None or previous[1] == "failed":
             to_load.append((f, digest))
@@ -579,10 +666,13 @@ def _plan(
             ctx.lakehouse.delete(QUARANTINE, f"source = '{contract.name}' AND file IN ({sql_string_list(interrupted)})")
 
     # a file that cannot be read as a whole (e.g. lacks a required column) fails before anything is written
-    columns_by_file = file_columns(ctx.spark, [f for f, _ in to_load], contract)
+    unreadable: dict[str, str] = {}
+    columns_by_file = file_columns(ctx.spark, [f for f, _ in to_load], contract, unreadable=unreadable)
     ready: list[tuple[SourceFile, str]] = []
     for f, digest in to_load:
-        problem = file_problem(f, columns_by_file[f.relative], contract)
+        problem = file_problem(
+            f, columns_by_file[f.relative], contract, digest=digests[f.relative], unreadable=unreadable.get(f.relative)
+        )
         if problem:
             _fail(ledger, report, contract, [(f, digest)], problem, now)
         else:
@@ -593,7 +683,8 @@ def _plan(
         ledger.add([_file_row(contract.name, f, d, "loading", ctx.run_id, now) for f, d in ready])
     else:
         ledger.add([_file_row(contract.name, f, d, "loaded", ctx.run_id, now, read=0, loaded=0, quarantined=0) for f, d in ready])
-    return _Plan(contract, report, ready, load_files, columns_by_file)
+    unterminated = {f.relative for f in load_files if contract.format == "csv" and digests[f.relative].unterminated}
+    return _Plan(contract, report, ready, load_files, columns_by_file, unterminated)
 
 
 def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | None = None) -> SourceReport:
@@ -624,6 +715,8 @@ def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> So
         numbered = number_rows(raw, load_files).where(~F.col("_blank")).drop("_blank")
         time_zones = {code: region.time_zone for code, region in ctx.config.regions.items()}
         checked = validate(numbered, contract, columns=columns, time_zones=time_zones, now=now)
+        if plan.unterminated:
+            checked = _flag_unterminated(checked, raw, plan.unterminated, load_files)
         checked = _erased_flag(ctx, checked, contract.name)
         checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
         status = F.when(F.col("_erased"), "erased").when(F.size("_reasons") > 0, "bad").otherwise("good")
@@ -678,8 +771,13 @@ def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> So
     except Exception as exc:
         if written:
             raise  # files stay 'loading': the next run removes what was written and loads them again
-        # nothing was written: the files fail with the reason, the other sources go on
-        _fail(ledger, report, contract, ready, f"{contract.name}: reading {len(ready)} file(s) failed: {str(exc).splitlines()[0]}", now)
+        if len(load_files) > 1:  # one bad file must not stop the others: each is loaded on its own
+            log.warning("%s: reading %d files together failed (%s); loading them one by one",
+                        contract.name, len(load_files), error_line(exc))
+            return _load_one_by_one(ctx, plan, ledger, now)
+        # nothing was written: the file fails with the reason, the other sources go on
+        _fail(ledger, report, contract, ready, f"{ready[0][0].relative if len(ready) == 1 else contract.name}: "
+              f"reading failed: {error_line(exc)}; file not loaded", now)
         report.files_new = 0
         return report
     finally:
@@ -713,6 +811,63 @@ def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> So
         ],
     )
     return report
+
+
+def error_line(exc: BaseException) -> str:
+    """The line of an error that says what went wrong: for a Spark (py4j) error, the deepest
+    ``...Exception: message`` line of the Java trace, not "An error occurred while calling o12.x"."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by: ") for line in lines
+              if ("Exception: " in line or "Error: " in line) and not line.startswith("at ")]
+    text = causes[-1] if causes else (lines[0] if lines else type(exc).__name__)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _load_one_by_one(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> SourceReport:
+    """Load the plan's files one at a time (after reading them together failed), so a file Spark
+    cannot read fails alone; the reports are added up."""
+    report = plan.report
+    report.files_new = 0
+    for f, digest in plan.ready:
+        if not f.size:
+            ledger.add([_file_row(plan.contract.name, f, digest, "loaded", ctx.run_id, now, read=0, loaded=0, quarantined=0)])
+            report.files_new += 1
+            continue
+        single = _Plan(plan.contract, SourceReport(plan.contract.name), [(f, digest)], [f],
+                       {f.relative: plan.columns_by_file[f.relative]}, plan.unterminated & {f.relative})
+        part = _load(ctx, single, ledger, now)
+        report.files_new += part.files_new if not part.files_failed else 0
+        report.files_failed += part.files_failed
+        report.rows_read += part.rows_read
+        report.rows_loaded += part.rows_loaded
+        report.rows_quarantined += part.rows_quarantined
+        report.rows_erased += part.rows_erased
+        report.new_columns += [c for c in part.new_columns if c not in report.new_columns]
+        for region, counts in part.by_region.items():
+            mine = report.by_region.setdefault(region, _zero_counts())
+            for key, value in counts.items():
+                mine[key] += value
+    return report
+
+
+UNTERMINATED = "the file does not end with a line break, so its last line may be cut short; re-export the file"
+
+
+def _flag_unterminated(checked: DataFrame, raw: DataFrame, unterminated: set[str], files: Sequence[SourceFile]) -> DataFrame:
+    """The last row of each CSV file that does not end with a line break is quarantined: a file
+    cut off in its last, unquoted field still parses, with a wrong value."""
+    by_path = {uri_to_path(f.path): f.relative for f in files}
+    counts = raw.groupBy("_file_uri").count().collect()
+    last = {by_path[uri_to_path(r["_file_uri"])]: r["count"] for r in counts}
+    pairs = [x for rel in sorted(unterminated) if rel in last for x in (F.lit(rel), F.lit(last[rel]))]
+    if not pairs:
+        return checked
+    is_last = F.create_map(*pairs)[F.col("_source_file")] == F.col("_row_number")
+    return checked.withColumn(
+        "_reasons",
+        F.when(is_last & ~F.array_contains("_reasons", "unparseable line"),
+               F.concat("_reasons", F.array(F.lit(UNTERMINATED)))).otherwise(F.col("_reasons")),
+    )
 
 
 def _fail(

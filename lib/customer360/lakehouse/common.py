@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlsplit
 
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
@@ -147,9 +147,12 @@ def sql_string_list(values: Sequence[str]) -> str:
 
 
 def uri_to_path(uri: str) -> str:
-    """A file URI or path as a decoded path without scheme (``file:///a%20b`` -> ``/a b``)."""
-    parsed = urlparse(uri)
-    return unquote(parsed.path if parsed.scheme in ("", "file") else parsed.netloc + parsed.path)
+    """A file URI or path as a decoded path without scheme (``file:///a%20b`` -> ``/a b``). A
+    plain path is returned as it is: ``%20`` or ``;`` in a file name are characters, not escapes."""
+    if "://" not in uri and not uri.startswith("file:"):
+        return uri
+    parsed = urlsplit(uri)  # not urlparse: ';' in a name is not the start of URI parameters
+    return unquote(parsed.path if parsed.scheme == "file" else parsed.netloc + parsed.path)
 
 
 def partition_literal(value: Any) -> str:
