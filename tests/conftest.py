@@ -110,6 +110,44 @@ def plant_person(sources: Path, region: str = "de") -> dict[str, list[str]]:
     return written
 
 
+def raw_contact_values(sources: Path) -> set[str]:
+    """Every raw email and phone number in the generated landing files (CRM and ticket CSVs, order
+    Parquet, event JSON lines), as written and in the forms the pipeline derives from them
+    (lower-case email; phone digits with a leading +): what must never show in a log, a run
+    summary, an ops table or an MLflow run."""
+    import json
+    import re
+
+    import pandas as pd
+
+    values: set[str] = set()
+    frames = [pd.read_csv(f, dtype=str) for f in sorted(sources.rglob("*.csv"))]
+    frames += [pd.read_parquet(f) for f in sorted(sources.rglob("*.parquet"))]
+    for f in sorted(sources.rglob("*.jsonl")):
+        rows = []
+        for line in f.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:  # a broken line the generator wrote on purpose: its addresses still count
+                values |= set(re.findall(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", line))
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        frames.append(pd.DataFrame(rows))
+    for frame in frames:
+        for column in frame.columns:
+            if "email" not in column and "phone" not in column:
+                continue
+            for value in frame[column].dropna().astype(str):
+                value = value.strip()
+                if "@" in value and len(value) >= 6:
+                    values |= {value, value.lower()}
+                digits = re.sub(r"\D", "", value)
+                if "phone" in column and len(digits) >= 7:
+                    values |= {value, "+" + digits}
+    return values
+
+
 @pytest.fixture(scope="session")
 def pipeline_sample(spark, tmp_path_factory):
     """About 800 people in us and de (plus ``PLANTED`` in de) through ingest, identity, facts and gold, once per test run:

@@ -1,6 +1,7 @@
 """The c360 command and the run log, end to end on a temporary lakehouse (spark-submit: tests/test_cluster.py)."""
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from customer360.generate import SOURCES
 from customer360.pipeline import PIPELINE_RUNS, RUN_METRICS, Metric, StageResult, build_context, run_pipeline
 from customer360.session import find_jvm_jars
 
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, raw_contact_values
 
 
 def _args(tmp_path, *extra):
@@ -37,10 +38,23 @@ def test_help_lists_the_commands():
         assert re.search(rf"^    {command}(\s|$)", out, re.MULTILINE), command
 
 
-def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
+def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys, caplog, monkeypatch):
+    secret = "k3y-" + "q7Zp" * 10  # the PII hashing key: it must never be printed or logged
+    monkeypatch.setenv("C360_PII_HASH_KEY", secret)
+    caplog.set_level(logging.DEBUG, logger="customer360")
     # 50 people are too few to train models on: the ml stage has its own end-to-end test (tests/ml)
     assert cli.main(["run", *_args(tmp_path, "--region", "de,fr", "--set", "pipeline.stages=[ingest, identity, facts, quality, gold]")]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # no secret and no raw contact detail in what the run printed, logged or wrote to its ops tables
+    config = load_config("local", conf_dir=CONF_DIR, overrides=[f"lakehouse.root={tmp_path / 'lh'}"])
+    ctx = build_context(config, spark=spark)
+    ops = [ctx.lakehouse.read(t).toJSON().collect() for t in ctx.lakehouse.tables() if t.startswith("ops.")]
+    said = "\n".join([captured.out, captured.err, caplog.text, *(line for table in ops for line in table)])
+    raw = raw_contact_values(tmp_path / "sample" / "sources")
+    assert len(raw) > 100 and len(ops) >= 4 and caplog.records
+    assert secret not in said
+    assert sorted(v for v in raw if v in said) == []
     assert f"sample data: {tmp_path / 'sample'} (scale 0.0005, seed 42, 50 people; generated now)" in out
     assert "(local): succeeded" in out
     accounting = [line.strip() for line in out.splitlines() if "rows read" in line]
@@ -56,8 +70,6 @@ def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys):
     assert "    de: Germany, EUR, Europe/Berlin, consent opt_in, churn horizon 120 d" in out
     assert "    us:" not in out
     assert f"    {PIPELINE_RUNS} v0" in out
-    config = load_config("local", conf_dir=CONF_DIR, overrides=[f"lakehouse.root={tmp_path / 'lh'}"])
-    ctx = build_context(config, spark=spark)
     run = ctx.lakehouse.read(PIPELINE_RUNS).first()
     assert (run.env, run.engine, run.regions, run.status, run.error) == ("local", engine, ["de", "fr"], "succeeded", None)
     metrics = ctx.lakehouse.read(RUN_METRICS).where("metric = 'rows_loaded'").groupBy("table").sum("value").collect()

@@ -4,8 +4,10 @@ customer_360, consent, cold start, and the refusals (stale features, too little 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import date
+from pathlib import Path
 
 import mlflow
 import pyspark.sql.functions as F
@@ -17,7 +19,7 @@ from customer360.ml import stage as ml
 from customer360.ml import tracking
 from customer360.pipeline import build_context
 
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, raw_contact_values
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +78,24 @@ def test_first_run_trains_registers_and_promotes_both_models(trained):
     # the model loads back from the registry and scores
     model = mlflow.spark.load_model("models:/c360_us_churn@champion")
     assert model.stages[-1].__class__.__name__ == "GBTClassificationModel"
+
+
+def test_no_raw_contact_detail_reaches_mlflow(trained, tmp_path):
+    # params, tags, metric names and every artifact file (as stored) of every run
+    _, data, ctx, _ = trained
+    client = _client(ctx)
+    raw = raw_contact_values(data.sources)
+    texts, files = [], 0
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id]):
+            texts += [json.dumps(run.data.params), json.dumps(run.data.tags), json.dumps(sorted(run.data.metrics))]
+            local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path / run.info.run_id))
+            for path in sorted(p for p in Path(local).rglob("*") if p.is_file()):
+                texts.append(path.read_bytes().decode("utf-8", "replace"))
+                files += 1
+    assert len(raw) > 100 and files >= 4
+    said = "\n".join(texts)
+    assert sorted(v for v in raw if v in said) == []
 
 
 def test_scores_cover_exactly_the_customers_who_may_be_profiled(trained):
