@@ -250,7 +250,9 @@ ATTACKS = [
     ("SELECT '" + "x" * 30000 + "'", "characters; at most 20,000 are allowed"),
     ("SELECT 1 \x00", "NUL character"),
     ("SELECT " + ", ".join(["c + c"] * 1700) + " FROM (SELECT churn_score AS c FROM gold.customer_360)", "more than 5,000 plan nodes"),
-    ("SELECT " + "+".join(["1"] * 1000), "too complex"),  # a left-deep chain: Spark's parser gives up first
+    # a left-deep chain: Spark's parser gives up first (a stack overflow, so how deep it gets depends
+    # on the JIT), else the walk counts more than 5,000 nodes
+    ("SELECT " + "+".join(["1"] * 3000), ("too complex", "more than 5,000 plan nodes")),
     # 10. CTE names that would shadow a view of the session
     ("WITH c360_finance__gold__customer_360 AS (SELECT 1 AS x) SELECT * FROM c360_finance__gold__customer_360",
      "CTE name c360_finance__gold__customer_360 is taken"),
@@ -267,7 +269,8 @@ def test_every_attack_is_refused_with_a_message_naming_what(spark, lake, policy,
     finance(spark, lake, policy, "SELECT 1 AS warm")  # the role's views exist, as in a live session
     with pytest.raises(QueryRefused) as refused:
         finance(spark, lake, policy, sql)
-    assert message in str(refused.value), str(refused.value)
+    alternatives = message if isinstance(message, tuple) else (message,)
+    assert any(m in str(refused.value) for m in alternatives), str(refused.value)
     assert spark._jvm.java.lang.System.getProperty("c360.pwned") is None
 
 
