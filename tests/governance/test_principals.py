@@ -105,6 +105,8 @@ def test_a_tampered_token_is_refused():
 def test_the_signing_key_must_be_set_and_long():
     with pytest.raises(AccessError, match=f"{TOKEN_ENV} is set but {SIGNING_KEY_ENV} is not"):
         principal_from_token("a.b.c", known_roles=ROLES, env={}, max_hours=12)
+    with pytest.raises(AccessError, match=f"{SIGNING_KEY_ENV} is not set: role tokens are signed with it"):
+        issue_token(subject="a", roles=["finance"], known_roles=ROLES, env={}, hours=1, max_hours=12)
     with pytest.raises(AccessError, match="has 5 bytes; at least 32 are required"):
         issue_token(subject="a", roles=["finance"], known_roles=ROLES, env={SIGNING_KEY_ENV: "short"}, hours=1, max_hours=12)
     with pytest.raises(AccessError, match="at most 12 hours"):

@@ -56,8 +56,10 @@ class Principal:
         return f"{self.name} ({how}{': ' + self.detail if self.detail else ''})"
 
 
-def _signing_key(env: Mapping[str, str]) -> bytes:
+def _signing_key(env: Mapping[str, str], *, issuing: bool = False) -> bytes:
     key = env.get(SIGNING_KEY_ENV, "")
+    if not key and issuing:
+        raise AccessError(f"{SIGNING_KEY_ENV} is not set: role tokens are signed with it (a secret of the operator)")
     if not key:
         raise AccessError(f"{TOKEN_ENV} is set but {SIGNING_KEY_ENV} is not: a role token cannot be checked without its key")
     raw = key.encode("utf-8")
@@ -81,7 +83,7 @@ def issue_token(*, subject: str, roles: list[str] | tuple[str, ...], known_roles
     issued = int(now if now is not None else time.time())
     claims = {"sub": subject, "roles": sorted(set(roles)), "iss": ISSUER, "aud": AUDIENCE,
               "iat": issued, "nbf": issued, "exp": issued + int(hours * 3600)}
-    return jwt.encode(claims, _signing_key(env), algorithm=ALGORITHM)
+    return jwt.encode(claims, _signing_key(env, issuing=True), algorithm=ALGORITHM)
 
 
 def principal_from_token(token: str, *, known_roles, env: Mapping[str, str], max_hours: float) -> Principal:
