@@ -9,7 +9,6 @@ import io
 import json
 import random
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pyspark.sql.functions as F
 
