@@ -362,12 +362,13 @@ def read_raw(
     return combined, columns
 
 
-def number_rows(raw: DataFrame, files: Sequence[SourceFile]) -> DataFrame:
+def number_rows(raw: DataFrame, files: Sequence[SourceFile]) -> tuple[DataFrame, dict[str, int]]:
     """Replace the read position with ``_source_file`` (relative path) and 1-based ``_row_number``.
 
     Rows of one file block are consecutive in one partition, so a row's number is the rows of
     the file's earlier blocks plus its place in its block. ``raw`` must be persisted: the
-    block statistics and the rows have to come from the same read.
+    block statistics and the rows have to come from the same read. Also returns each file's rows
+    (by relative path, blank lines included), so its last row number is known.
     """
     stats = (
         raw.groupBy("_file_uri", "_block")
@@ -385,11 +386,12 @@ def number_rows(raw: DataFrame, files: Sequence[SourceFile]) -> DataFrame:
     offsets_df = raw.sparkSession.createDataFrame(
         offsets, "_file_uri string, _block long, _source_file string, _offset long, _first_mid long"
     )
-    return (
+    numbered = (
         raw.join(F.broadcast(offsets_df), ["_file_uri", "_block"])
         .withColumn("_row_number", F.col("_offset") + F.col("_mid") - F.col("_first_mid") + 1)
         .drop("_file_uri", "_block", "_mid", "_offset", "_first_mid")
     )
+    return numbered, running
 
 
 # --------------------------------------------------------------------------- validation
@@ -712,11 +714,12 @@ def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> So
     checked: DataFrame | None = None
     written = False
     try:
-        numbered = number_rows(raw, load_files).where(~F.col("_blank")).drop("_blank")
+        numbered, rows_per_file = number_rows(raw, load_files)
+        numbered = numbered.where(~F.col("_blank")).drop("_blank")
         time_zones = {code: region.time_zone for code, region in ctx.config.regions.items()}
         checked = validate(numbered, contract, columns=columns, time_zones=time_zones, now=now)
         if plan.unterminated:
-            checked = _flag_unterminated(checked, raw, plan.unterminated, load_files)
+            checked = _flag_unterminated(checked, plan.unterminated, rows_per_file)
         checked = _erased_flag(ctx, checked, contract.name)
         checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
         status = F.when(F.col("_erased"), "erased").when(F.size("_reasons") > 0, "bad").otherwise("good")
@@ -853,12 +856,10 @@ def _load_one_by_one(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: date
 UNTERMINATED = "the file does not end with a line break, so its last line may be cut short; re-export the file"
 
 
-def _flag_unterminated(checked: DataFrame, raw: DataFrame, unterminated: set[str], files: Sequence[SourceFile]) -> DataFrame:
+def _flag_unterminated(checked: DataFrame, unterminated: set[str], last: dict[str, int]) -> DataFrame:
     """The last row of each CSV file that does not end with a line break is quarantined: a file
-    cut off in its last, unquoted field still parses, with a wrong value."""
-    by_path = {uri_to_path(f.path): f.relative for f in files}
-    counts = raw.groupBy("_file_uri").count().collect()
-    last = {by_path[uri_to_path(r["_file_uri"])]: r["count"] for r in counts}
+    cut off in its last, unquoted field still parses, with a wrong value. ``last``: each file's
+    rows, so its last row number (``number_rows``)."""
     pairs = [x for rel in sorted(unterminated) if rel in last for x in (F.lit(rel), F.lit(last[rel]))]
     if not pairs:
         return checked
