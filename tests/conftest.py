@@ -57,8 +57,9 @@ PLANTED_TRACES = ("zebulon", "quillfeather", "planted", "98765432", "quillweg")
 
 def plant_person(sources: Path, region: str = "de") -> dict[str, list[str]]:
     """Add the planted person to ``sources`` as new files next to the generated ones: a CRM record,
-    a web login, two order lines (one invalid: quantity 0, so it is quarantined), a ticket and a
-    marketing opt-in. Returns source -> files written."""
+    a web login, two order lines (one invalid: quantity 0, so it is quarantined), a ticket (and two
+    quarantined ones naming the person only by phone or by a plus-tagged address) and a marketing
+    opt-in. Returns source -> files written."""
     import json
 
     import pandas as pd
@@ -81,6 +82,14 @@ def plant_person(sources: Path, region: str = "de") -> dict[str, list[str]]:
     tickets = pd.read_csv(first("support_tickets", "*.csv"), dtype=str, nrows=1, keep_default_na=False)
     tickets = tickets.assign(ticket_id="T-PLANTED-1", contact_first_name=p["first_name"], contact_last_name=p["last_name"],
                              contact_email=p["email"].lower(), contact_phone=p["phone"])
+    # two quarantined tickets (satisfaction 9 of 5) that name the person only by the phone number as
+    # dialled at home, and only by a plus-tagged address in other case: the erasure must find both
+    quarantined = tickets.assign(contact_first_name="", contact_last_name="", satisfaction="9")
+    tickets = pd.concat([
+        tickets,
+        quarantined.assign(ticket_id="T-Q-9001", contact_email="", contact_phone="030 98765432"),
+        quarantined.assign(ticket_id="T-Q-9002", contact_email="Zebulon.Quillfeather+Support@Planted-Mail.EXAMPLE", contact_phone=""),
+    ], ignore_index=True)
     target = sources / "support_tickets" / region / f"support_tickets_{region}_0902.csv"
     tickets.to_csv(target, index=False)
     written["support_tickets"] = [str(target)]
@@ -143,7 +152,8 @@ def raw_contact_values(sources: Path) -> set[str]:
                 if "@" in value and len(value) >= 6:
                     values |= {value, value.lower()}
                 digits = re.sub(r"\D", "", value)
-                if "phone" in column and len(digits) >= 7:
+                # a placeholder such as 0000000000 names nobody (and shows up in any numeric dump)
+                if "phone" in column and len(digits) >= 7 and len(set(digits)) > 1:
                     values |= {value, "+" + digits}
     return values
 

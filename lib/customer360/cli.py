@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 import yaml
@@ -20,21 +22,116 @@ from customer360.errors import C360Error
 log = logging.getLogger("customer360")
 
 
+# ------------------------------------------------------------------ option values (allow-lists)
+# Every option that takes a value has one of these types (tests/test_cli_options.py checks that none is left
+# plain), so a bad value stops argparse with exit code 2 and one line naming the option, before any
+# work or Spark session starts. What needs the configuration (is the region configured, does the
+# table exist) is checked next, with the same exit code.
+
+def _matching(pattern: str, what: str, max_length: int = 256) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(text: str) -> str:
+        if len(text) > max_length or not compiled.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not {what}")
+        return text
+
+    check.__name__ = what  # argparse names the type in some messages
+    return check
+
+
+def _shown(text: str) -> str:
+    """A value as an error message may echo it: at most 60 characters, control characters escaped."""
+    return repr(text[:60] + ("..." if len(text) > 60 else ""))
+
+
+def _number(kind: type, *, low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
+    def check(text: str):
+        try:
+            value = kind(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not {'an integer' if kind is int else 'a number'}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a finite number")
+        if value < low or value > high or (low_open and value == low):
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"{_shown(text.strip())[1:-1]} is outside {bracket}{_bound(low)}, {_bound(high)}]")
+        return value
+
+    check.__name__ = "integer" if kind is int else "number"
+    return check
+
+
+def _bound(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def _path(text: str) -> str:
+    """A file or folder: any printable name (spaces, unicode) up to 4,096 characters; no NUL or
+    other control characters, which no file system we write to allows and which hide in logs."""
+    if not text or len(text) > 4096 or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a usable path (empty, too long, or control characters)")
+    return text
+
+
+def _text(text: str) -> str:
+    """Free text checked further by its command (a SQL query, an email address): no NUL, at most
+    1 MB."""
+    if "\x00" in text or len(text) > 1_000_000:
+        raise argparse.ArgumentTypeError("text with a NUL character or over 1,000,000 characters")
+    return text
+
+
+def _override(text: str) -> str:
+    if "=" not in text or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", text.split("=", 1)[0].strip()):
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: expected key.path=value, e.g. spark.shuffle_partitions=4")
+    if any(ord(c) < 32 and c not in "\t" for c in text) or len(text) > 10_000:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: control characters or over 10,000 characters")
+    return text
+
+
+def _one_of(*values: str) -> Callable[[str], str]:
+    """A choice whose refusal echoes at most 60 characters of the value (argparse's own echoes it all)."""
+    def check(text: str) -> str:
+        if text not in values:
+            raise argparse.ArgumentTypeError(f"invalid choice: {_shown(text)} (choose from {', '.join(values)})")
+        return text
+
+    check.__name__ = "choice"
+    return check
+
+
+_ENV = _matching(r"[a-z0-9][a-z0-9_\-]{0,63}", "an environment name (lower-case letters, digits, '-' or '_')")
+_REGIONS = _matching(r" *[A-Za-z]{2,3} *(, *[A-Za-z]{2,3} *)*", "region codes (e.g. us or us,de or all)")  # 'all' is 3 letters
+_SOURCE = _matching(r"[a-z][a-z0-9_]{0,63}", "a source name (lower-case letters, digits, '_')")
+_TABLE = _matching(r"[a-z][a-z0-9_]{0,63}\.[a-z_][a-z0-9_]{0,127}", "a table name <layer>.<table>")
+_ROLE = _matching(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "a role name")
+_SUBJECT = _matching(r"[A-Za-z0-9][A-Za-z0-9_.@+\-]{0,127}", "a user name (letters, digits, _ . @ + -)")
+_CUSTOMER_ID = _matching(r"C[0-9a-f]{16}", "a customer id (C and 16 hex digits)")
+_EMAIL = _matching(r"[^\x00-\x1f\x7f]{3,320}", "an email address (3 to 320 printable characters)", max_length=320)
+_SEGMENT = _matching(r"[A-Za-z0-9][A-Za-z0-9 _.&/+\-]{0,79}", "a segment name (letters, digits, spaces, _ . & / + -)")
+_SCALE = _number(float, low=0, high=1000, low_open=True)
+_SEED = _number(int, low=0, high=2**31 - 1)
+_ROWS = _number(int, low=1, high=10_000_000)
+_HOURS = _number(float, low=0, high=24 * 365, low_open=True)
+_RETENTION_HOURS = _number(int, low=0, high=24 * 3650)
+
+
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("configuration")
-    group.add_argument("--env", default="local", help="conf/<env>.yaml to overlay on base.yaml (default: local)")
+    group.add_argument("--env", type=_ENV, default="local", help="conf/<env>.yaml to overlay on base.yaml (default: local)")
     group.add_argument(
-        "--region", action="append", default=[], metavar="CODE",
+        "--region", type=_REGIONS, action="append", default=[], metavar="CODE",
         help="region(s) to process: repeat or comma-separate; 'all' for every region file "
         "(default: pipeline.regions)",
     )
     group.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
         help="override one config value, e.g. --set spark.shuffle_partitions=4 or regions.de.currency=EUR",
     )
-    group.add_argument("--conf-dir", default=None, help="configuration folder (default: ./conf or the packaged copy)")
-    group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    group.add_argument("--conf-dir", type=_path, default=None, help="configuration folder (default: ./conf or the packaged copy)")
+    group.add_argument("--log-level", default="INFO", type=_one_of("DEBUG", "INFO", "WARNING", "ERROR"), choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return common
 
 
@@ -56,21 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-on-alert", action="store_true", help="exit non-zero when monitoring raises an alert (ops.alerts)")
 
     generate = sub.add_parser("generate", parents=[common], help="write the synthetic sample sources and ground truth")
-    generate.add_argument("--scale", type=float, default=None, help="1 = 100k people (default: sample_data.scale)")
-    generate.add_argument("--seed", type=int, default=None, help="default: sample_data.seed")
-    generate.add_argument("--out", default=None, help="folder (default: sample_data.dir); sources/ and truth/ go under it")
+    generate.add_argument("--scale", type=_SCALE, default=None, help="1 = 100k people, more than 0 and at most 1000 (default: sample_data.scale)")
+    generate.add_argument("--seed", type=_SEED, default=None, help="default: sample_data.seed")
+    generate.add_argument("--out", type=_path, default=None, help="folder (default: sample_data.dir); sources/ and truth/ go under it")
 
     ingest = sub.add_parser("ingest", parents=[common], help="bronze: load new source files, quarantine bad rows")
-    ingest.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    ingest.add_argument("--source", type=_SOURCE, action="append", default=[], help="only this source (repeatable)")
     identity = sub.add_parser(
         "identity", parents=[common],
         help="silver: resolve identities from bronze; or, with --input, resolve any file of person records",
     )
     standalone = identity.add_argument_group("standalone (resolve one file, without the pipeline)")
-    standalone.add_argument("--input", default=None, help="a file or folder of person records")
-    standalone.add_argument("--format", choices=["csv", "parquet"], default=None, help="the input's format")
-    standalone.add_argument("--mapping", default=None, help="YAML naming the record id and attribute columns")
-    standalone.add_argument("--output", default=None, help="folder for the Delta tables customer_xref, customer_golden, ...")
+    standalone.add_argument("--input", type=_path, default=None, help="a file or folder of person records")
+    standalone.add_argument("--format", type=_one_of("csv", "parquet"), choices=["csv", "parquet"], default=None, help="the input's format")
+    standalone.add_argument("--mapping", type=_path, default=None, help="YAML naming the record id and attribute columns")
+    standalone.add_argument("--output", type=_path, default=None, help="folder for the Delta tables customer_xref, customer_golden, ...")
 
     sub.add_parser(
         "facts", parents=[common],
@@ -101,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare silver.customer_xref with the generator's ground truth (pairwise precision, recall, F1)",
     )
     evaluate.add_argument(
-        "--truth", default=None,
+        "--truth", type=_path, default=None,
         help="record -> person parquet (default: <sample_data.dir>/truth/record_person.parquet)",
     )
     sub.add_parser(
@@ -120,41 +217,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="erase a person from every table and the PII vault, keep a tombstone, vacuum the old files",
     )
     who = erase.add_mutually_exclusive_group(required=True)
-    who.add_argument("--customer-id", default=None, help="the stable customer id (silver.customer_ids)")
-    who.add_argument("--email", default=None, help="every customer with a record of this email address")
+    who.add_argument("--customer-id", type=_CUSTOMER_ID, default=None, help="the stable customer id (silver.customer_ids)")
+    who.add_argument("--email", type=_EMAIL, default=None, help="every customer with a record of this email address")
 
     export = sub.add_parser(
         "export", parents=[common],
         help="write a segment's audience honouring consent and role, with a manifest of counts and exclusions",
     )
-    export.add_argument("--segment", required=True, help="segment name (or global taxonomy name)")
-    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-    export.add_argument("--out", required=True, help="output folder (audience/ and manifest.json)")
-    export.add_argument("--role", default=None, help="governance role, one your identity may take (default: governance.principals.default_role)")
+    export.add_argument("--segment", type=_SEGMENT, required=True, help="segment name (or global taxonomy name)")
+    export.add_argument("--format", type=_one_of("csv", "jsonl"), choices=["csv", "jsonl"], default="csv")
+    export.add_argument("--out", type=_path, required=True, help="output folder (audience/ and manifest.json)")
+    export.add_argument("--role", type=_ROLE, default=None, help="governance role, one your identity may take (default: governance.principals.default_role)")
 
     sql = sub.add_parser(
         "sql", parents=[common],
         help="run Spark SQL over the lakehouse tables (gold.customer_360, ...) as a role sees them",
     )
     sql.add_argument(
-        "query", nargs="?", default=None,
+        "query", type=_text, nargs="?", default=None,
         help="one query; none: an interactive prompt on a terminal, else ';'-separated queries from stdin",
     )
     sql.add_argument(
-        "--role", default=None,
+        "--role", type=_ROLE, default=None,
         help="governance role whose views apply: one your identity may take (a token in C360_ROLE_TOKEN, the "
              "lakehouse folder's owner, or an OS group; default: governance.principals.default_role)",
     )
-    sql.add_argument("--output-format", "--format", dest="output_format", choices=["table", "csv", "json"], default="table")
-    sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (every format; at most governance.sql.max_rows)")
+    sql.add_argument("--output-format", "--format", dest="output_format", type=_one_of("table", "csv", "json"), choices=["table", "csv", "json"], default="table")
+    sql.add_argument("--limit", type=_ROWS, default=1000, help="rows printed at most (every format; at most governance.sql.max_rows)")
 
     report = sub.add_parser(
         "report", parents=[common],
         help="one self-contained HTML file with charts: segments, RFM, churn, identity clusters, revenue, data quality",
     )
-    report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    report.add_argument("--out", type=_path, default="report.html", help="the HTML file to write (default: report.html)")
     docs = sub.add_parser("docs", parents=[common], help="document the gold tables (types, meanings) from their metadata")
-    docs.add_argument("--out", default=None, help="write here (docs/gold-tables.md) instead of printing")
+    docs.add_argument("--out", type=_path, default=None, help="write here (docs/gold-tables.md) instead of printing")
     governance = sub.add_parser("governance", parents=[common], help="governance policy tools")
     governance_sub = governance.add_subparsers(dest="governance_command", required=True, metavar="ACTION")
     governance_sub.add_parser(
@@ -165,9 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
         "token", parents=[common],
         help="print a signed role token (for C360_ROLE_TOKEN) with the key in C360_ROLE_SIGNING_KEY",
     )
-    token.add_argument("--subject", required=True, help="who the token is for (a user name)")
-    token.add_argument("--role", dest="token_roles", action="append", required=True, help="a role it grants (repeatable)")
-    token.add_argument("--hours", type=float, default=8.0, help="how long it lasts (at most governance.principals.token_max_hours)")
+    token.add_argument("--subject", type=_SUBJECT, required=True, help="who the token is for (a user name)")
+    token.add_argument("--role", dest="token_roles", type=_ROLE, action="append", required=True, help="a role it grants (repeatable)")
+    token.add_argument("--hours", type=_HOURS, default=8.0, help="how long it lasts (at most governance.principals.token_max_hours)")
     governance_sub.add_parser("whoami", parents=[common], help="say who you are and which roles you may take")
 
     sub.add_parser("config", parents=[common], help="print the resolved configuration as YAML")
@@ -179,27 +276,27 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--print-sql", action="store_true", help="print the registering statements instead of running them")
 
     history = sub.add_parser("history", parents=[common], help="show a table's commits")
-    history.add_argument("table", help="<layer>.<table>")
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("table", type=_TABLE, help="<layer>.<table>")
+    history.add_argument("--limit", type=_ROWS, default=20)
 
     vacuum = sub.add_parser("vacuum", parents=[common], help="delete files a table no longer references")
-    vacuum.add_argument("table")
-    vacuum.add_argument("--retention-hours", type=int, default=None)
+    vacuum.add_argument("table", type=_TABLE, help="<layer>.<table>")
+    vacuum.add_argument("--retention-hours", type=_RETENTION_HOURS, default=None)
     vacuum.add_argument(
         "--no-enforce-retention", action="store_true",
         help="allow a retention below Delta's 7-day safety default (breaks time travel and running readers)",
     )
 
     optimize = sub.add_parser("optimize", parents=[common], help="compact a table's small files")
-    optimize.add_argument("table")
+    optimize.add_argument("table", type=_TABLE, help="<layer>.<table>")
     return parser
 
 
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a date (YYYY-MM-DD)") from None
 
 
 def _print(lines: Sequence[str]) -> None:

@@ -577,6 +577,9 @@ class ErasureConfig(_Frozen):
     #: identity attributes whose tokens the tombstone keeps besides the records' keys (a record with
     #: one of them is not ingested again)
     tombstone_attributes: tuple[Literal["email", "loyalty_id"], ...] = ("email",)
+    #: checkpoint folders (under <root>/_checkpoints) of other Spark applications unchanged this
+    #: long are removed by an erasure; newer ones may belong to a running job and are left (logged)
+    checkpoint_idle_hours: float = Field(default=6.0, ge=0, le=24 * 30)
 
 
 class SqlBoundsConfig(_Frozen):

@@ -1,9 +1,12 @@
 """Erasure end to end on a copy of the shared sample: the planted person (tests/conftest.py) is
 erased by email; afterwards no file under the lakehouse - Parquet contents, footers, Delta logs,
-checkpoints - holds any of their identifiers or customer ids, other customers are untouched, the
-tombstone holds tokens only, and ingesting their old files again loads none of their rows."""
+checkpoints, stale Spark checkpoint folders - holds any of their identifiers or customer ids
+(their quarantined rows are found by any spelling of their phone or email), other customers are
+untouched, the tombstone holds tokens only, the landing files still holding their rows are named
+for the source owner, and ingesting those files again loads none of their rows."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from datetime import datetime
@@ -15,7 +18,15 @@ import pytest
 
 from customer360.bronze.ingest import run as ingest
 from customer360.config import load_config
-from customer360.governance.erasure import TOMBSTONES, ErasureError, erase, find_person
+from customer360.governance.erasure import (
+    ERASURE_FILES,
+    TOMBSTONES,
+    ErasureError,
+    erase,
+    find_person,
+    phone_spellings,
+    quarantine_match,
+)
 from customer360.pipeline import build_context
 from tests.conftest import CONF_DIR, PLANTED, PLANTED_TRACES
 
@@ -59,6 +70,15 @@ def erased(spark, pipeline_sample, tmp_path_factory):
     ctx = _context(spark, root / "lh", data.sources)
     person = find_person(ctx, email=PLANTED["email"])
     needles = [*PLANTED_TRACES, *person.customer_ids]
+    # a reliable-checkpoint folder a finished application left on a cluster (graph rounds keyed by
+    # the person's id), and one a job running now may still be writing
+    stale = root / "lh" / "_checkpoints" / "0a1b-finished-app" / "rdd-12"
+    stale.mkdir(parents=True)
+    (stale / "part-00000").write_text(f"{person.customer_ids[0]}\tCRM-PLANTED-1\n")
+    old = datetime(2026, 6, 30).timestamp()
+    os.utime(stale, (old, old))
+    os.utime(stale.parent, (old, old))
+    (root / "lh" / "_checkpoints" / "9f8e-running-app").mkdir()
     before = traces(root / "lh", needles)
     c360_before = ctx.lakehouse.read("gold.customer_360").count()
     # another spelling of the address finds the same person (standardized as identity does)
@@ -73,14 +93,16 @@ def test_the_scan_sees_the_person_before_the_erasure(erased):
     places = {path.split("/")[0] + "/" + path.split("/")[1] for path in before}
     # clear values in bronze (records and the quarantined order line) and the vault; ids in silver and gold
     assert {"bronze/crm_customers", "bronze/_quarantine", "bronze/orders", "silver/pii_vault", "silver/customer_xref",
-            "gold/customer_360"} <= places
+            "gold/customer_360", "_checkpoints/0a1b-finished-app"} <= places
 
 
 def test_no_file_under_the_lakehouse_names_the_person_afterwards(erased):
     _, root, _, _, needles, _, _, report = erased
     assert traces(root / "lh", needles) == {}
     assert report.customers == 1 and report.files_removed > 0
-    assert report.rows_deleted["bronze.crm_customers"] == 1 and report.rows_deleted["bronze._quarantine"] == 1
+    # the invalid order line, and the two tickets naming the person only by phone or a plus-tagged address
+    assert report.rows_deleted["bronze.crm_customers"] == 1 and report.rows_deleted["bronze._quarantine"] == 3
+    assert report.checkpoints_removed == 1 and (root / "lh" / "_checkpoints" / "9f8e-running-app").is_dir()
     # crm, web login, valid order line, ticket, consent event
     assert report.rows_deleted["gold.customer_360"] == 1 and report.rows_deleted["silver.customer_xref"] == 5
 
@@ -100,7 +122,8 @@ def test_the_tombstone_holds_tokens_only(erased):
     tombstones = ctx.lakehouse.read(TOMBSTONES).collect()
     assert len(tombstones) == report.tombstones
     kinds = {r["kind"] for r in tombstones}
-    assert kinds == {"erased_record", "email"}
+    assert kinds == {"erased_record", "erased_raw_row", "email"}
+    assert sum(r["kind"] == "erased_raw_row" for r in tombstones) == 3  # the three quarantined rows
     assert all(re.fullmatch(r"[0-9a-f]{64}", r["token"]) for r in tombstones)
     assert {r["region"] for r in tombstones} == {"de"}
 
@@ -120,7 +143,8 @@ def test_ingesting_the_old_files_again_loads_none_of_their_rows(erased, spark):
     result = ingest(again, now=datetime(2026, 7, 3, 12))
     erased_rows = {m.table: m.value for m in result.metrics if m.metric == "rows_erased" and m.region == "de"}
     loaded = {m.table: m.value for m in result.metrics if m.metric == "rows_loaded" and m.region == "de"}
-    assert erased_rows == {"bronze.crm_customers": 1, "bronze.web_events": 1, "bronze.orders": 2, "bronze.support_tickets": 1, "bronze.consent": 1}
+    # the quarantined tickets too: by their content hash (the phone-only one has no other tombstone)
+    assert erased_rows == {"bronze.crm_customers": 1, "bronze.web_events": 1, "bronze.orders": 2, "bronze.support_tickets": 3, "bronze.consent": 1}
     assert set(loaded.values()) == {0}
     assert "erased 2 (tombstones)" in "\n".join(result.lines)
     assert traces(root / "lh", needles) == {}
@@ -145,3 +169,63 @@ def test_a_customer_id_finds_all_of_that_customers_records(erased):
     assert person.customer_ids == [some["customer_id"]] and person.regions == ["us"]
     assert sum(len(v) for k, v in person.records.items() if k != "web_events") <= some["count"] <= sum(len(v) for v in person.records.values())
     assert person.tokens["email"]
+
+
+def test_the_landing_files_still_holding_the_person_are_named_for_their_owner(erased):
+    ctx, _, _, _, _, _, _, report = erased
+    expected = {
+        "crm_customers/de/crm_customers_de_0902.csv": 1,
+        "consent/de/consent_de_0902.jsonl": 1,
+        "orders/de/orders_de_0902.parquet": 2,  # the loaded line and the quarantined one
+        "support_tickets/de/support_tickets_de_0902.csv": 3,
+        "web_events/de/web_events_de_0902.jsonl": 1,
+    }
+    assert report.source_files == expected
+    recorded = ctx.lakehouse.read(ERASURE_FILES).collect()
+    assert {r["file"]: r["rows"] for r in recorded} == expected
+    assert {(r["request_id"], r["region"]) for r in recorded} == {(report.request_id, "de")}
+    said = "\n".join(report.lines())
+    assert "5 landing file(s) still hold the person's rows" in said and "support_tickets/de/support_tickets_de_0902.csv: 3 row(s)" in said
+    assert "1 stale checkpoint folder(s) removed" in said
+
+
+@pytest.mark.parametrize(
+    "payload, found",
+    [
+        ('{"contact_phone":"030 98765432"}', True),
+        ('{"contact_phone":"+49 (0)30 987 654 32"}', True),
+        ('{"contact_phone":"0049-30-98765432"}', True),
+        ('{"contact_phone":"+4930 98765432","x":"1"}', True),
+        ('T-9,,,,030/98765432,web', True),  # an unparseable CSV line
+        ('{"contact_phone":"+1 303 098 765 432"}', False),  # another country's number ending in the same digits
+        ('{"contact_phone":"98765432"}', False),  # too short to be the person's number
+        ('{"amount":"3098765432.50"}', False),
+        ('{"email":"Zebulon.Quillfeather+Promo@Planted-Mail.EXAMPLE"}', True),
+        ('{"email":"  zebulon.quillfeather@planted-mail.example "}', True),
+        ('{"email":"zebulon.quillfeather2@planted-mail.example"}', False),
+        ('{"email":"xzebulon.quillfeather@planted-mail.example"}', False),
+        ('{"loyalty_number":"loy planted 7731"}', True),
+        ('{"loyalty_number":"LOY-PLANTED-77310"}', False),
+        ('{"ticket_id":"t-planted-1"}', True),  # a record id of this source
+        ('{"order_id":"T-PLANTED-1"}', None),  # the same id in another source's row is not theirs
+        ("", False),
+        (None, False),
+    ],
+)
+def test_the_quarantine_match_knows_the_spellings_sources_use(spark, payload, found):
+    source = "support_tickets" if found is not None else "orders"
+    match = quarantine_match(
+        F.col("payload"), F.col("source"), identity=load_config("local", conf_dir=CONF_DIR).identity,
+        emails=["zebulon.quillfeather@planted-mail.example"], phones=["+493098765432"],
+        identifiers=["LOY-PLANTED-7731"], records={"support_tickets": {"T-PLANTED-1"}},
+    )
+    got = spark.createDataFrame([(payload, source)], "payload string, source string").select(match.alias("m")).first()["m"]
+    assert got is bool(found)
+
+
+def test_phone_spellings_are_the_ways_a_number_is_dialled():
+    assert phone_spellings(["+493098765432"]) == {
+        "3098765432", "03098765432", "493098765432", "4903098765432", "00493098765432", "004903098765432",
+        "011493098765432", "0114903098765432",
+    }
+    assert phone_spellings(["+4912345", "not a number"]) == set()

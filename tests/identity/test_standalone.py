@@ -4,11 +4,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from customer360 import cli
 from customer360.config import LakehouseConfig
 from customer360.errors import ConfigError
-from customer360.identity.standalone import load_mapping
+from customer360.identity.standalone import MAPPABLE, StandaloneMapping, load_mapping
 from customer360.lakehouse import Lakehouse
 
 from tests.conftest import CONF_DIR
@@ -137,3 +140,92 @@ def test_bad_mappings_and_inputs_fail_clearly(spark, tmp_path, capsys):
 
     assert _run(tmp_path, "--input", str(source), "--format", "csv") == 2
     assert "missing --mapping, --output" in capsys.readouterr().err
+
+
+def test_headers_with_dots_and_backticks_and_records_that_share_nothing(spark, tmp_path, capsys):
+    # a dot or backtick in a header is part of the name, not a struct path or a quote; two records
+    # with nothing in common give two customers (this once failed inside Spark: an empty edge set)
+    source = tmp_path / "in.csv"
+    source.write_text("id,first.name,`last`\n1,Al,Bee\n2,Cy,Dee\n", encoding="utf-8")
+    mapping = _mapping(tmp_path, "record_id: id\ncolumns: {first_name: first.name, last_name: '`last`'}\n")
+    out = tmp_path / "out"
+    assert _run(tmp_path, "--input", str(source), "--format", "csv", "--mapping", str(mapping), "--output", str(out)) == 0
+    assert "2 records -> 2 customers" in capsys.readouterr().out
+    vault = {r.value for r in _tables(spark, out)("pii_vault").collect()}
+    assert {"al", "bee", "cy", "dee"} <= vault
+
+
+def test_hostile_inputs_are_refused_in_one_line_before_any_work(spark, tmp_path, capsys):
+    mapping = _mapping(tmp_path, "record_id: id\ncolumns: {first_name: name}\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cases = {
+        "ragged.csv": (b"id,name\n1,Al,extra\n2\n3,Cy\n", "csv", "2 malformed CSV row(s)"),
+        "latin1.csv": ("id,name\n1,Jos\u00e9\n".encode("latin-1"), "csv", "not UTF-8 text (byte 13)"),
+        "dup.csv": (b"id,name,name\n1,Al,Bee\n", "csv", "duplicate header column(s) ['name']"),
+        "empty.csv": (b"", "csv", "no header row"),
+        "junk.parquet": (b"PAR1 not really", "parquet", "not a Parquet file"),
+        "csv_as.parquet": (b"id,name\n1,Al\n", "parquet", "not a Parquet file"),
+    }
+    for name, (data, fmt, message) in cases.items():
+        (folder / name).write_bytes(data)
+        code = _run(tmp_path, "--input", str(folder / name), "--format", fmt, "--mapping", str(mapping), "--output", str(tmp_path / "out"))
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (name, err[-500:])
+        assert "Traceback" not in err and "Al" not in err.split("error:")[-1]  # no row content in the message
+    structs = tmp_path / "struct.parquet"
+    pq.write_table(pa.table({"id": pa.array([{"a": 1}]), "name": ["Al"]}), structs)
+    assert _run(tmp_path, "--input", str(structs), "--format", "parquet", "--mapping", str(mapping), "--output", str(tmp_path / "o")) == 2
+    assert "mapped column(s) ['id (struct<a:bigint>)'] are not text, numbers or dates" in capsys.readouterr().err
+    assert _run(tmp_path, "--input", str(tmp_path / "missing.csv"), "--format", "csv", "--mapping", str(mapping), "--output", str(tmp_path / "o")) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    good = tmp_path / "good.csv"
+    good.write_text("id,name,born\n1,Al,01/02/1990\n", encoding="utf-8")
+    bad_format = _mapping(tmp_path, "record_id: id\ncolumns: {first_name: name, date_of_birth: {column: born, format: 'qqq[['}}\n")
+    assert _run(tmp_path, "--input", str(good), "--format", "csv", "--mapping", str(bad_format), "--output", str(tmp_path / "o")) == 2
+    assert "mapping columns.date_of_birth.format 'qqq[[' is not a datetime pattern" in capsys.readouterr().err
+
+
+MAPPING_KEYS = ["record_id", "source", "region", "default_phone_country", "columns", "other_ids", "matching", "threshold",
+                "blocking_rules", "max_block_size", "first_name", "full_name", "date_of_birth", "format", "column", "keys", "name"]
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=12))
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.one_of(st.sampled_from(MAPPING_KEYS), st.text(max_size=8)), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=st.one_of(
+    st.dictionaries(st.sampled_from(MAPPING_KEYS), _values, max_size=7),
+    _values,
+    st.binary(max_size=200),
+))
+def test_any_mapping_file_loads_or_is_refused_with_a_config_error(tmp_path, document):
+    path = tmp_path / "fuzz.yaml"
+    if isinstance(document, bytes):
+        path.write_bytes(document)  # raw bytes: not always UTF-8, not always YAML
+    else:
+        path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    try:
+        mapping = load_mapping(path)
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith(f"{path}: ") and len(message) < 2000 and "\n" not in message.split(": ", 1)[1][:300]
+    else:
+        assert isinstance(mapping, StandaloneMapping) and mapping.record_id and mapping.columns
+        assert set(mapping.columns) <= set(MAPPABLE)
+
+
+def test_mapping_files_that_are_not_files_or_too_big(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_mapping(tmp_path)
+    big = tmp_path / "big.yaml"
+    big.write_text("record_id: id\ncolumns: {first_name: a}\n# " + "x" * 300_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="at most 262,144 bytes"):
+        load_mapping(big)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("record_id: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError):
+        load_mapping(deep)

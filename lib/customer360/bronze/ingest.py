@@ -19,9 +19,6 @@ was interrupted (status ``loading``) has its rows deleted and is loaded again on
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +44,7 @@ from customer360.bronze.contracts import (
     SourceContract,
 )
 from customer360.errors import C360Error
+from customer360.files import FileDigest, csv_header, file_digest  # noqa: F401 - FileDigest: bronze's public name too
 from customer360.lakehouse.core import sql_string_list, uri_to_path
 from customer360.pipeline import Metric, RunContext, StageResult
 
@@ -142,52 +140,6 @@ def _uri_like(landing_root: str, fs_path: str) -> str:
 
 def file_sha256(path: str) -> str:
     return file_digest(path).sha256
-
-
-@dataclass(frozen=True)
-class FileDigest:
-    sha256: str
-    #: offset of the first byte that is not UTF-8 (text formats only), or None
-    bad_utf8_at: int | None = None
-    #: the file is not empty and its last byte is not a line break
-    unterminated: bool = False
-
-
-def file_digest(path: str, *, text: bool = False) -> FileDigest:
-    """SHA-256 of the file; for a text format also where it stops being UTF-8 and whether it ends
-    with a line break, in the same pass."""
-    import codecs
-
-    fs, fs_path = pafs.FileSystem.from_uri(path)
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    offset, bad_at, last = 0, None, b""
-    with fs.open_input_stream(fs_path) as stream:
-        while chunk := stream.read(8 << 20):
-            digest.update(chunk)
-            if text and bad_at is None:
-                pending = len(decoder.getstate()[0])  # bytes of a character begun in the last chunk
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    bad_at = offset - pending + exc.start
-            offset += len(chunk)
-            last = chunk[-1:]
-    if text and bad_at is None:
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            bad_at = offset - len(decoder.getstate()[0])  # a sequence cut at the end of the file
-    return FileDigest(digest.hexdigest(), bad_at, bool(text and offset and last not in (b"\n", b"\r")))
-
-
-def csv_header(path: str) -> list[str]:
-    fs, fs_path = pafs.FileSystem.from_uri(path)
-    with fs.open_input_stream(fs_path) as stream:
-        first = stream.read(1 << 20).decode("utf-8-sig", errors="replace").splitlines()
-    if not first:
-        return []
-    return [name.strip() for name in next(csv.reader(io.StringIO(first[0])))]
 
 
 # --------------------------------------------------------------------------- reading
@@ -611,7 +563,7 @@ def _erased_flag(ctx: RunContext, checked: DataFrame, source: str) -> DataFrame:
         identifiers["loyalty_id"] = standardize_identifier(F.col(mapping.attributes["loyalty_id"]))
     return with_erased_flag(
         checked, tombstones=tombstones, source=source, record_id=mapping.attributes["source_record_id"],
-        identifiers=identifiers, key=ctx.config.pii_hash_key(),
+        identifiers=identifiers, key=ctx.config.pii_hash_key(), content_hash=F.col("_content_hash"),
     )
 
 

@@ -5,28 +5,44 @@
    id: that customer. The person is every record ``silver.customer_xref`` maps to those customers,
    plus the web events stitched to them.
 2. **Delete everywhere.** Each bronze source's rows of those records (by the source's record id
-   column), bronze quarantine rows whose raw payload names one of the person's identifiers, every
-   silver and gold row keyed by the customer ids, identity records and graph edges by their record keys, audit rows
-   naming the ids, household references to them (set to null), and the vault entries of the
-   person's tokens that no remaining record uses.
+   column); bronze quarantine rows whose raw payload names the person in any spelling a source may
+   use (``quarantine_match``: an email that standardizes to one of theirs, plus-tags and case
+   included; a phone number in any national or international format whose digits end in one of
+   their numbers; a loyalty, cookie, device or other id, or one of their record ids of that
+   source, ignoring case, spaces, dots and dashes); every silver and gold row keyed by the
+   customer ids, identity records and graph edges by their record keys, audit rows naming the
+   ids, household references to them (set to null), and the vault entries of the person's tokens
+   that no remaining record uses.
 3. **Tombstone** (written first). ``ops.erasure_tombstones`` keeps tokens only - HMAC of
-   ``source:record id`` for every erased record and the tokens of the configured identifiers
-   (email by default) - so ingesting the old files again loads none of those rows
-   (``bronze.ingest`` drops them and counts them as ``rows_erased``). The identity records and the
-   xref, which find the person, are deleted last: an erasure that fails half-way can be run again
-   (by customer id; the log names the ids at the start).
+   ``source:record id`` for every erased record, HMAC of the content hash of every erased
+   quarantined row, and the tokens of the configured identifiers (email by default) - so ingesting
+   the old files again loads none of those rows (``bronze.ingest`` drops them and counts them as
+   ``rows_erased``). The identity records and the xref, which find the person, are deleted last: an
+   erasure that fails half-way can be run again (by customer id; the log names the ids at the
+   start).
 4. **Leave no copy.** Every table touched is vacuumed with retention 0 and its Delta log is
    checkpointed and truncated: old data files, the delete predicates (which name the ids) and
    file statistics of earlier versions are gone. Time travel before the erasure is gone with them.
+   Reliable checkpoints that finished Spark applications left under ``<root>/_checkpoints``
+   (identity graph rounds on a cluster) are removed.
+5. **Name what it cannot erase.** The landing files are the source systems' drop, not ours:
+   ``ops.erasure_source_files`` records, per request, every landing file that held one of the
+   person's rows (path, source, region, rows; no personal data), and the run summary prints
+   them, so the source owner can be told. Re-ingesting those files loads none of the rows (3).
+   MLflow holds no per-person data (models, parameters and aggregate artifacts only;
+   tests/ml/test_stage.py keeps it so), so there is nothing to erase there.
 """
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import reduce
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame
@@ -36,6 +52,7 @@ from customer360.errors import C360Error
 from customer360.identity.records import PII_ATTRIBUTES
 from customer360.identity.standardize import standardize_email_for
 from customer360.identity.tokenize import hmac_token, python_token
+from customer360.lakehouse.common import uri_to_path
 from customer360.lakehouse.core import sql_string_list
 
 log = logging.getLogger(__name__)
@@ -47,9 +64,16 @@ PII_VAULT = "silver.pii_vault"
 IDENTITY_AUDIT = "silver.identity_audit"
 WEB_EVENTS = "silver.web_events"
 BRONZE_QUARANTINE = "bronze._quarantine"
+ERASURE_FILES = "ops.erasure_source_files"
 #: tables whose rows name a customer in another column than customer_id
 HOUSEHOLD_COLUMN = "household_id"
 RECORD_KIND = "erased_record"
+#: tombstone kind of an erased quarantined row: HMAC of its content hash (sha256 of the raw payload)
+RAW_ROW_KIND = "erased_raw_row"
+#: what may be an email address or a phone number inside a raw payload (JSON of the raw columns, or
+#: an unparseable line); each candidate is then standardized as the identity stage does it
+EMAIL_CANDIDATE = r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+"
+PHONE_CANDIDATE = r"\+?[0-9(][0-9 ().\-/]{5,}[0-9]"
 
 TOMBSTONE_SCHEMA = T.StructType(
     [
@@ -62,8 +86,28 @@ TOMBSTONE_SCHEMA = T.StructType(
 )
 TOMBSTONE_COMMENTS = {
     "token": "HMAC token of an erased record key (source:record id) or identifier; no personal data",
-    "kind": "erased_record, or the identifier kind (email, phone, loyalty_id)",
+    "kind": "erased_record, erased_raw_row (a quarantined row), or the identifier kind (email, loyalty_id)",
     "request_id": "the erasure that wrote it",
+    "erased_at": "when, UTC",
+    "region": "region (partition)",
+}
+
+
+ERASURE_FILES_SCHEMA = T.StructType(
+    [
+        T.StructField("request_id", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("file", T.StringType(), False),
+        T.StructField("rows", T.LongType(), False),
+        T.StructField("erased_at", T.TimestampType(), False),
+        T.StructField("region", T.StringType(), False),
+    ]
+)
+ERASURE_FILES_COMMENTS = {
+    "request_id": "the erasure (ops.erasure_tombstones.request_id)",
+    "source": "the source system whose landing file it is",
+    "file": "landing file (source/region/name) that held rows of the erased person: its owner must erase them",
+    "rows": "rows of the person in the file (loaded and quarantined); re-ingesting the file loads none of them",
     "erased_at": "when, UTC",
     "region": "region (partition)",
 }
@@ -92,6 +136,10 @@ class ErasureReport:
     rows_deleted: dict[str, int] = field(default_factory=dict)
     files_removed: int = 0
     tombstones: int = 0
+    #: landing files (source/region/name) -> rows of the person in them: the source owner's to erase
+    source_files: dict[str, int] = field(default_factory=dict)
+    #: stale reliable-checkpoint folders removed
+    checkpoints_removed: int = 0
 
     def lines(self) -> list[str]:
         lines = [
@@ -101,6 +149,14 @@ class ErasureReport:
             f"{self.tombstones} tombstone tokens kept",
         ]
         lines += [f"  {table}: {n:,} rows" for table, n in sorted(self.rows_deleted.items()) if n]
+        if self.checkpoints_removed:
+            lines.append(f"  {self.checkpoints_removed} stale checkpoint folder(s) removed")
+        if self.source_files:
+            lines.append(
+                f"  {len(self.source_files)} landing file(s) still hold the person's rows; their source owners must erase "
+                f"them (recorded in {ERASURE_FILES}; ingesting them again loads none of these rows):"
+            )
+            lines += [f"    {path}: {n:,} row(s)" for path, n in sorted(self.source_files.items())]
         return lines
 
 
@@ -182,6 +238,122 @@ def _regex_any(values: Iterable[str]) -> str:
     return rf"(^|[^a-z0-9]){'(' + alternatives + ')'}([^a-z0-9]|$)"
 
 
+def _normal(value: str) -> str:
+    """An identifier as ``quarantine_match`` compares it: lower case, no whitespace, dots, dashes or slashes."""
+    return re.sub(r"[\s.\-/]", "", value.lower())
+
+
+def phone_spellings(e164_numbers: Iterable[str]) -> set[str]:
+    """The digit strings a person may write each E.164 number as: the national significant number
+    alone or after a trunk 0, after the country code, after 00 / 011 and the country code, with or
+    without the trunk 0 (``+493098765432``: ``3098765432``, ``03098765432``, ``493098765432``,
+    ``4903098765432``, ``00493098765432``, ...). Numbers shorter than 6 digits are left out."""
+    import phonenumbers
+
+    out: set[str] = set()
+    for value in e164_numbers:
+        try:
+            parsed = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            continue
+        national, code = phonenumbers.national_significant_number(parsed), str(parsed.country_code)
+        if len(national) < 6:
+            continue
+        for body in (national, "0" + national):
+            out |= {body, code + body, "00" + code + body, "011" + code + body}
+    return out
+
+
+def quarantine_match(
+    payload: Column,
+    source: Column,
+    *,
+    identity,
+    emails: Iterable[str] = (),
+    phones: Iterable[str] = (),
+    identifiers: Iterable[str] = (),
+    records: Mapping[str, set[str]] | None = None,
+) -> Column:
+    """True where a raw payload (JSON of a row's raw columns, or an unparseable line) names the
+    person, in whatever spelling the source used:
+
+    - an email-like run that standardizes (``standardize_email_for``: case, plus-tags, dotless
+      domains, aliases) to one of ``emails`` (standardized addresses);
+    - a phone-like run whose digits are one of the spellings (``phone_spellings``) of one of
+      ``phones`` (E.164): ``030 98765432``, ``+49 (0)30 987 654 32`` and ``0049 30 98765432`` all
+      name ``+493098765432``;
+    - one of ``identifiers`` (loyalty, cookie, device and other ids) or, in a row of source ``s``,
+      one of ``records[s]``, as a whole token ignoring case, whitespace, dots, dashes and slashes.
+
+    Never null."""
+    conditions: list[Column] = []
+    emails = sorted(set(emails))
+    if emails:
+        candidates = F.transform(F.regexp_extract_all(payload, F.lit(EMAIL_CANDIDATE), 0), lambda c: standardize_email_for(c, identity))
+        conditions.append(F.exists(candidates, lambda e: F.coalesce(e.isin(*emails), F.lit(False))))
+    spellings = sorted(phone_spellings(phones))
+    if spellings:
+        digits = F.transform(F.regexp_extract_all(payload, F.lit(PHONE_CANDIDATE), 0), lambda c: F.regexp_replace(c, "[^0-9]", ""))
+        conditions.append(F.exists(digits, lambda d: d.isin(*spellings)))
+    normal = F.regexp_replace(F.lower(payload), r"[\s.\-/]", "")
+    values = {_normal(v) for v in identifiers} - {""}
+    if values:
+        conditions.append(normal.rlike(_regex_any(values)))
+    for name, ids in sorted((records or {}).items()):
+        values = {_normal(v) for v in ids} - {""}
+        if values:
+            conditions.append((source == F.lit(name)) & normal.rlike(_regex_any(values)))
+    if not conditions:
+        return F.lit(False)
+    return F.coalesce(reduce(lambda a, b: a | b, conditions), F.lit(False))
+
+
+def remove_stale_checkpoints(spark, checkpoint_root: str, *, idle_hours: float, now: datetime) -> tuple[int, int]:
+    """Remove the folders under ``checkpoint_root`` (one per Spark application that set it as its
+    checkpoint directory) that are not this application's and were last changed more than
+    ``idle_hours`` ago; returns (removed, left because they may belong to a running job). Uses the
+    Hadoop file system of the session, so object stores work as local folders do; without a
+    SparkContext (Spark Connect) local folders only."""
+    cutoff_ms = (now.timestamp() - idle_hours * 3600) * 1000
+    try:
+        context = spark.sparkContext
+        current = (context.getCheckpointDir() or "").rstrip("/").rsplit("/", 1)[-1]
+        jvm = context._jvm
+        root = jvm.org.apache.hadoop.fs.Path(checkpoint_root)
+        fs = root.getFileSystem(context._jsc.hadoopConfiguration())
+    except Exception:  # noqa: BLE001 - Spark Connect: no JVM handle; local folders only
+        return _remove_stale_local(uri_to_path(checkpoint_root), idle_hours=idle_hours, now=now)
+    if not fs.exists(root):
+        return 0, 0
+    removed = left = 0
+    for status in fs.listStatus(root):
+        child = status.getPath()
+        if not status.isDirectory() or child.getName() == current:
+            continue
+        if status.getModificationTime() > cutoff_ms:
+            left += 1
+            continue
+        fs.delete(child, True)
+        removed += 1
+    return removed, left
+
+
+def _remove_stale_local(root: str, *, idle_hours: float, now: datetime) -> tuple[int, int]:
+    if not os.path.isdir(root):
+        return 0, 0
+    cutoff = now.timestamp() - idle_hours * 3600
+    removed = left = 0
+    for entry in os.scandir(root):
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        if entry.stat(follow_symlinks=False).st_mtime > cutoff:
+            left += 1
+            continue
+        shutil.rmtree(entry.path)
+        removed += 1
+    return removed, left
+
+
 def _rewrite(lakehouse, name: str, regions: Sequence[str], change: Callable[[DataFrame], DataFrame]) -> int:
     """Replace the regions' partitions with ``change`` of them; returns rows removed. For edits a
     plain delete predicate cannot say portably (arrays, regexes, updates)."""
@@ -204,6 +376,21 @@ def _vault_values(lakehouse, regions: Sequence[str], tokens: Mapping[str, set[st
     return {r[0] for r in vault.select("value").distinct().collect() if r[0]}
 
 
+def _person_in_quarantine(ctx, person: Person) -> Column:
+    """``quarantine_match`` for ``person``: their clear standardized emails, phones and other ids
+    from the vault, and their record ids."""
+    lakehouse, regions = ctx.lakehouse, person.regions
+    identifiers = _vault_values(lakehouse, regions, person.tokens, ("loyalty_id", "cookie_id", "device_id", "other_id"))
+    return quarantine_match(
+        F.col("raw_payload"), F.col("source"),
+        identity=ctx.config.identity,
+        emails=_vault_values(lakehouse, regions, person.tokens, ("email",)),
+        phones=_vault_values(lakehouse, regions, person.tokens, ("phone",)),
+        identifiers={v.split(":", 1)[1] if ":" in v else v for v in identifiers},
+        records=person.records,
+    )
+
+
 def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now: datetime | None = None) -> ErasureReport:
     now = now or datetime.now(timezone.utc)
     lakehouse, config = ctx.lakehouse, ctx.config
@@ -222,10 +409,30 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
         report.rows_deleted[name] = report.rows_deleted.get(name, 0) + int(result.rows_deleted or 0)
         touched.append(name)
 
-    # what finds the person's quarantined raw rows: identifiers as they appear in source files
-    searchable = _vault_values(lakehouse, person.regions, person.tokens, ("email", "loyalty_id", "cookie_id", "device_id", "other_id"))
-    searchable = {v.split(":", 1)[1] if ":" in v else v for v in searchable}
-    searchable |= {rid for ids in person.records.values() for rid in ids}
+    # everything read before anything is written: the person's quarantined rows (their content
+    # hashes are tombstoned) and the landing files that held their rows
+    quarantined: list = []
+    if BRONZE_QUARANTINE in tables:
+        match = _person_in_quarantine(ctx, person)
+        quarantined = (
+            lakehouse.read(BRONZE_QUARANTINE)
+            .where(F.col("region").isin(*person.regions) & match)
+            .select("region", "source", "file", F.sha2("raw_payload", 256).alias("content_hash"))
+            .collect()
+        )
+    files: dict[tuple[str, str, str], int] = {}
+    for r in quarantined:
+        files[(r["region"], r["source"], r["file"])] = files.get((r["region"], r["source"], r["file"]), 0) + 1
+    for source, mapping in config.sources.items():
+        name, ids = f"bronze.{source}", person.records.get(source)
+        if ids and name in tables:
+            held = (
+                lakehouse.read(name).where(F.col("region").isin(*person.regions) & F.col(mapping.attributes["source_record_id"]).isin(*sorted(ids)))
+                .groupBy("region", "_source_file").count().collect()
+            )
+            for r in held:
+                files[(r["region"], source, r["_source_file"])] = files.get((r["region"], source, r["_source_file"]), 0) + r["count"]
+    report.source_files = {f"{file}": n for (_, _, file), n in sorted(files.items())}
 
     # 0. tombstones first (tokens only): from here on a re-ingest cannot bring the person back,
     # even if a later step fails (the erasure can be run again by customer id)
@@ -233,27 +440,30 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
         (record_token(source, rid, key=key), RECORD_KIND, request_id, now, region)
         for source, ids in person.records.items() for rid in ids for region in person.regions
     ]
+    rows += [(python_token(r["content_hash"], key=key, kind=RAW_ROW_KIND), RAW_ROW_KIND, request_id, now, r["region"])
+             for r in quarantined if r["content_hash"] and r["region"]]
     for kind in config.governance.erasure.tombstone_attributes:
         rows += [(t, kind, request_id, now, region) for t in person.tokens.get(kind, ()) for region in person.regions]
     rows = list({(r[0], r[1], r[4]): r for r in rows}.values())
-    if rows:
-        from customer360.lakehouse.core import with_comments
+    from customer360.lakehouse.core import with_comments
 
+    if rows:
         df = with_comments(ctx.spark.createDataFrame(rows, TOMBSTONE_SCHEMA), TOMBSTONE_COMMENTS).coalesce(1)
         lakehouse.write(df, TOMBSTONES, mode="append", partition_by=["region"])
     report.tombstones = len(rows)
+    if files:
+        listed = [(request_id, source, file, n, now, region) for (region, source, file), n in sorted(files.items())]
+        df = with_comments(ctx.spark.createDataFrame(listed, ERASURE_FILES_SCHEMA), ERASURE_FILES_COMMENTS).coalesce(1)
+        lakehouse.write(df, ERASURE_FILES, mode="append", partition_by=["region"])
 
-    # 1. bronze: each source's rows of the person's records
+    # 1. bronze: each source's rows of the person's records, and their quarantined rows
     for source, mapping in config.sources.items():
         name = f"bronze.{source}"
         ids = person.records.get(source)
         if ids and name in tables:
             delete(name, _in(mapping.attributes["source_record_id"], ids))
-    if BRONZE_QUARANTINE in tables and searchable:
-        pattern = _regex_any(searchable)
-        removed = _rewrite(
-            lakehouse, BRONZE_QUARANTINE, person.regions, lambda df: df.where(~F.coalesce(F.lower("raw_payload").rlike(pattern), F.lit(False)))
-        )
+    if quarantined:
+        removed = _rewrite(lakehouse, BRONZE_QUARANTINE, person.regions, lambda df: df.where(~match))
         report.rows_deleted[BRONZE_QUARANTINE] = removed
         touched.append(BRONZE_QUARANTINE)
 
@@ -314,6 +524,18 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
         lakehouse.purge_deleted_rows(name)
         report.files_removed += len(lakehouse.vacuum(name, retention_hours=0, enforce_retention=False))
         lakehouse.purge_history(name)
+    from customer360.session import checkpoint_dir
+
+    removed, left = remove_stale_checkpoints(
+        ctx.spark, checkpoint_dir(config), idle_hours=config.governance.erasure.checkpoint_idle_hours, now=now
+    )
+    report.checkpoints_removed = removed
+    if left:
+        log.warning(
+            "erasure %s: %d checkpoint folder(s) under %s changed in the last %s hours were left (they may belong to a "
+            "running job); run the erasure again by customer id once it has finished",
+            request_id, left, checkpoint_dir(config), config.governance.erasure.checkpoint_idle_hours,
+        )
     log.info("erasure %s done: %s", request_id, report.lines()[0])
     return report
 
@@ -337,15 +559,19 @@ def with_erased_flag(
     record_id: str,
     identifiers: Mapping[str, Column],
     key: bytes,
+    content_hash: Column | None = None,
 ) -> DataFrame:
-    """``_erased``: the row's record key (``source:record_id``) or one of its ``identifiers``
-    (kind -> standardized column) has a tombstone. Without tombstones the flag is a constant false
-    and nothing is hashed."""
+    """``_erased``: the row's record key (``source:record_id``), one of its ``identifiers``
+    (kind -> standardized column) or its ``content_hash`` (sha256 of the raw payload: an erased
+    quarantined row) has a tombstone. Without tombstones the flag is a constant false and nothing
+    is hashed."""
     if tombstones is None:
         return df.withColumn("_erased", F.lit(False))
     kinds = {r[0] for r in tombstones.select("kind").distinct().collect()}
     checks = [(RECORD_KIND, hmac_token(F.concat(F.lit(f"{source}:"), F.trim(F.col(record_id).cast("string"))), key=key, kind=RECORD_KIND))]
     checks += [(kind, hmac_token(column, key=key, kind=kind)) for kind, column in identifiers.items() if kind in kinds]
+    if content_hash is not None and RAW_ROW_KIND in kinds:
+        checks.append((RAW_ROW_KIND, hmac_token(content_hash, key=key, kind=RAW_ROW_KIND)))
     hits = F.broadcast(tombstones.select("kind", "token", F.lit(True).alias("_hit")).distinct())
     out = df.withColumn("_erased", F.lit(False))
     for i, (kind, token) in enumerate(checks):

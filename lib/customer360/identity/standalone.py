@@ -33,6 +33,7 @@ Mapping YAML::
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,9 +44,11 @@ import pyspark.sql.functions as F
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from customer360.config import AppConfig, BlockingRule, PostcodeRule
 from customer360.errors import C360Error, ConfigError
+from customer360.files import csv_header, file_digest
 from customer360.identity.matching import COMPARISONS
 from customer360.identity.records import standardize_records
 from customer360.identity.stage import (
@@ -58,6 +61,7 @@ from customer360.identity.stage import (
 )
 from customer360.identity.standardize import DEFAULT_DATE_FORMATS
 from customer360.lakehouse import Lakehouse
+from customer360.lakehouse.common import uri_to_path
 from customer360.lakehouse.core import parse_table_name
 
 log = logging.getLogger(__name__)
@@ -76,7 +80,7 @@ class _Strict(BaseModel):
 class DatedColumn(_Strict):
     column: str = Field(min_length=1)
     #: a Spark datetime pattern (yyyy-MM-dd, dd/MM/yyyy, MM/dd/yy ...); default: ISO and a few common ones
-    format: str | None = None
+    format: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class MatchingOverrides(_Strict):
@@ -119,20 +123,40 @@ class StandaloneMapping(_Strict):
         return value.format if isinstance(value, DatedColumn) else None
 
 
+#: a mapping names a few dozen columns; anything larger is not one
+MAX_MAPPING_BYTES = 256 * 1024
+
+
 def load_mapping(path: str | Path) -> StandaloneMapping:
+    """The mapping file, validated (``StandaloneMapping``: unknown keys and attributes, wrong types
+    and missing fields are refused); every problem is a ``ConfigError`` naming the file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_MAPPING_BYTES:
+            raise ConfigError(f"{path}: a mapping file is at most {MAX_MAPPING_BYTES:,} bytes")
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: mapping file not found") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a folder, not a mapping file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the mapping file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:300]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the mapping must be a YAML mapping")
     try:
         return StandaloneMapping.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+        errors = exc.errors()
+        problems = "; ".join(
+            f"{'.'.join(repr(p)[1:-1] if isinstance(p, str) else str(p) for p in e['loc'])[:80] or '<root>'}: {e['msg'][:200]}"
+            for e in errors[:5]
+        ) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
         raise ConfigError(f"{path}: {problems}") from None
 
 
@@ -165,26 +189,135 @@ def _split_full_name(full: Column) -> tuple[Column, Column]:
     return first, last
 
 
+def _column(name: str) -> Column:
+    """The input column named exactly ``name``: dots and backticks in a header are characters, not
+    struct paths or quotes."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def check_date_formats(spark, mapping: StandaloneMapping) -> None:
+    """Every ``format`` of the mapping is a datetime pattern Spark accepts, checked before any work."""
+    for attribute, value in mapping.columns.items():
+        if not isinstance(value, DatedColumn) or value.format is None:
+            continue
+        try:
+            spark.range(1).select(F.try_to_timestamp(F.lit("2000-01-01"), F.lit(value.format))).collect()
+        except Exception as exc:  # noqa: BLE001 - Spark's IllegalArgumentException and friends
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"mapping columns.{attribute}.format {value.format!r} is not a datetime pattern: {first}") from None
+
+
+#: column types a mapped column may have (a struct, array, map or binary id is not an identifier)
+ATOMIC_TYPES = (T.StringType, T.NumericType, T.DateType, T.TimestampType, T.TimestampNTZType, T.BooleanType)
+_CORRUPT = "_c360_malformed"
+
+
+def input_files(input_path: str) -> list[str]:
+    """The files Spark will read for ``input_path`` when it is local (a file, or a folder's files
+    not starting with '.' or '_'); empty for other file systems, which Spark alone checks."""
+    if "://" in input_path and not input_path.startswith("file:"):
+        return []
+    path = os.path.abspath(uri_to_path(input_path))
+    if os.path.isfile(path):
+        return [path]
+    if os.path.isdir(path):
+        return sorted(
+            os.path.join(folder, name)
+            for folder, dirs, names in os.walk(path)
+            for name in names
+            if not name.startswith((".", "_")) and not any(part.startswith((".", "_")) for part in os.path.relpath(folder, path).split(os.sep) if part != ".")
+        )
+    raise C360Error(f"--input {input_path}: no such file or folder")
+
+
+def read_input(spark: SparkSession, input_path: str, input_format: str) -> DataFrame:
+    """The input as a DataFrame, or a ``C360Error`` naming what is wrong with it: not found, not
+    UTF-8 (CSV), malformed CSV rows (counted, never shown: they hold personal data), not Parquet.
+    CSV columns are all strings: ids like 007 and postcodes like 02134 keep their zeros."""
+    files = input_files(input_path)
+    if input_format == "csv":
+        for f in files:
+            bad = file_digest(f, text=True).bad_utf8_at
+            if bad is not None:
+                raise C360Error(f"--input {f}: not UTF-8 text (byte {bad:,}); convert it (e.g. iconv -f latin1 -t utf-8)")
+        for f in files:
+            written = csv_header(f)
+            duplicates = sorted({c for c in written if written.count(c) > 1})
+            if duplicates:
+                raise C360Error(f"--input {f}: duplicate header column(s) {duplicates}")
+        try:
+            header = spark.read.option("header", True).option("inferSchema", False).csv(input_path).columns
+        except Exception as exc:  # noqa: BLE001 - Spark's own reading errors, as one line
+            raise C360Error(f"--input {input_path}: cannot be read as CSV: {_first_line(exc)}") from None
+        if not header:
+            raise C360Error(f"--input {input_path}: no header row (an empty file?)")
+        schema = T.StructType([T.StructField(c, T.StringType()) for c in header] + [T.StructField(_CORRUPT, T.StringType())])
+        raw = (
+            spark.read.option("header", True).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT)
+            .schema(schema).csv(input_path)
+        )
+        # every column read: with column pruning Spark only notices a wrong field count in the columns it parses
+        malformed = raw.select(F.sum(F.col(_CORRUPT).isNotNull().cast("long")), F.max(F.hash(*[_column(c) for c in header]))).first()[0] or 0
+        if malformed:
+            raise C360Error(
+                f"--input {input_path}: {malformed:,} malformed CSV row(s) (a different number of fields than the header); "
+                "fix or remove them and run again"
+            )
+        return raw.drop(_CORRUPT)
+    if input_format == "parquet":
+        import pyarrow.parquet as pq
+
+        for f in files:
+            try:
+                pq.read_metadata(f)
+            except Exception:  # noqa: BLE001 - pyarrow's ArrowInvalid / OSError: the footer is not Parquet's
+                raise C360Error(f"--input {f}: not a Parquet file (no valid Parquet footer)") from None
+        try:
+            raw = spark.read.parquet(input_path)
+            raw.schema  # noqa: B018 - reads the footers now, so a file that is not Parquet fails here
+        except Exception as exc:  # noqa: BLE001
+            raise C360Error(f"--input {input_path}: cannot be read as Parquet: {_first_line(exc)}") from None
+        return raw
+    raise C360Error(f"--format must be csv or parquet, not {input_format!r}")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The cause in one line: a Py4J error's Java message, not its 'An error occurred while calling'."""
+    lines = [line.strip().lstrip(": ").strip() for line in str(exc).strip().splitlines()]
+    lines = [line for line in lines if line and not line.startswith("An error occurred while calling")]
+    return lines[0][:200] if lines else type(exc).__name__
+
+
+def check_mapped_types(df: DataFrame, mapping: StandaloneMapping) -> None:
+    """Mapped columns must hold values (text, numbers, dates), not structs, arrays, maps or bytes."""
+    wanted = [mapping.record_id, *(mapping.column(a) for a in mapping.columns), *mapping.other_ids.values()]
+    types = {f.name: f.dataType for f in df.schema.fields}
+    bad = sorted({f"{c} ({types[c].simpleString()[:40]})" for c in wanted if c in types and not isinstance(types[c], ATOMIC_TYPES)})
+    if bad:
+        raise C360Error(f"mapped column(s) {bad} are not text, numbers or dates")
+
+
 def canonical_input(df: DataFrame, mapping: StandaloneMapping, *, source: str) -> DataFrame:
     """The input rows as canonical attributes (the same shape the pipeline builds from bronze)."""
     wanted = {mapping.record_id, *(mapping.column(a) for a in mapping.columns), *mapping.other_ids.values()}
     missing = sorted(c for c in wanted if c not in df.columns)
     if missing:
         raise C360Error(f"mapping names column(s) {missing} that the input does not have; input columns: {df.columns}")
+    check_mapped_types(df, mapping)
 
     def col(attribute: str) -> Column:
         name = mapping.column(attribute)
-        return F.col(name).cast("string") if name else F.lit(None).cast("string")
+        return _column(name).cast("string") if name else F.lit(None).cast("string")
 
     first, last = col("first_name"), col("last_name")
     if mapping.column("full_name"):
-        split_first, split_last = _split_full_name(F.col(mapping.column("full_name")).cast("string"))
+        split_first, split_last = _split_full_name(_column(mapping.column("full_name")).cast("string"))
         first = F.coalesce(first, split_first) if mapping.column("first_name") else split_first
         last = F.coalesce(last, split_last) if mapping.column("last_name") else split_last
-    other = [item for kind, name in sorted(mapping.other_ids.items()) for item in (F.lit(kind), F.col(name).cast("string"))]
+    other = [item for kind, name in sorted(mapping.other_ids.items()) for item in (F.lit(kind), _column(name).cast("string"))]
     return df.select(
         F.lit(source).alias("source"),
-        F.trim(F.col(mapping.record_id).cast("string")).alias("source_record_id"),
+        F.trim(_column(mapping.record_id).cast("string")).alias("source_record_id"),
         first.alias("first_name"),
         last.alias("last_name"),
         *[col(a).alias(a) for a in ("email", "phone", "date_of_birth", "street", "city", "postcode", "country",
@@ -257,13 +390,8 @@ def resolve_file(
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     if mapping.region and mapping.region not in config.regions:
         raise ConfigError(f"mapping region {mapping.region!r} is not configured; known: {', '.join(sorted(config.regions))}")
-    if input_format == "csv":
-        # every column as a string: ids like 007 and postcodes like 02134 keep their zeros
-        raw = spark.read.option("header", True).option("inferSchema", False).option("mode", "FAILFAST").csv(input_path)
-    elif input_format == "parquet":
-        raw = spark.read.parquet(input_path)
-    else:
-        raise C360Error(f"--format must be csv or parquet, not {input_format!r}")
+    check_date_formats(spark, mapping)
+    raw = read_input(spark, input_path, input_format)
     # not the file's name: next month's file into the same output must keep the customers' ids
     source = mapping.source or "input"
     canonical = canonical_input(raw, mapping, source=source)
