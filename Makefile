@@ -15,8 +15,11 @@ RUN_ARGS ?=
 run: java jars $(VENV)/.installed-run ## run the whole pipeline locally on sample data
 	$(VENV)/bin/c360 run $(RUN_ARGS)
 
+# test processes (each with its own local Spark session); 2 fits the 2-core CI machine
+TEST_WORKERS ?= 2
+
 test: java jars $(VENV)/.installed-dev ## run the whole test suite (every tier that needs no cluster)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 java:
 	@ver=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1); \

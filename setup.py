@@ -35,6 +35,8 @@ EXTRAS_REQUIRE = {
     "dev": [
         "pytest==9.0.3",
         "pytest-spark==0.8.0",
+        # make test runs the suite in two processes (tests/conftest.py groups what must share one)
+        "pytest-xdist==3.8.0",
         "chispa==0.12.0",
         "networkx==3.6.1",
         # property-based fuzzing of the role SQL gate (tests/governance/test_sqlguard.py)

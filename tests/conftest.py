@@ -35,6 +35,25 @@ def pytest_configure(config):
         SparkConfigBuilder.options[key] = value if key != "spark.jars" else f"{len(jars.jars)} jars from {jars.folder}"
 
 
+#: session fixtures built once per test process, whose users must share one worker under
+#: pytest-xdist (`make test` runs two): they also depend on running in collection order
+SHARED_SAMPLES = {"pipeline_sample", "scored_sample"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    """Groups for ``pytest -n N --dist loadgroup``: each test module is one group (its module
+    fixtures are built once), and every module using the shared sample is one group together (the
+    sample is built once, and tests/gold runs before tests/ml on it, as without workers)."""
+    by_module: dict[str, list] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+    for module, module_items in by_module.items():
+        shared = any(SHARED_SAMPLES & set(getattr(i, "fixturenames", ())) for i in module_items)
+        for item in module_items:
+            item.add_marker(pytest.mark.xdist_group("shared_sample" if shared else module))
+
+
 @pytest.fixture(scope="session")
 def spark(spark_session, tmp_path_factory):
     spark_session.sparkContext.setCheckpointDir(str(tmp_path_factory.mktemp("checkpoints")))
