@@ -149,7 +149,8 @@ def test_headers_with_dots_and_backticks_and_records_that_share_nothing(spark, t
     source.write_text("id,first.name,`last`\n1,Al,Bee\n2,Cy,Dee\n", encoding="utf-8")
     mapping = _mapping(tmp_path, "record_id: id\ncolumns: {first_name: first.name, last_name: '`last`'}\n")
     out = tmp_path / "out"
-    assert _run(tmp_path, "--input", str(source), "--format", "csv", "--mapping", str(mapping), "--output", str(out)) == 0
+    # a glob, as Spark reads it
+    assert _run(tmp_path, "--input", str(tmp_path / "i*.csv"), "--format", "csv", "--mapping", str(mapping), "--output", str(out)) == 0
     assert "2 records -> 2 customers" in capsys.readouterr().out
     vault = {r.value for r in _tables(spark, out)("pii_vault").collect()}
     assert {"al", "bee", "cy", "dee"} <= vault
@@ -179,6 +180,8 @@ def test_hostile_inputs_are_refused_in_one_line_before_any_work(spark, tmp_path,
     assert "mapped column(s) ['id (struct<a:bigint>)'] are not text, numbers or dates" in capsys.readouterr().err
     assert _run(tmp_path, "--input", str(tmp_path / "missing.csv"), "--format", "csv", "--mapping", str(mapping), "--output", str(tmp_path / "o")) == 2
     assert "no such file or folder" in capsys.readouterr().err
+    assert _run(tmp_path, "--input", str(tmp_path / "nothing*.csv"), "--format", "csv", "--mapping", str(mapping), "--output", str(tmp_path / "o")) == 2
+    assert "no file matches" in capsys.readouterr().err
     good = tmp_path / "good.csv"
     good.write_text("id,name,born\n1,Al,01/02/1990\n", encoding="utf-8")
     bad_format = _mapping(tmp_path, "record_id: id\ncolumns: {first_name: name, date_of_birth: {column: born, format: 'qqq[['}}\n")

@@ -32,6 +32,7 @@ Mapping YAML::
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -218,6 +219,11 @@ def input_files(input_path: str) -> list[str]:
     if "://" in input_path and not input_path.startswith("file:"):
         return []
     path = os.path.abspath(uri_to_path(input_path))
+    if any(c in path for c in "*?[") and not os.path.exists(path):  # a glob, as Spark reads it
+        matched = sorted(glob.glob(path))
+        if not matched:
+            raise C360Error(f"--input {input_path}: no file matches")
+        return [f for m in matched for f in input_files(m)]
     if os.path.isfile(path):
         return [path]
     if os.path.isdir(path):
