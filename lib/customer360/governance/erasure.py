@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -367,25 +368,27 @@ def _rewrite(lakehouse, name: str, regions: Sequence[str], change: Callable[[Dat
     return removed
 
 
-def _vault_values(lakehouse, regions: Sequence[str], tokens: Mapping[str, set[str]], kinds: Sequence[str]) -> set[str]:
-    """The clear values of the person's identifiers of ``kinds`` (to find their quarantined rows)."""
-    wanted = {t for k in kinds for t in tokens.get(k, ())}
+def _vault_values(lakehouse, regions: Sequence[str], tokens: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """The clear values of the person's identifiers, by kind (to find their quarantined rows): one
+    read of the vault for every kind."""
+    wanted = {t for ts in tokens.values() for t in ts}
     if not wanted or not lakehouse.exists(PII_VAULT):
-        return set()
+        return {}
     vault = lakehouse.read(PII_VAULT).where(F.col("region").isin(*regions) & F.col("token").isin(*wanted))
-    return {r[0] for r in vault.select("value").distinct().collect() if r[0]}
+    value_of = {r["token"]: r["value"] for r in vault.select("token", "value").distinct().collect() if r["value"]}
+    return {kind: {value_of[t] for t in ts if t in value_of} for kind, ts in tokens.items()}
 
 
 def _person_in_quarantine(ctx, person: Person) -> Column:
     """``quarantine_match`` for ``person``: their clear standardized emails, phones and other ids
     from the vault, and their record ids."""
-    lakehouse, regions = ctx.lakehouse, person.regions
-    identifiers = _vault_values(lakehouse, regions, person.tokens, ("loyalty_id", "cookie_id", "device_id", "other_id"))
+    values = _vault_values(ctx.lakehouse, person.regions, person.tokens)
+    identifiers = {v for kind in ("loyalty_id", "cookie_id", "device_id", "other_id") for v in values.get(kind, ())}
     return quarantine_match(
         F.col("raw_payload"), F.col("source"),
         identity=ctx.config.identity,
-        emails=_vault_values(lakehouse, regions, person.tokens, ("email",)),
-        phones=_vault_values(lakehouse, regions, person.tokens, ("phone",)),
+        emails=values.get("email", set()),
+        phones=values.get("phone", set()),
         identifiers={v.split(":", 1)[1] if ":" in v else v for v in identifiers},
         records=person.records,
     )
@@ -420,9 +423,7 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
             .select("region", "source", "file", F.sha2("raw_payload", 256).alias("content_hash"))
             .collect()
         )
-    files: dict[tuple[str, str, str], int] = {}
-    for r in quarantined:
-        files[(r["region"], r["source"], r["file"])] = files.get((r["region"], r["source"], r["file"]), 0) + 1
+    files = Counter((r["region"], r["source"], r["file"]) for r in quarantined)
     for source, mapping in config.sources.items():
         name, ids = f"bronze.{source}", person.records.get(source)
         if ids and name in tables:
@@ -431,8 +432,8 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
                 .groupBy("region", "_source_file").count().collect()
             )
             for r in held:
-                files[(r["region"], source, r["_source_file"])] = files.get((r["region"], source, r["_source_file"]), 0) + r["count"]
-    report.source_files = {f"{file}": n for (_, _, file), n in sorted(files.items())}
+                files[(r["region"], source, r["_source_file"])] += r["count"]
+    report.source_files = {file: n for (_, _, file), n in sorted(files.items())}
 
     # 0. tombstones first (tokens only): from here on a re-ingest cannot bring the person back,
     # even if a later step fails (the erasure can be run again by customer id)
