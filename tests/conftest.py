@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -52,6 +53,37 @@ def pytest_collection_modifyitems(config, items):
         shared = any(SHARED_SAMPLES & set(getattr(i, "fixturenames", ())) for i in module_items)
         for item in module_items:
             item.add_marker(pytest.mark.xdist_group("shared_sample" if shared else module))
+
+
+#: what a test JVM prints as it ends itself (Spark exits the process on a fatal error in a task or
+#: an uncaught one in a thread): every later test of that worker then fails with "Connection refused"
+JVM_FATAL = re.compile(r"OutOfMemoryError|StackOverflowError|Uncaught exception in thread|"
+                       r"A fatal error has been detected by the Java Runtime")
+_jvm_fatal: list[str] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Mark the lines of a test's captured output that tell why a test JVM died on its report
+    (pytest-xdist passes user properties on to the controller; passing tests' output it drops)."""
+    report = yield
+    for name, text in report.sections:
+        if name.startswith(("Captured std", "Captured log")):
+            report.user_properties.extend(("jvm_fatal", line.strip()[:400])
+                                          for line in text.splitlines() if JVM_FATAL.search(line))
+    return report
+
+
+def pytest_runtest_logreport(report):
+    _jvm_fatal.extend(f"{report.nodeid}: {line}" for key, line in report.user_properties if key == "jvm_fatal")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Those lines again at the end of the run, where a CI log's tail shows them."""
+    if _jvm_fatal:
+        terminalreporter.section("fatal errors the test JVMs printed")
+        for line in list(dict.fromkeys(_jvm_fatal))[:30]:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
