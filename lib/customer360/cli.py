@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     who = erase.add_mutually_exclusive_group(required=True)
     who.add_argument("--customer-id", type=_CUSTOMER_ID, default=None, help="the stable customer id (silver.customer_ids)")
     who.add_argument("--email", type=_EMAIL, default=None, help="every customer with a record of this email address")
+    who.add_argument("--pending", action="store_true",
+                     help="only finish the erasures an interrupted run left pending (every erase and run finishes them first)")
 
     export = sub.add_parser(
         "export", parents=[common],
@@ -441,11 +443,14 @@ def _job(ctx, name: str, work):
 
 
 def _cmd_erase(args: argparse.Namespace) -> int:
-    from customer360.governance.erasure import erase
+    from customer360.governance.erasure import erase_requests
 
     ctx = _context(args)
-    report = _job(ctx, "erase", lambda: erase(ctx, customer_id=args.customer_id, email=args.email))
-    _print(report.lines())
+    reports = _job(ctx, "erase", lambda: erase_requests(ctx, customer_id=args.customer_id, email=args.email))
+    if not reports:
+        print("no erasure was pending")
+    for report in reports:
+        _print(report.lines())
     return 0
 
 

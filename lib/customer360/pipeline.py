@@ -162,6 +162,11 @@ def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None 
     results: list[StageResult] = []
     status, error = "succeeded", None
     try:
+        # an erasure an interrupted run left pending is finished before anything is built again
+        from customer360.governance.erasure import finish_pending
+
+        for report in finish_pending(ctx):
+            log.warning("%s", report.lines()[0])
         for name, stage in chosen:
             log.info("stage %s: regions %s", name, ", ".join(ctx.regions))
             results.append(stage(ctx))

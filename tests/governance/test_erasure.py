@@ -1,5 +1,6 @@
 """Erasure end to end on a copy of the shared sample: the planted person (tests/conftest.py) is
-erased by email; afterwards no file under the lakehouse - Parquet contents, footers, Delta logs,
+erased by email (and, on two more copies, erasures interrupted half-way are finished from their
+marked request); afterwards no file under the lakehouse - Parquet contents, footers, Delta logs,
 checkpoints, stale Spark checkpoint folders - holds any of their identifiers or customer ids
 (their quarantined rows are found by any spelling of their phone or email), other customers are
 untouched, the tombstone holds tokens only, the landing files still holding their rows are named
@@ -14,16 +15,21 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pyspark.sql.functions as F
+from pyspark.sql import types as T
 import pytest
 
 from customer360.bronze.ingest import run as ingest
 from customer360.config import load_config
+from customer360.cli import main
+from customer360.governance import erasure
 from customer360.governance.erasure import (
     ERASURE_FILES,
+    REQUESTS,
     TOMBSTONES,
     ErasureError,
     erase,
     find_person,
+    pending_erasures,
     phone_spellings,
     quarantine_match,
 )
@@ -229,3 +235,71 @@ def test_phone_spellings_are_the_ways_a_number_is_dialled():
         "011493098765432", "0114903098765432",
     }
     assert phone_spellings(["+4912345", "not a number"]) == set()
+
+
+def _interrupt_at(monkeypatch, function: str) -> None:
+    """The erasure dies at the first call of ``erasure.<function>`` (what a kill at that moment leaves)."""
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt(f"killed at {function}")
+
+    monkeypatch.setattr(erasure, function, killed)
+
+
+@pytest.mark.parametrize("where", ["_purge", "_person_in_quarantine"])
+def test_an_interrupted_erasure_stays_marked_and_the_next_one_finishes_it(erased, pipeline_sample, spark, tmp_path, where, capsys):
+    """``_purge`` first runs after every delete (the xref, which finds the person, included) and
+    before any old file is vacuumed: the person can no longer be found, yet their old files remain.
+    ``_person_in_quarantine`` runs after the request is marked, before anything is deleted."""
+    sample_ctx, data, _, _ = pipeline_sample
+    _, _, _, person, needles, _, c360_before, done = erased
+    shutil.copytree(sample_ctx.config.lakehouse.root, tmp_path / "lh")
+    ctx = _context(spark, tmp_path / "lh", data.sources)
+    with pytest.MonkeyPatch.context() as patch:
+        _interrupt_at(patch, where)
+        with pytest.raises(KeyboardInterrupt):
+            erase(ctx, email=PLANTED["email"], now=datetime(2026, 7, 2, 9))
+    [(request_id, marked)] = pending_erasures(ctx.lakehouse)
+    assert marked == person  # the person as found, kept while the request is pending
+    assert traces(tmp_path / "lh", needles)  # still on disk
+    if where == "_purge":
+        with pytest.raises(ErasureError, match="no record has that email"):
+            find_person(ctx, email=PLANTED["email"])
+        base = ["--conf-dir", str(CONF_DIR), "--set", f"lakehouse.root={tmp_path / 'lh'}",
+                "--set", f"ingest.landing_root={data.sources}", "--set", "pipeline.regions=[us, de]"]
+        capsys.readouterr()
+        assert main(["erase", "--pending", *base]) == 0
+        said = capsys.readouterr().out
+        assert f"erasure {request_id} (interrupted earlier, finished now): 1 customer id(s) in de" in said
+        assert main(["erase", "--pending", *base]) == 0
+        assert capsys.readouterr().out.strip() == "no erasure was pending"
+    else:
+        # the same request again: the pending erasure is finished, not a second one started
+        report = erase(ctx, email=PLANTED["email"], now=datetime(2026, 7, 2, 10))
+        assert report.request_id == request_id and report.resumed
+        assert report.source_files == done.source_files and report.tombstones == done.tombstones
+        assert report.rows_deleted["bronze._quarantine"] == 3 and report.rows_deleted["gold.customer_360"] == 1
+    assert pending_erasures(ctx.lakehouse) == []
+    assert traces(tmp_path / "lh", needles) == {}
+    lh = ctx.lakehouse
+    assert lh.read("gold.customer_360").count() == c360_before - 1
+    [row] = lh.read(REQUESTS).collect()
+    assert (row.request_id, row.status, row.regions, row.customer_ids, row.records, row.tokens) == (request_id, "done", ["de"], [], {}, {})
+    assert [r.version for r in lh.history(REQUESTS).collect()] == [lh.version(REQUESTS)]
+    # one set of tombstones, the same tokens as the uninterrupted erasure's
+    tokens = sorted((r.token, r.kind, r.region) for r in lh.read(TOMBSTONES).collect())
+    assert tokens == sorted((r.token, r.kind, r.region) for r in erased[0].lakehouse.read(TOMBSTONES).collect())
+    # every other table equals the uninterrupted erasure's, row for row
+    for name in lh.tables():
+        if name.startswith("ops."):
+            continue
+        got, expected = _comparable(lh.read(name)), _comparable(erased[0].lakehouse.read(name))
+        assert got.columns == expected.columns, name
+        assert got.exceptAll(expected).count() == 0 and expected.exceptAll(got).count() == 0, name
+
+
+def _comparable(df):
+    """Map columns as sorted entries (Spark cannot compare maps)."""
+    return df.select(*[
+        F.array_sort(F.map_entries(f"`{f.name}`")).alias(f.name) if isinstance(f.dataType, T.MapType) else F.col(f"`{f.name}`")
+        for f in df.schema.fields
+    ])

@@ -13,13 +13,18 @@
    customer ids, identity records and graph edges by their record keys, audit rows naming the
    ids, household references to them (set to null), and the vault entries of the person's tokens
    that no remaining record uses.
+0. **Mark the request** (``ops.erasure_requests``, one commit before anything is deleted): the
+   person as found - customer ids, regions, record ids, identifier tokens - under status
+   ``pending``. An erasure killed at any later point is finished by the next ``c360 erase``
+   (``--pending`` finishes only those) and the next pipeline run, from that row, even after the
+   tables that find the person are gone. Every step below can be repeated. When it is done the
+   row keeps only its id, regions, status ``done`` and times, and the table's old versions are
+   purged like the others (4).
 3. **Tombstone** (written first). ``ops.erasure_tombstones`` keeps tokens only - HMAC of
    ``source:record id`` for every erased record, HMAC of the content hash of every erased
    quarantined row, and the tokens of the configured identifiers (email by default) - so ingesting
    the old files again loads none of those rows (``bronze.ingest`` drops them and counts them as
-   ``rows_erased``). The identity records and the xref, which find the person, are deleted last: an
-   erasure that fails half-way can be run again (by customer id; the log names the ids at the
-   start).
+   ``rows_erased``). The identity records and the xref, which find the person, are deleted last.
 4. **Leave no copy.** Every table touched is vacuumed with retention 0 and its Delta log is
    checkpointed and truncated: old data files, the delete predicates (which name the ids) and
    file statistics of earlier versions are gone. Time travel before the erasure is gone with them.
@@ -66,6 +71,8 @@ IDENTITY_AUDIT = "silver.identity_audit"
 WEB_EVENTS = "silver.web_events"
 BRONZE_QUARANTINE = "bronze._quarantine"
 ERASURE_FILES = "ops.erasure_source_files"
+REQUESTS = "ops.erasure_requests"
+PENDING, DONE = "pending", "done"
 #: tables whose rows name a customer in another column than customer_id
 HOUSEHOLD_COLUMN = "household_id"
 RECORD_KIND = "erased_record"
@@ -141,10 +148,14 @@ class ErasureReport:
     source_files: dict[str, int] = field(default_factory=dict)
     #: stale reliable-checkpoint folders removed
     checkpoints_removed: int = 0
+    #: finished from its marked request, after an earlier run was interrupted
+    resumed: bool = False
+    #: who was erased (never printed: the summary line counts them)
+    person: Person | None = field(default=None, repr=False)
 
     def lines(self) -> list[str]:
         lines = [
-            f"erasure {self.request_id}: {self.customers} customer id(s) in {', '.join(self.regions)}, "
+            f"erasure {self.request_id}{' (interrupted earlier, finished now)' if self.resumed else ''}: {self.customers} customer id(s) in {', '.join(self.regions)}, "
             f"{self.records:,} source records; {sum(self.rows_deleted.values()):,} rows deleted from "
             f"{sum(1 for n in self.rows_deleted.values() if n)} tables, {self.files_removed:,} old files vacuumed, "
             f"{self.tombstones} tombstone tokens kept",
@@ -159,6 +170,30 @@ class ErasureReport:
             )
             lines += [f"    {path}: {n:,} row(s)" for path, n in sorted(self.source_files.items())]
         return lines
+
+
+REQUESTS_SCHEMA = T.StructType(
+    [
+        T.StructField("request_id", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("regions", T.ArrayType(T.StringType(), False), False),
+        T.StructField("customer_ids", T.ArrayType(T.StringType(), False), False),
+        T.StructField("records", T.MapType(T.StringType(), T.ArrayType(T.StringType(), False)), False),
+        T.StructField("tokens", T.MapType(T.StringType(), T.ArrayType(T.StringType(), False)), False),
+        T.StructField("requested_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), True),
+    ]
+)
+REQUESTS_COMMENTS = {
+    "request_id": "the erasure (ops.erasure_tombstones.request_id)",
+    "status": "pending (marked, not finished: the next c360 erase or pipeline run finishes it) or done",
+    "regions": "regions the person had records in",
+    "customer_ids": "while pending: the customer ids to erase; empty once done",
+    "records": "while pending: source -> the person's record ids; empty once done",
+    "tokens": "while pending: identifier kind -> HMAC tokens of the person's values; empty once done",
+    "requested_at": "when the request was marked, UTC",
+    "finished_at": "when it was done, UTC (null while pending)",
+}
 
 
 def record_token(source: str, record_id: str, *, key: bytes) -> str:
@@ -355,6 +390,14 @@ def _remove_stale_local(root: str, *, idle_hours: float, now: datetime) -> tuple
     return removed, left
 
 
+def _of_request(lakehouse, name: str, request_id: str) -> DataFrame | None:
+    """The rows ``request_id`` wrote to ``name``, or None when it wrote none."""
+    if not lakehouse.exists(name):
+        return None
+    rows = lakehouse.read(name).where(F.col("request_id") == request_id)
+    return rows if rows.limit(1).count() else None
+
+
 def _rewrite(lakehouse, name: str, regions: Sequence[str], change: Callable[[DataFrame], DataFrame]) -> int:
     """Replace the regions' partitions with ``change`` of them; returns rows removed. For edits a
     plain delete predicate cannot say portably (arrays, regexes, updates)."""
@@ -395,13 +438,108 @@ def _person_in_quarantine(ctx, person: Person) -> Column:
 
 
 def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now: datetime | None = None) -> ErasureReport:
+    """Erase the person with ``customer_id`` or ``email`` (erasures an earlier run left pending
+    are finished first); the person's report."""
+    if (customer_id is None) == (email is None):
+        raise ErasureError("name the person with exactly one of --customer-id or --email")
+    return erase_requests(ctx, customer_id=customer_id, email=email, now=now)[-1]
+
+
+def erase_requests(ctx, *, customer_id: str | None = None, email: str | None = None,
+                   now: datetime | None = None) -> list[ErasureReport]:
+    """Finish the erasures an earlier run left pending, then erase the person named, if one is:
+    every report, the person's last. A person a pending erasure covered is not looked for again
+    (``c360 erase`` run again after a kill finishes the same request)."""
     now = now or datetime.now(timezone.utc)
-    lakehouse, config = ctx.lakehouse, ctx.config
-    key = config.pii_hash_key()
+    reports = finish_pending(ctx, now=now)
+    if customer_id is None and email is None:
+        return reports
+    token = email_token(ctx, email) if email is not None else None
+    for report in reports:
+        person = report.person
+        if person is not None and (customer_id in person.customer_ids or (token is not None and token in person.tokens.get("email", ()))):
+            return [r for r in reports if r is not report] + [report]
     person = find_person(ctx, customer_id=customer_id, email=email)
     request_id = uuid.uuid4().hex[:16]
-    log.info("erasure %s: customer id(s) %s in %s", request_id, ", ".join(person.customer_ids), ", ".join(person.regions))
-    report = ErasureReport(request_id, len(person.customer_ids), person.regions, sum(len(v) for v in person.records.values()))
+    _mark(ctx, request_id, person, now)
+    report = _carry_out(ctx, request_id, person, now)
+    _close(ctx, request_id, person, now)
+    return [*reports, report]
+
+
+def pending_erasures(lakehouse) -> list[tuple[str, Person]]:
+    """Requests marked but not finished (an erasure killed or failed half-way), oldest first."""
+    if not lakehouse.exists(REQUESTS):
+        return []
+    rows = lakehouse.read(REQUESTS).where(F.col("status") == PENDING).orderBy("requested_at", "request_id").collect()
+    return [
+        (r["request_id"], Person(
+            customer_ids=list(r["customer_ids"]), regions=list(r["regions"]),
+            records={k: set(v) for k, v in (r["records"] or {}).items()},
+            tokens={k: set(v) for k, v in (r["tokens"] or {}).items()},
+        ))
+        for r in rows
+    ]
+
+
+def finish_pending(ctx, *, now: datetime | None = None) -> list[ErasureReport]:
+    """Finish every erasure left pending, from its marked request: each step is repeated (those
+    already done change nothing) and every table it touches is purged and vacuumed again."""
+    now = now or datetime.now(timezone.utc)
+    reports = []
+    for request_id, person in pending_erasures(ctx.lakehouse):
+        log.warning("erasure %s was left pending (interrupted): finishing it", request_id)
+        report = _carry_out(ctx, request_id, person, now)
+        report.resumed = True
+        _close(ctx, request_id, person, now)
+        reports.append(report)
+    if not reports and ctx.lakehouse.exists(REQUESTS) and ctx.lakehouse.history(REQUESTS, limit=2).count() > 1:
+        _purge(ctx.lakehouse, REQUESTS)  # a run killed after its request was closed, before this purge
+    return reports
+
+
+def _request_row(request_id: str, status: str, person: Person | None, requested_at: datetime, finished_at: datetime | None,
+                 regions: Sequence[str]) -> tuple:
+    records = {k: sorted(v) for k, v in person.records.items()} if person else {}
+    tokens = {k: sorted(v) for k, v in person.tokens.items()} if person else {}
+    return (request_id, status, list(regions), list(person.customer_ids) if person else [], records, tokens, requested_at, finished_at)
+
+
+def _mark(ctx, request_id: str, person: Person, now: datetime) -> None:
+    from customer360.lakehouse.core import with_comments
+
+    row = _request_row(request_id, PENDING, person, now, None, person.regions)
+    df = with_comments(ctx.spark.createDataFrame([row], REQUESTS_SCHEMA), REQUESTS_COMMENTS)
+    ctx.lakehouse.write(df, REQUESTS, mode="append")
+    log.info("erasure %s marked: customer id(s) %s in %s", request_id, ", ".join(person.customer_ids), ", ".join(person.regions))
+
+
+def _close(ctx, request_id: str, person: Person, now: datetime) -> None:
+    """The request done, with nothing of the person left in it or in the table's old versions."""
+    from customer360.lakehouse.core import with_comments
+
+    requested = ctx.lakehouse.read(REQUESTS).where(F.col("request_id") == request_id).select("requested_at").first()
+    row = _request_row(request_id, DONE, None, requested["requested_at"] if requested else now, now, person.regions)
+    df = with_comments(ctx.spark.createDataFrame([row], REQUESTS_SCHEMA), REQUESTS_COMMENTS)
+    ctx.lakehouse.merge(df, REQUESTS, keys=["request_id"])
+    _purge(ctx.lakehouse, REQUESTS)
+
+
+def _purge(lakehouse, name: str) -> int:
+    """Deleted rows purged from files, old files vacuumed, the log truncated; files removed."""
+    lakehouse.purge_deleted_rows(name)
+    removed = len(lakehouse.vacuum(name, retention_hours=0, enforce_retention=False))
+    lakehouse.purge_history(name)
+    return removed
+
+
+def _carry_out(ctx, request_id: str, person: Person, now: datetime) -> ErasureReport:
+    """Steps 1-4 for a marked request. Each can be repeated: a second pass deletes nothing more,
+    writes no second tombstone, and purges and vacuums every table the erasure touches."""
+    lakehouse, config = ctx.lakehouse, ctx.config
+    key = config.pii_hash_key()
+    report = ErasureReport(request_id, len(person.customer_ids), person.regions, sum(len(v) for v in person.records.values()),
+                           person=person)
     region_sql = _in("region", person.regions)
     ids_sql = _in("customer_id", person.customer_ids)
     tables = lakehouse.tables()
@@ -448,11 +586,18 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
     rows = list({(r[0], r[1], r[4]): r for r in rows}.values())
     from customer360.lakehouse.core import with_comments
 
-    if rows:
+    # one commit each, once per request: a repeated pass finds them written and reports them
+    written = _of_request(lakehouse, TOMBSTONES, request_id)
+    if written is not None:
+        report.tombstones = written.count()
+    elif rows:
         df = with_comments(ctx.spark.createDataFrame(rows, TOMBSTONE_SCHEMA), TOMBSTONE_COMMENTS).coalesce(1)
         lakehouse.write(df, TOMBSTONES, mode="append", partition_by=["region"])
-    report.tombstones = len(rows)
-    if files:
+        report.tombstones = len(rows)
+    listed_before = _of_request(lakehouse, ERASURE_FILES, request_id)
+    if listed_before is not None:
+        report.source_files = {r["file"]: r["rows"] for r in listed_before.select("file", "rows").collect()}
+    elif files:
         listed = [(request_id, source, file, n, now, region) for (region, source, file), n in sorted(files.items())]
         df = with_comments(ctx.spark.createDataFrame(listed, ERASURE_FILES_SCHEMA), ERASURE_FILES_COMMENTS).coalesce(1)
         lakehouse.write(df, ERASURE_FILES, mode="append", partition_by=["region"])
@@ -466,6 +611,7 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
     if quarantined:
         removed = _rewrite(lakehouse, BRONZE_QUARANTINE, person.regions, lambda df: df.where(~match))
         report.rows_deleted[BRONZE_QUARANTINE] = removed
+    if BRONZE_QUARANTINE in tables:  # also when an earlier pass removed the rows but not the old files
         touched.append(BRONZE_QUARANTINE)
 
     # 2. silver and gold by customer id or record key; the identity records and the xref (what
@@ -522,9 +668,7 @@ def erase(ctx, *, customer_id: str | None = None, email: str | None = None, now:
     # 4. no old copies: deletion vectors purged into rewritten files (REORG ... APPLY (PURGE)),
     # vacuum (old data files and Change Data Feed files), then the log truncated to a checkpoint
     for name in dict.fromkeys(touched):
-        lakehouse.purge_deleted_rows(name)
-        report.files_removed += len(lakehouse.vacuum(name, retention_hours=0, enforce_retention=False))
-        lakehouse.purge_history(name)
+        report.files_removed += _purge(lakehouse, name)
     from customer360.session import checkpoint_dir
 
     removed, left = remove_stale_checkpoints(
