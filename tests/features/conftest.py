@@ -115,6 +115,6 @@ def features(spark):
         region_windows=REGION_WINDOWS,
         timeout_minutes=TIMEOUTS,
         settings=SETTINGS,
-    ).cache()
+    ).localCheckpoint(eager=True)
     yield df
     df.unpersist()

@@ -281,3 +281,14 @@ def test_constraints_refuse_names_and_expressions_that_are_not_one_clause():
     with pytest.raises(ValueError, match="is not one SQL expression"):
         Constraints(checks=(("ok", "a > 0; DROP TABLE t"),))
     assert not Constraints() and Constraints(not_null=("a",)).expressions() == {"a_not_null": "a IS NOT NULL"}
+
+
+def test_a_table_committed_elsewhere_after_a_killed_creation_is_seen(spark, spark_lh, rs_lh, tmp_path):
+    """A writer killed while creating a table leaves a log folder with no commit. Delta caches the
+    empty log when this session first looks; the table another process commits later must still
+    be found (found by the crash benchmark: a reader's session kept saying "no Delta table")."""
+    (tmp_path / "lh" / "ops" / "late" / "_delta_log").mkdir(parents=True)
+    assert not spark_lh.exists("ops.late")
+    rs_lh.write(frame(spark, ROWS), "ops.late")  # delta-rs: another writer, outside this JVM's cache
+    assert spark_lh.exists("ops.late")
+    assert sorted(tuple(r) for r in spark_lh.read("ops.late").collect()) == sorted(ROWS)

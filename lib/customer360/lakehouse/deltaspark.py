@@ -67,7 +67,20 @@ class DeltaSparkEngine:
         return self._delta_table.forPath(self.spark, path)
 
     def exists(self, path: str) -> bool:
-        return self._delta_table.isDeltaTable(self.spark, path)
+        if self._delta_table.isDeltaTable(self.spark, path):
+            return True
+        # Delta answers from the snapshot it cached when this session first looked: a log folder
+        # that held no commit then (a writer killed while creating the table) stays "no table"
+        # after another process commits one, unless the log is listed again
+        jvm = getattr(self.spark, "_jvm", None)
+        if jvm is None:
+            return False
+        jspark = self.spark._jsparkSession
+        log_path = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+        if not log_path.getFileSystem(jspark.sessionState().newHadoopConf()).exists(log_path):
+            return False
+        empty = jvm.scala.Option.empty()
+        return int(jvm.org.apache.spark.sql.delta.DeltaLog.forTable(jspark, path).update(False, empty, empty).version()) >= 0
 
     def _detail(self, path: str) -> Any:
         return self._table(path).detail().first()
