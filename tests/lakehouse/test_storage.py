@@ -402,7 +402,12 @@ def test_names_and_missing_tables(spark, lakehouse):
 def test_tables_lists_delta_tables(spark, lakehouse, people):
     lakehouse.write(frame(spark, BASE_ROWS), "bronze.crm_customers")
     os.makedirs(os.path.join(lakehouse.root, "gold", "not_a_table"))
+    # a creation killed before its first commit: a log folder with no version in it
+    os.makedirs(os.path.join(lakehouse.root, "gold", "never_committed", "_delta_log", "_staged_commits"))
+    with open(os.path.join(lakehouse.root, "gold", "never_committed", "_delta_log", ".00000000000000000000.json.crc"), "w") as f:
+        f.write("x")
     assert lakehouse.tables() == ["bronze.crm_customers", "silver.people"]
+    assert not lakehouse.exists("gold.never_committed")
 
 
 def test_bad_arguments(spark, lakehouse, people):

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: a Delta log entry that makes a version: a commit or a checkpoint
+_VERSION_FILE_RE = re.compile(r"^\d{20}\.(json|checkpoint\b.*)$")
 #: Types allowed as partition columns: their string form in the Delta log is unambiguous.
 PARTITION_TYPES = (T.StringType, T.IntegerType, T.LongType, T.ShortType, T.ByteType, T.DateType, T.BooleanType)
 
@@ -592,7 +594,8 @@ class Lakehouse:
         return self.catalog.sync(self.tables() if names is None else names)
 
     def tables(self) -> list[str]:
-        """Every ``<layer>.<table>`` under the root that is a Delta table."""
+        """Every ``<layer>.<table>`` under the root that is a Delta table: one whose log holds a
+        commit or a checkpoint (a writer killed while creating a table leaves a log without one)."""
         import pyarrow as pa
         import pyarrow.fs as pafs
 
@@ -605,8 +608,8 @@ class Lakehouse:
             selector = pafs.FileSelector(f"{base}/{layer}", allow_not_found=True)
             for info in fs.get_file_info(selector):
                 if info.type == pafs.FileType.Directory and _TABLE_RE.match(info.base_name):
-                    log_dir = fs.get_file_info(f"{info.path}/_delta_log")
-                    if log_dir.type == pafs.FileType.Directory:
+                    log = pafs.FileSelector(f"{info.path}/_delta_log", allow_not_found=True)
+                    if any(_VERSION_FILE_RE.match(entry.base_name) for entry in fs.get_file_info(log)):
                         found.append(f"{layer}.{info.base_name}")
         return sorted(found)
 
