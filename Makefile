@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 MVN    ?= mvn
 JARS   := jars
 
-.PHONY: run test java jars clean
+.PHONY: run test java jars clean sql-server
 
 # extra options for `c360 run`, e.g. make run RUN_ARGS="--region de --as-of 2026-03-31"
 RUN_ARGS ?=
@@ -20,6 +20,13 @@ TEST_WORKERS ?= 2
 
 test: java jars $(VENV)/.installed-dev ## run the whole test suite (every tier that needs no cluster)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# finance's JDBC/ODBC endpoint on loopback (README: "Finance over JDBC"); needs C360_ROLE_SIGNING_KEY
+SQL_ROLE ?= finance
+SQL_PORT ?= 10000
+
+sql-server: java jars $(VENV)/.installed-run ## serve one role's SQL on jdbc:hive2://127.0.0.1:$(SQL_PORT)/
+	$(VENV)/bin/c360 sql-server --role $(SQL_ROLE) --port $(SQL_PORT)
 
 java:
 	@ver=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1); \

@@ -29,6 +29,10 @@ INSTALL_REQUIRES = [
     "sqlglot==30.30.0",
     # signed role tokens (HS256) for c360 sql and every other door to role SQL
     "PyJWT==2.15.1",
+    # c360 sql-server speaks HiveServer2's Thrift protocol: the thrift runtime and the protocol's
+    # generated code (the TCLIService package PyHive ships; PyHive is also a Python client of it)
+    "thrift==0.25.0",
+    "PyHive==0.7.0",
 ]
 
 EXTRAS_REQUIRE = {
@@ -43,6 +47,9 @@ EXTRAS_REQUIRE = {
         "hypothesis==6.170.15",
         # an independent implementation the ML metric tests compare with
         "scikit-learn==1.9.1",
+        # PyHive's SASL PLAIN login, as the tests of c360 sql-server connect (beeline is the JDBC client)
+        "thrift-sasl==0.4.3",
+        "pure-sasl==0.6.2",
     ],
 }
 

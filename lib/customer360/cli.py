@@ -115,6 +115,7 @@ _SEED = _number(int, low=0, high=2**31 - 1)
 _ROWS = _number(int, low=1, high=10_000_000)
 _HOURS = _number(float, low=0, high=24 * 365, low_open=True)
 _RETENTION_HOURS = _number(int, low=0, high=24 * 3650)
+_PORT = _number(int, low=0, high=65535)
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -246,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sql.add_argument("--output-format", "--format", dest="output_format", type=_one_of("table", "csv", "json"), choices=["table", "csv", "json"], default="table")
     sql.add_argument("--limit", type=_ROWS, default=1000, help="rows printed at most (every format; at most governance.sql.max_rows)")
+
+    server = sub.add_parser(
+        "sql-server", parents=[common],
+        help="serve one role's SQL over JDBC/ODBC (the HiveServer2 protocol) on loopback; clients log in with a role token",
+    )
+    server.add_argument("--role", type=_ROLE, default="finance",
+                        help="the role every client's queries run as (default: finance); clients' tokens must grant it")
+    server.add_argument("--host", type=_one_of("127.0.0.1", "::1", "localhost"), default="127.0.0.1",
+                        help="loopback address to listen on (remote clients: a TLS proxy in front)")
+    server.add_argument("--port", type=_PORT, default=10000, help="TCP port (default: 10000; 0: any free port)")
 
     report = sub.add_parser(
         "report", parents=[common],
@@ -489,6 +500,28 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sql_server(args: argparse.Namespace) -> int:
+    import signal
+
+    from customer360.governance.principals import resolve_role
+    from customer360.sqlserver import serve
+
+    ctx = _context(args)
+    who, role = resolve_role(ctx.config, args.role)  # only someone who may take the role may serve it
+    server = serve(ctx, role=role, host=args.host, port=args.port)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    print(f"c360 sql-server (started by {who.describe()}): role {role} on jdbc:hive2://{args.host}:{server.port}/ "
+          "(user: a token's subject, password: its role token from c360 governance token); Ctrl-C stops it", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+    s = server.service.stats
+    print(f"c360 sql-server stopped: {server.connections} connections, {s['logins_refused']} logins refused, "
+          f"{s['statements']} statements ({s['statements_refused']} refused)")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from customer360.report import CHARTS, write_report
 
@@ -640,6 +673,7 @@ COMMANDS = {
     "erase": _cmd_erase,
     "export": _cmd_export,
     "sql": _cmd_sql,
+    "sql-server": _cmd_sql_server,
     "docs": _cmd_docs,
     "report": _cmd_report,
     "governance": _cmd_governance,

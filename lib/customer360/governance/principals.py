@@ -86,7 +86,10 @@ def issue_token(*, subject: str, roles: list[str] | tuple[str, ...], known_roles
     return jwt.encode(claims, _signing_key(env, issuing=True), algorithm=ALGORITHM)
 
 
-def principal_from_token(token: str, *, known_roles, env: Mapping[str, str], max_hours: float) -> Principal:
+def principal_from_token(token: str, *, known_roles, env: Mapping[str, str], max_hours: float,
+                         source: str = TOKEN_ENV) -> Principal:
+    """The principal a signed token names; ``source`` says in errors where the token came from
+    (an environment variable, or a client's password on the JDBC endpoint)."""
     import jwt
 
     key = _signing_key(env)
@@ -96,19 +99,19 @@ def principal_from_token(token: str, *, known_roles, env: Mapping[str, str], max
             options={"require": ["sub", "roles", "iat", "exp", "nbf"]},
         )
     except jwt.ExpiredSignatureError:
-        raise AccessError(f"the role token in {TOKEN_ENV} has expired") from None
+        raise AccessError(f"the role token in {source} has expired") from None
     except jwt.InvalidTokenError as exc:
-        raise AccessError(f"the role token in {TOKEN_ENV} is not valid: {exc}") from None
+        raise AccessError(f"the role token in {source} is not valid: {exc}") from None
     subject, roles = claims["sub"], claims["roles"]
     if not isinstance(subject, str) or not _SUBJECT_RE.match(subject):
-        raise AccessError(f"the role token in {TOKEN_ENV} has an invalid subject")
+        raise AccessError(f"the role token in {source} has an invalid subject")
     if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
-        raise AccessError(f"the role token in {TOKEN_ENV} grants no roles")
+        raise AccessError(f"the role token in {source} grants no roles")
     if claims["exp"] - claims["iat"] > max_hours * 3600:
-        raise AccessError(f"the role token in {TOKEN_ENV} lasts longer than {max_hours:g} hours (governance.principals.token_max_hours)")
+        raise AccessError(f"the role token in {source} lasts longer than {max_hours:g} hours (governance.principals.token_max_hours)")
     unknown = sorted(set(roles) - set(known_roles))
     if unknown:
-        raise AccessError(f"the role token in {TOKEN_ENV} grants unknown role(s) {', '.join(unknown)}")
+        raise AccessError(f"the role token in {source} grants unknown role(s) {', '.join(unknown)}")
     return Principal(subject, tuple(sorted(set(roles))), "token", f"expires {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(claims['exp']))}")
 
 

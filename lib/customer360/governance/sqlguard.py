@@ -330,9 +330,9 @@ def check_scan(df, bounds: QueryBounds) -> None:
         )
 
 
-def fetch_bounded(spark: SparkSession, df, bounds: QueryBounds, *, rows: int | None = None):
+def fetch_bounded(spark: SparkSession, df, bounds: QueryBounds, *, rows: int | None = None, as_rows: bool = False):
     """The first ``rows`` (at most ``bounds.max_rows``) rows of ``df`` plus one (so a caller can say
-    the result was cut) as a pandas frame; the query's Spark jobs are cancelled after
+    the result was cut) as a pandas frame (``as_rows``: a list of Rows, values as Spark gives them); the query's Spark jobs are cancelled after
     ``bounds.timeout_seconds`` and the call raises ``QueryRefused``.
 
     The jobs carry a job tag of their own. Cancelling by tag reaches only the jobs running at that
@@ -361,7 +361,7 @@ def fetch_bounded(spark: SparkSession, df, bounds: QueryBounds, *, rows: int | N
     context.addJobTag(tag)
     watcher.start()
     try:
-        frame = df.limit(rows + 1).toPandas()
+        frame = df.limit(rows + 1).collect() if as_rows else df.limit(rows + 1).toPandas()
     except Exception:
         if fired.is_set():
             raise QueryRefused(
