@@ -50,7 +50,7 @@ MULTILINE = {"query", "overrides"}
 HOSTILE = [
     "", " ", "nan", "-nan", "inf", "-inf", "1e309", "-1", "0", "-0", "2147483648", "9" * 400, "1_000", "0x10",
     "../../etc/passwd", "/etc/passwd\x00.yaml", "a\nb", "a\rb", "\x1b[31mred", "us\u200b", "ＵＳ", "' OR '1'='1",
-    "x; DROP TABLE gold.customer_360", "$(id)", "`id`", "%s%n", "{0}", "\ud7ff", "A" * 5000, "--help", "-h",
+    "x; DROP TABLE gold.customer_360", "$(id)", "`id`", "%s%n", "{0}", "\ud7ff", "A" * 5000, "--help", "-h", "--", "-",
 ]
 
 
@@ -141,3 +141,11 @@ def test_the_values_people_type_are_accepted():
     assert args.limit == 50 and "\n\t" in args.query
     args, _ = _parse(["erase", "--email", "Ana.Lopez+promo@example.com"])
     assert args.email == "Ana.Lopez+promo@example.com"
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o[1].option_strings and o[1].nargs is None], ids=_ids)
+def test_a_double_dash_is_no_option_value(option):
+    # Python's argparse turns --opt=-- into an empty list that no type checks (it crashed c360)
+    path, action = option
+    args, err = _parse(_argv(path, action, "--"))
+    assert args is None and err.strip().splitlines()[-1].endswith(f"argument {'/'.join(action.option_strings)}: '--' is not a value"), err

@@ -118,6 +118,16 @@ _RETENTION_HOURS = _number(int, low=0, high=24 * 3650)
 _PORT = _number(int, low=0, high=65535)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, refusing ``--opt=--``: Python's argparse drops the ``--`` and hands the command an
+    empty list instead of a value, unchecked by the option's type (found by the CLI fuzz test)."""
+
+    def _get_values(self, action, arg_strings):
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            raise argparse.ArgumentError(action, "'--' is not a value")
+        return super()._get_values(action, arg_strings)
+
+
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("configuration")
@@ -138,7 +148,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="c360",
         description="Customer-360 lakehouse on Spark and Delta Lake.",
         epilog="Run 'c360 COMMAND --help' for a command's options.",
