@@ -73,7 +73,7 @@ setup(
         "customer360.conf",
         "customer360.conf.regions",
     ],
-    package_data={"customer360.conf": ["*.yaml"], "customer360.conf.regions": ["*.yaml"]},
+    package_data={"customer360": ["*.properties"], "customer360.conf": ["*.yaml"], "customer360.conf.regions": ["*.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={

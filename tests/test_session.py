@@ -231,3 +231,39 @@ def test_a_jar_out_of_step_stops_the_session_at_start(tmp_path):
         f"are out of step: run `make jars` after changing infra/jvm/pom.xml, or reinstall setup.py's pins"
     )
     assert "Traceback" not in proc.stderr
+
+
+#: a fresh process's session (get_session from config) runs two jobs that fail on a person's value
+_FAILING_JOBS = """
+import sys
+from customer360.config import load_config
+from customer360.session import get_session
+config = load_config("local", conf_dir=sys.argv[1], overrides=[f"lakehouse.root={sys.argv[2]}", f"spark.redact_jvm_logs={sys.argv[3]}",
+                     "spark.conf={spark.sql.ansi.enabled: 'true'}"])
+spark = get_session(config, metastore=False)
+df = spark.createDataFrame([("ann.secret@example.com", "+4915112345678")], "email string, phone string")
+failed = []
+for job in (lambda: df.selectExpr("cast(email AS int) AS x").collect(),  # CAST_INVALID_INPUT quotes the value
+            lambda: df.selectExpr("assert_true(phone IS NULL, concat('bad phone ', phone))").collect()):
+    try:
+        job()
+    except Exception as exc:  # the caller gets the whole exception; only the logs are redacted
+        failed.append("ann.secret@example.com" in str(exc) or "+4915112345678" in str(exc))
+print("jobs failed with the values in their exceptions:", failed)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("redact", [True, False])
+def test_failed_jobs_leave_no_row_values_in_the_logs(tmp_path, redact):
+    proc = subprocess.run([sys.executable, "-c", _FAILING_JOBS, str(CONF_DIR), str(tmp_path / "lh"), str(redact).lower()],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "jobs failed with the values in their exceptions: [True, True]" in proc.stdout, proc.stderr[-3000:]
+    logs = proc.stderr
+    if not redact:  # the control: Spark's own log and PySpark's query logger print both values
+        assert "ann.secret@example.com" in logs and "+4915112345678" in logs
+        return
+    assert "ann.secret@example.com" not in logs and "+4915112345678" not in logs
+    assert re.search(r"WARN TaskSetManager: Lost task [\d.]+ in stage [\d.]+ \(TID \d+\) \(", logs)
+    assert "org.apache.spark.SparkNumberFormatException [CAST_INVALID_INPUT] (detail withheld: it can quote row values)" in logs
+    assert '"msg": "CAST_INVALID_INPUT (detail withheld: it can quote row values)"' in logs  # PySpark's query logger

@@ -150,6 +150,9 @@ class SparkConfig(_Frozen):
     #: folder of JVM jars (Delta Lake, GraphFrames, Kafka) put on a local session's spark.jars;
     #: null: the checkout's jars/ (filled by `make jars`), when there is one
     jars_dir: str | None = None
+    #: a local session's JVM log (lib/customer360/log4j2-redacted.properties) and PySpark's query
+    #: loggers keep exceptions' classes and error classes, never their messages (they quote row values)
+    redact_jvm_logs: bool = True
     conf: dict[str, str] = Field(default_factory=dict)
 
     _strings = field_validator("conf", mode="before")(classmethod(lambda cls, v: _as_strings(v)))

@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -225,8 +226,43 @@ def local_session_conf(config: AppConfig) -> dict[str, str]:
         # Delta stores timestamps as INT64 microseconds, not Spark's legacy INT96.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
+    if config.spark.redact_jvm_logs:
+        conf["spark.driver.extraJavaOptions"] = shlex.quote(f"-Dlog4j2.configurationFile={REDACTED_LOG_CONFIG}")
     conf.update(config.spark.conf)
     return conf
+
+
+#: the JVM log configuration of a local session (spark.redact_jvm_logs): Spark's defaults without
+#: exception messages, which quote row values (local mode: the executors log in the driver's JVM)
+REDACTED_LOG_CONFIG = Path(__file__).with_name("log4j2-redacted.properties")
+#: PySpark's loggers that write a failed query's whole message (and its SQL fragment) to stderr
+PYSPARK_QUERY_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+
+
+class _WithholdDetail(logging.Filter):
+    """Keeps a record's error class (``CAST_INVALID_INPUT``) and call site; drops its message,
+    exception and SQL fragment, which quote the values and text that failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = record.__dict__.get("context") or {}
+        kept = {k: str(context[k]) for k in ("errorClass", "file", "line") if context.get(k) is not None}
+        record.msg = f"{kept.get('errorClass') or 'query error'} (detail withheld: it can quote row values)"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.__dict__["context"] = kept
+        return True
+
+
+def redact_pyspark_query_logs() -> None:
+    """PySpark logs every captured exception that has a query context at ERROR, message included,
+    even when the caller handles it: keep only its error class (idempotent)."""
+    from pyspark.logger import PySparkLogger
+
+    for name in PYSPARK_QUERY_LOGGERS:
+        logger = PySparkLogger.getLogger(name)
+        if not any(isinstance(f, _WithholdDetail) for f in logger.filters):
+            logger.addFilter(_WithholdDetail())
 
 
 #: local-session settings not applied under spark-submit (the cluster's own apply: UI, catalog, ...)
@@ -331,6 +367,8 @@ def get_session(config: AppConfig, *, metastore: bool = True) -> SparkSession:
     lakehouse's Derby metastore (``local_metastore_dir``) unless ``metastore`` is False (commands
     that never use names skip its few seconds of start-up) or another process has it open.
     """
+    if config.spark.redact_jvm_logs:
+        redact_pyspark_query_logs()
     spark = SparkSession.getActiveSession()
     if spark is None:
         # Python workers (pandas UDFs) must run this interpreter, the one with the package installed;
