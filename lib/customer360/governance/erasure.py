@@ -390,12 +390,11 @@ def _remove_stale_local(root: str, *, idle_hours: float, now: datetime) -> tuple
     return removed, left
 
 
-def _of_request(lakehouse, name: str, request_id: str) -> DataFrame | None:
-    """The rows ``request_id`` wrote to ``name``, or None when it wrote none."""
+def _of_request(lakehouse, name: str, request_id: str, columns: Sequence[str]) -> list:
+    """The rows ``request_id`` wrote to ``name`` (a person's few), empty when it wrote none."""
     if not lakehouse.exists(name):
-        return None
-    rows = lakehouse.read(name).where(F.col("request_id") == request_id)
-    return rows if rows.limit(1).count() else None
+        return []
+    return lakehouse.read(name).where(F.col("request_id") == request_id).select(*columns).collect()
 
 
 def _rewrite(lakehouse, name: str, regions: Sequence[str], change: Callable[[DataFrame], DataFrame]) -> int:
@@ -587,16 +586,16 @@ def _carry_out(ctx, request_id: str, person: Person, now: datetime) -> ErasureRe
     from customer360.lakehouse.core import with_comments
 
     # one commit each, once per request: a repeated pass finds them written and reports them
-    written = _of_request(lakehouse, TOMBSTONES, request_id)
-    if written is not None:
-        report.tombstones = written.count()
+    written = _of_request(lakehouse, TOMBSTONES, request_id, ["request_id"])
+    if written:
+        report.tombstones = len(written)
     elif rows:
         df = with_comments(ctx.spark.createDataFrame(rows, TOMBSTONE_SCHEMA), TOMBSTONE_COMMENTS).coalesce(1)
         lakehouse.write(df, TOMBSTONES, mode="append", partition_by=["region"])
         report.tombstones = len(rows)
-    listed_before = _of_request(lakehouse, ERASURE_FILES, request_id)
-    if listed_before is not None:
-        report.source_files = {r["file"]: r["rows"] for r in listed_before.select("file", "rows").collect()}
+    listed_before = _of_request(lakehouse, ERASURE_FILES, request_id, ["file", "rows"])
+    if listed_before:
+        report.source_files = {r["file"]: r["rows"] for r in listed_before}
     elif files:
         listed = [(request_id, source, file, n, now, region) for (region, source, file), n in sorted(files.items())]
         df = with_comments(ctx.spark.createDataFrame(listed, ERASURE_FILES_SCHEMA), ERASURE_FILES_COMMENTS).coalesce(1)
