@@ -426,12 +426,12 @@ class RoleSqlService:
 
         def call():
             session = self._session(req.sessionHandle)
-            with self.lock:
-                self.stats["statements"] += 1
             statement = req.statement or ""
             if _USE_DEFAULT.fullmatch(statement):  # drivers send it on connecting: it changes nothing here
                 return t.TExecuteStatementResp(status=self._ok(), operationHandle=self._add_operation(
                     session, ResultSet([], []), t.TOperationType.EXECUTE_STATEMENT))
+            with self.lock:
+                self.stats["statements"] += 1
             try:
                 bounds = self.policy.sql_bounds
                 df = run_sql(self.spark, self.lakehouse, statement, role=session.role, policy=self.policy)

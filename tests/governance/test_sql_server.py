@@ -209,3 +209,40 @@ def test_dates_in_results_are_iso_text():
 
     assert _text(dt.datetime(2026, 1, 2, 3, 4, 5), "timestamp") == "2026-01-02 03:04:05"
     assert _text({"b": 1, "a": [1, 2]}, "map") == '{"a": [1, 2], "b": 1}'
+
+
+def test_the_command_serves_its_role_and_refuses_to_start_without_the_key(spark, tmp_path, monkeypatch, capsys):
+    import threading
+
+    from customer360 import cli
+    from customer360.config import LakehouseConfig
+    from customer360.lakehouse import Lakehouse
+    from tests.conftest import CONF_DIR
+
+    # a lakehouse of one finance mart (conf/governance.yaml's PII columns name columns of the real 360)
+    mart = Lakehouse(spark, LakehouseConfig(root=str(tmp_path / "lh")))
+    mart.write(spark.createDataFrame(guard.VALUE_ROWS, guard.VALUE), "gold.finance_customer_value", mode="overwrite")
+    args = ["sql-server", "--port", "0", "--conf-dir", str(CONF_DIR), "--set", f"lakehouse.root={tmp_path / 'lh'}"]
+    monkeypatch.delenv("C360_ROLE_TOKEN", raising=False)
+    monkeypatch.delenv("C360_ROLE_SIGNING_KEY", raising=False)
+    assert cli.main(args) == 2
+    assert "C360_ROLE_SIGNING_KEY is not set: c360 sql-server checks its clients' role tokens with it" in capsys.readouterr().err
+
+    monkeypatch.setenv("C360_ROLE_SIGNING_KEY", KEY["C360_ROLE_SIGNING_KEY"])
+    serve_forever, answered = SqlServer.serve_forever, []
+
+    def serve_one_client(server):  # serve in the background, answer one client, then stop as Ctrl-C would
+        thread = threading.Thread(target=serve_forever, args=(server,), daemon=True)
+        thread.start()
+        cursor = connect(server).cursor()
+        cursor.execute("SELECT count(*) AS n FROM gold.finance_customer_value")
+        answered.append(cursor.fetchall())
+        server.stop()
+        thread.join(10)
+
+    monkeypatch.setattr(SqlServer, "serve_forever", serve_one_client)
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert answered == [[(3,)]]
+    assert "role finance on jdbc:hive2://127.0.0.1:" in out
+    assert "c360 sql-server stopped: 1 connections, 0 logins refused, 1 statements (0 refused)" in out
