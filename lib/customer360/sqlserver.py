@@ -386,6 +386,9 @@ class RoleSqlService:
                     raise C360Error(f"the server has {self.max_sessions} sessions open, its most; try again later")
                 guid = uuid.uuid4().bytes
                 self.sessions[guid] = _Session(user, self.role)
+            opened = getattr(self.local, "opened", None)
+            if opened is not None:
+                opened.add(guid)  # closed with the connection, if the client does not close it
             log.info("session opened for %s as %s", user, self.role)
             version = min(req.client_protocol if req.client_protocol is not None else PROTOCOL, PROTOCOL)
             return t.TOpenSessionResp(
@@ -692,6 +695,7 @@ class SqlServer:
             transport.handshake()
             client.settimeout(self.idle_seconds)
             service.local.login = transport.login
+            service.local.opened = set()
             protocol = TBinaryProtocol(transport, string_length_limit=MAX_FRAME, container_length_limit=100_000)
             processor = TCLIService.Processor(service)
             while not self.stopping.is_set():
@@ -699,7 +703,10 @@ class SqlServer:
         except (ProtocolError, TException, OSError, EOFError, struct.error):
             pass  # the client left, timed out, or broke the protocol: close its connection
         finally:
-            service.local.login = None
+            with service.lock:  # a client gone without CloseSession must not hold a session slot
+                for guid in getattr(service.local, "opened", None) or ():
+                    service.sessions.pop(guid, None)
+            service.local.login = service.local.opened = None
             transport.close()
             self.slots.release()
 

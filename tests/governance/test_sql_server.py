@@ -180,6 +180,17 @@ def test_a_result_over_the_row_bound_is_refused_not_cut(spark, lake):
         server.stop()
 
 
+def test_a_client_gone_without_closing_frees_its_sessions(server):
+    before = len(server.service.sessions)
+    conn = connect(server)
+    assert len(server.service.sessions) == before + 1
+    conn._transport.close()  # the connection drops; no CloseSession is sent
+    deadline = time.monotonic() + 10
+    while len(server.service.sessions) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.service.sessions) == before
+
+
 def test_protocol_garbage_closes_only_that_connection(server):
     for junk in [b"\x01" + struct.pack(">I", 1 << 30), b"\x01\x00\x00\x00\x05GSSAP", b"GET / HTTP/1.1\r\n\r\n",
                  b"\x80\x01\x00\x01" + struct.pack(">I", 1 << 30) + b"x"]:
