@@ -165,9 +165,11 @@ def person_traces(root: Path, needles: list[str]) -> list[str]:
     needles = [n.lower() for n in needles if n]
     found = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix == ".parquet":
+        try:
+            if path.suffix != ".parquet":
+                raise ValueError("not Parquet")
             text = (repr(pq.ParquetFile(path).read().to_pylist()) + repr(pq.read_metadata(path).metadata or {})).lower()
-        else:
+        except (ValueError, OSError):  # other files, and a killed writer's unfinished Parquet (never committed): bytes
             text = path.read_bytes().decode("utf-8", errors="replace").lower()
         if any(n in text for n in needles):
             found.append(str(path.relative_to(root)))
