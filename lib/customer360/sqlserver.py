@@ -368,9 +368,11 @@ class RoleSqlService:
             return call()
         except C360Error as exc:
             return response_type(status=self._error(str(exc)))
-        except Exception as exc:  # noqa: BLE001 - the client gets the class, the log the class too
-            log.warning("statement failed with %s", type(exc).__name__)
-            return response_type(status=self._error(f"internal error ({type(exc).__name__})", "HY000"))
+        except Exception as exc:  # noqa: BLE001 - a failed job's message can quote row values: its error class only
+            condition = getattr(exc, "getCondition", None)
+            what = (condition() if callable(condition) else None) or type(exc).__name__
+            log.warning("a call failed with %s", what)
+            return response_type(status=self._error(f"the query failed ({what}; the detail is withheld: it can quote row values)", "HY000"))
 
     # ---- sessions
     def OpenSession(self, req):  # noqa: N802 - the protocol's names

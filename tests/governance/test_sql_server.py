@@ -180,6 +180,14 @@ def test_a_result_over_the_row_bound_is_refused_not_cut(spark, lake):
         server.stop()
 
 
+def test_a_query_failing_on_a_value_says_its_error_class_not_the_value(server):
+    cursor = connect(server).cursor()
+    with pytest.raises(pyhive.OperationalError) as failed:
+        cursor.execute("SELECT cast(concat('x', customer_id) AS int) AS n FROM gold.customer_360")
+    message = failed.value.args[0].status.errorMessage
+    assert message == "the query failed (CAST_INVALID_INPUT; the detail is withheld: it can quote row values)"
+
+
 def test_a_client_gone_without_closing_frees_its_sessions(server):
     before = len(server.service.sessions)
     conn = connect(server)
