@@ -62,6 +62,7 @@ def test_interactive_prompt_runs_queries_and_survives_errors(scored_sample):
         "FROM gold.customer_360 GROUP BY region ORDER BY region;",
         "SELECT email FROM gold.customer_360;",  # finance sees no PII: refused, the session goes on
         "SELECT * FROM silver.pii_vault;",
+        "SELECT cast(region AS int) AS r FROM gold.customer_360;",  # fails while running: one line, the session goes on
         "\\format csv",
         "SELECT COUNT(*) AS months FROM gold.finance_revenue_monthly WHERE region = 'us';",
         "\\q",
@@ -73,7 +74,7 @@ def test_interactive_prompt_runs_queries_and_survives_errors(scored_sample):
         prompts.append(prompt)
         return next(script)
 
-    assert session.interact(read_line, errors=err) == 3
+    assert session.interact(read_line, errors=err) == 4
     text = out.getvalue()
     tables = text.split("\nregion ")[0].splitlines()  # \dt's lines, before \d's first column
     assert "gold.finance_revenue_monthly" in tables and "gold.customer_360" in tables
@@ -84,7 +85,8 @@ def test_interactive_prompt_runs_queries_and_survives_errors(scored_sample):
     months = ctx.lakehouse.read("gold.finance_revenue_monthly").where("region = 'us'").count()
     assert f"months\n{months}\n" in text
     errors = err.getvalue().splitlines()
-    assert len(errors) == 3 and all(e.startswith("error: ") for e in errors)
+    assert len(errors) == 4 and all(e.startswith("error: ") for e in errors)
+    assert errors[3].startswith("error: query failed for role finance: [CAST_INVALID_INPUT] The value ")
     assert "gold.nope is not available to role finance" in errors[0]
     assert "email" in errors[1] and "pii_vault" in errors[2]
     assert prompts[4] == "  ...> " and prompts[3] == "c360> "

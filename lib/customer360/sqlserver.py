@@ -368,11 +368,17 @@ class RoleSqlService:
             return call()
         except C360Error as exc:
             return response_type(status=self._error(str(exc)))
-        except Exception as exc:  # noqa: BLE001 - a failed job's message can quote row values: its error class only
+        except Exception as exc:  # noqa: BLE001
+            from pyspark.errors import PySparkException
+
             condition = getattr(exc, "getCondition", None)
             what = (condition() if callable(condition) else None) or type(exc).__name__
-            log.warning("a call failed with %s", what)
-            return response_type(status=self._error(f"the query failed ({what}; the detail is withheld: it can quote row values)", "HY000"))
+            log.warning("a call failed with %s", what)  # the log: the class only (the message can quote a value)
+            if isinstance(exc, PySparkException):  # a query that failed running: the client sees its first line,
+                # which can quote a value of the role's own view (a bad cast), never the plan
+                first = (str(exc).strip().splitlines() or ["(no message)"])[0][:300]
+                return response_type(status=self._error(f"the query failed: {first}", "22000"))
+            return response_type(status=self._error(f"internal error ({what})", "HY000"))
 
     # ---- sessions
     def OpenSession(self, req):  # noqa: N802 - the protocol's names

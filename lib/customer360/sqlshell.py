@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TextIO
 
-from pyspark.errors import AnalysisException
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame
 
 from customer360.errors import C360Error
@@ -137,7 +137,7 @@ class SqlSession:
         try:
             df = run_sql(spark, self.ctx.lakehouse, query, role=self.role, policy=self.policy)
             frame = fetch_bounded(spark, df, self.policy.sql_bounds, rows=self.limit)
-        except AnalysisException as exc:  # raised while running: the first line, never the plan
+        except PySparkException as exc:  # raised while analysing or running (a bad cast): the first line, never the plan
             first = (str(exc).strip().splitlines() or ["(no message)"])[0][:300]
             raise C360Error(f"query failed for role {self.role}: {first}") from None
         text, cut = render_frame(frame, self.fmt, limit=self.limit)
