@@ -11,7 +11,8 @@ For each stage, on the bundled sample generator's data:
 3. on another copy, the stage started until ``--kills`` kills have landed (at most three starts a
    kill), each start killed with SIGKILL (its whole process group: the Python driver and its JVM)
    at a moment drawn uniformly between 1 s and the reference's duration (seeded); a start that
-   ends before its moment is counted as tried, not landed. After every kill, every table must read at its last committed
+   ends before its moment is counted as tried, not landed (for the erasure it ends the kills: the
+   person is erased, later starts would have no one to erase). After every kill, every table must read at its last committed
    version (each is counted in full);
 4. the stage run once more, uninterrupted; then every table must equal the reference's, row for
    row (columns holding run times or run and request ids left out, doubles to 6 decimals; the
@@ -299,11 +300,15 @@ class Bench:
             proc = start(self.commands(stage, got, person))
             moment = self.rng.uniform(1.0, clean)
             time.sleep(moment)
-            if proc.poll() is None:
+            landed = proc.poll() is None
+            if landed:
                 os.killpg(proc.pid, signal.SIGKILL)
                 result["kills_landed"] += 1
                 result["kill_moments"].append(round(moment, 1))
             proc.communicate(timeout=120)
+            if not landed and stage == "erase":  # the erasure finished: later starts would find no one to erase
+                result["erasure_finished_at_start"] = attempt + 1
+                break
             state = read_all(self.lakehouse(got))
             result["reads_after_kills"] += len(state)
             result["unreadable"] += [f"kill {attempt + 1}: {name}: {error}" for name, error in state.items() if isinstance(error, str)]
