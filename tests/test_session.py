@@ -244,7 +244,10 @@ spark = get_session(config, metastore=False)
 df = spark.createDataFrame([("ann.secret@example.com", "+4915112345678")], "email string, phone string")
 failed = []
 for job in (lambda: df.selectExpr("cast(email AS int) AS x").collect(),  # CAST_INVALID_INPUT quotes the value
-            lambda: df.selectExpr("assert_true(phone IS NULL, concat('bad phone ', phone))").collect()):
+            lambda: df.selectExpr("assert_true(phone IS NULL, concat('bad phone ', phone))").collect(),
+            # one task fails while another runs: that one is killed, "TaskKilled (Stage cancelled: ...)"
+            lambda: spark.range(0, 2, 1, 2).selectExpr(
+                "if(id = 0, cast('ann.secret@example.com' AS int), length(reflect('java.lang.Thread', 'sleep', 4000L)))").collect()):
     try:
         job()
     except Exception as exc:  # the caller gets the whole exception; only the logs are redacted
@@ -258,7 +261,7 @@ print("jobs failed with the values in their exceptions:", failed)
 def test_failed_jobs_leave_no_row_values_in_the_logs(tmp_path, redact):
     proc = subprocess.run([sys.executable, "-c", _FAILING_JOBS, str(CONF_DIR), str(tmp_path / "lh"), str(redact).lower()],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert "jobs failed with the values in their exceptions: [True, True]" in proc.stdout, proc.stderr[-3000:]
+    assert "jobs failed with the values in their exceptions: [True, True, True]" in proc.stdout, proc.stderr[-3000:]
     logs = proc.stderr
     if not redact:  # the control: Spark's own log and PySpark's query logger print both values
         assert "ann.secret@example.com" in logs and "+4915112345678" in logs
@@ -267,3 +270,4 @@ def test_failed_jobs_leave_no_row_values_in_the_logs(tmp_path, redact):
     assert re.search(r"WARN TaskSetManager: Lost task [\d.]+ in stage [\d.]+ \(TID \d+\) \(", logs)
     assert "org.apache.spark.SparkNumberFormatException [CAST_INVALID_INPUT] (detail withheld: it can quote row values)" in logs
     assert '"msg": "CAST_INVALID_INPUT (detail withheld: it can quote row values)"' in logs  # PySpark's query logger
+    assert "TaskKilled (Stage cancelled: [CAST_INVALID_INPUT] (detail withheld: it can quote row values)" in logs
