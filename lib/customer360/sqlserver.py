@@ -590,48 +590,27 @@ class RoleSqlService:
             ("DATA_TYPE", "int"), ("TYPE_NAME", "string"), ("COLUMN_SIZE", "int"), ("DECIMAL_DIGITS", "int"),
             ("NULLABLE", "int"), ("REMARKS", "string"), ("ORDINAL_POSITION", "int"), ("IS_NULLABLE", "string")], rows)
 
-    def _not_offered(self, name: str, response_type):
-        return response_type(status=self._error(f"{name} is not offered by c360 sql-server", "0A000"))
 
-    def GetTypeInfo(self, req):  # noqa: N802
+#: the calls answered "not offered", and what their refusal names (each answers ``T<call>Resp``)
+NOT_OFFERED = {
+    "GetTypeInfo": "GetTypeInfo", "GetFunctions": "GetFunctions", "GetPrimaryKeys": "GetPrimaryKeys",
+    "GetCrossReference": "GetCrossReference", "GetLog": "GetLog", "GetDelegationToken": "delegation tokens",
+    "CancelDelegationToken": "delegation tokens", "RenewDelegationToken": "delegation tokens",
+}
+
+
+def _not_offered(call: str, what: str):
+    def answer(self, req):
         from TCLIService import ttypes as t
 
-        return self._not_offered("GetTypeInfo", t.TGetTypeInfoResp)
+        return getattr(t, f"T{call}Resp")(status=self._error(f"{what} is not offered by c360 sql-server", "0A000"))
 
-    def GetFunctions(self, req):  # noqa: N802
-        from TCLIService import ttypes as t
+    answer.__name__ = call
+    return answer
 
-        return self._not_offered("GetFunctions", t.TGetFunctionsResp)
 
-    def GetPrimaryKeys(self, req):  # noqa: N802
-        from TCLIService import ttypes as t
-
-        return self._not_offered("GetPrimaryKeys", t.TGetPrimaryKeysResp)
-
-    def GetCrossReference(self, req):  # noqa: N802
-        from TCLIService import ttypes as t
-
-        return self._not_offered("GetCrossReference", t.TGetCrossReferenceResp)
-
-    def GetLog(self, req):  # noqa: N802
-        from TCLIService import ttypes as t
-
-        return self._not_offered("GetLog", t.TGetLogResp)
-
-    def GetDelegationToken(self, req):  # noqa: N802
-        from TCLIService import ttypes as t
-
-        return self._not_offered("delegation tokens", t.TGetDelegationTokenResp)
-
-    def CancelDelegationToken(self, req):  # noqa: N802
-        from TCLIService import ttypes as t
-
-        return self._not_offered("delegation tokens", t.TCancelDelegationTokenResp)
-
-    def RenewDelegationToken(self, req):  # noqa: N802
-        from TCLIService import ttypes as t
-
-        return self._not_offered("delegation tokens", t.TRenewDelegationTokenResp)
+for _call, _what in NOT_OFFERED.items():
+    setattr(RoleSqlService, _call, _not_offered(_call, _what))
 
 
 # --------------------------------------------------------------------------- the server

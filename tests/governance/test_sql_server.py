@@ -224,6 +224,14 @@ def test_the_server_listens_on_loopback_only_and_needs_the_signing_key(spark, la
         RoleSqlService(spark, lake, role="root", policy=policy, env=KEY, token_max_hours=24)
 
 
+def test_calls_not_offered_are_refused_by_name(server):
+    from customer360.sqlserver import NOT_OFFERED
+
+    for call, what in NOT_OFFERED.items():
+        status = getattr(server.service, call)(None).status
+        assert (status.statusCode, status.errorMessage) == (3, f"{what} is not offered by c360 sql-server")
+
+
 def test_dates_in_results_are_iso_text():
     from customer360.sqlserver import _text
 
