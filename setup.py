@@ -51,6 +51,12 @@ EXTRAS_REQUIRE = {
         "thrift-sasl==0.4.3",
         "pure-sasl==0.6.2",
     ],
+    # benchmarks/identity_splink.py only: Splink (DuckDB backend) as the reference for `c360 identity`;
+    # never imported by the package. Installs beside the pins above without changing any of them.
+    "bench": [
+        "splink==5.0.0",
+        "duckdb==2.0.1",
+    ],
 }
 
 setup(

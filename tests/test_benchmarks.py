@@ -148,3 +148,49 @@ def test_engine_comparison_table(harness):
     # a stage only one engine ran shows as missing, not as zero
     partial = harness.engine_comparison([spark_run, _engine_report("delta-rs", 12.0, {"ingest": 45.0})])
     assert partial["per_stage"]["identity"] == {"seconds": [50.0, None], "ratio_to_first": [1.0, None]}
+
+
+@pytest.fixture(scope="module")
+def splink_harness():
+    spec = importlib.util.spec_from_file_location("bench_identity_splink", REPO / "benchmarks" / "identity_splink.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_splink_benchmark_pairwise_scores_count_pairs_by_hand(splink_harness):
+    import pandas as pd
+
+    # P1 = a1 a2 a3, P2 = b1 b2, P3 = c (not returned: a singleton). C1 holds a1 a2 b1 b2, C2 holds a3.
+    truth = pd.Series({"a1": "P1", "a2": "P1", "a3": "P1", "b1": "P2", "b2": "P2", "c": "P3"})
+    predicted = pd.Series({"a1": "C1", "a2": "C1", "b1": "C1", "b2": "C1", "a3": "C2"})
+    scores = splink_harness.pairwise_metrics(predicted, truth)
+    # predicted C(4,2) = 6; true C(3,2) + C(2,2) = 4; true positives (C1,P1) 1 + (C1,P2) 1 = 2
+    assert {k: scores[k] for k in ("predicted_pairs", "true_pairs", "true_positive_pairs", "unresolved_records", "clusters")} == {
+        "predicted_pairs": 6, "true_pairs": 4, "true_positive_pairs": 2, "unresolved_records": 1, "clusters": 3,
+    }
+    assert (scores["precision"], scores["recall"], scores["f1"]) == (0.33333, 0.5, 0.4)
+    assert scores["over_merged_clusters"] == 1 and scores["under_merged_persons"] == 1
+
+
+def test_splink_benchmark_error_analysis_per_corruption_and_household(splink_harness):
+    import pandas as pd
+
+    truth = pd.DataFrame(
+        [
+            ("o1", 1, 1, True, ""), ("d1", 1, 1, False, "typo:surname"), ("d2", 1, 1, False, "typo:surname;dob:digit"),
+            ("o2", 2, 1, True, ""), ("o3", 3, None, True, ""), ("d3", 3, None, False, "swap_names"),
+        ],
+        columns=["rec_id", "person_id", "household_id", "original", "corruptions"],
+    ).astype({"household_id": "Int64"})
+    # d2 missed its original; relatives o1 and o2 merged (with d1): two false household pairs; d3 found
+    predicted = pd.Series({"o1": "A", "d1": "A", "o2": "A", "d2": "B", "o3": "C", "d3": "C"})
+    errors = splink_harness.error_analysis(predicted, truth)
+    assert errors["duplicates"] == 3 and errors["duplicates_missed"] == 1
+    assert errors["missed_by_corruption"] == {
+        "dob:digit": {"duplicates": 1, "missed": 1, "missed_share": 1.0},
+        "typo:surname": {"duplicates": 2, "missed": 1, "missed_share": 0.5},
+        "swap_names": {"duplicates": 1, "missed": 0, "missed_share": 0.0},
+    }
+    assert errors["missed_by_corruption_count"] == {1: {"duplicates": 2, "missed": 0}, 2: {"duplicates": 1, "missed": 1}}
+    assert errors["household_false_pairs"] == 2 and errors["households"] == 1

@@ -173,12 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     identity = sub.add_parser(
         "identity", parents=[common],
         help="silver: resolve identities from bronze; or, with --input, resolve any file of person records",
+        description="Without --input: the pipeline's identity stage (bronze -> silver). With --input, --format, "
+        "--mapping and --output: resolve one file of person records into Delta tables under --output "
+        "(customer_xref, customer_golden, pii_vault, customer_ids, identity_audit). The mapping is YAML naming "
+        "the record id column and the column(s) of each attribute; --print-example-mapping prints a commented one.",
+    )
+    identity.add_argument(
+        "--print-example-mapping", action="store_true", help="print a commented example mapping file and exit"
     )
     standalone = identity.add_argument_group("standalone (resolve one file, without the pipeline)")
     standalone.add_argument("--input", type=_path, default=None, help="a file or folder of person records")
     standalone.add_argument("--format", type=_one_of("csv", "parquet"), choices=["csv", "parquet"], default=None, help="the input's format")
     standalone.add_argument("--mapping", type=_path, default=None, help="YAML naming the record id and attribute columns")
     standalone.add_argument("--output", type=_path, default=None, help="folder for the Delta tables customer_xref, customer_golden, ...")
+    standalone.add_argument(
+        "--xref-copy", type=_one_of("csv", "parquet"), choices=["csv", "parquet"], default=None,
+        help="also write the record -> customer mapping as one file, OUTPUT/customer_xref.csv or .parquet",
+    )
 
     sub.add_parser(
         "facts", parents=[common],
@@ -383,7 +394,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_identity(args: argparse.Namespace) -> int:
+    if args.print_example_mapping:
+        from customer360.identity.standalone import EXAMPLE_MAPPING
+
+        sys.stdout.write(EXAMPLE_MAPPING)
+        return 0
     standalone = {"--input": args.input, "--format": args.format, "--mapping": args.mapping, "--output": args.output}
+    if args.xref_copy and not any(standalone.values()):
+        raise C360Error("--xref-copy goes with --input, --format, --mapping and --output (a file resolved on its own)")
     if any(standalone.values()):
         missing = [flag for flag, value in standalone.items() if not value]
         if missing:
@@ -422,6 +440,7 @@ def _identity_file(args: argparse.Namespace) -> int:
         output=resolve_root(args.output),
         run_id=uuid.uuid4().hex[:16],
         graphframes_available=detect_capabilities(spark).graphframes,
+        xref_copy=args.xref_copy,
     )
     _print(report.lines())
     return 0

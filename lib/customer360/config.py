@@ -55,7 +55,7 @@ CANONICAL_ATTRIBUTES = (
 )
 
 #: Standardized attributes a blocking key may use (the ones probabilistic matching compares).
-BLOCKING_ATTRIBUTES = ("first_name", "last_name", "date_of_birth", "street", "postcode", "city", "email", "phone")
+BLOCKING_ATTRIBUTES = ("first_name", "last_name", "date_of_birth", "street", "postcode", "city", "email", "phone", "loyalty_id")
 
 #: Attributes the identity stage standardizes and tokenizes (everything personal in a record).
 PII_ATTRIBUTES = (
@@ -356,6 +356,10 @@ class MatchingConfig(_Frozen):
     u_sample_records: int = Field(default=2000, ge=10)
     u_sample_pairs: int = Field(default=200_000, ge=100)
     seed: int = 42
+    #: the chance that two different people at one street address share a surname (relatives):
+    #: at a shared address a surname's agreement is weighed against this, not against two random
+    #: records' chance, because surname and address are not independent among non-matches
+    household_surname_share: float = Field(default=0.3, gt=0, lt=1)
 
 
 class SurvivorshipConfig(_Frozen):

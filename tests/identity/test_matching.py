@@ -14,6 +14,7 @@ from customer360.config import BlockingRule, MatchingConfig
 from customer360.identity.matching import (
     COMPARISONS,
     candidate_pairs,
+    distinct_pairs,
     expectation_maximisation,
     fixed_comparisons,
     initial_m,
@@ -21,13 +22,11 @@ from customer360.identity.matching import (
     with_comparison_levels,
 )
 
-ATTRIBUTES = ("first_name", "last_name", "date_of_birth", "street", "postcode", "city", "email", "phone")
-RECORDS_SCHEMA = (
-    "vid long, region string, first_name string, last_name string, date_of_birth date, street string, "
-    "postcode string, city string, email string, phone string"
-)
+ATTRIBUTES = ("first_name", "last_name", "date_of_birth", "street", "postcode", "city", "email", "phone", "loyalty_id", "other_ids")
+TYPES = {"date_of_birth": "date", "other_ids": "map<string,string>"}
+RECORDS_SCHEMA = "vid long, region string, " + ", ".join(f"{a} {TYPES.get(a, 'string')}" for a in ATTRIBUTES)
 PAIRS_SCHEMA = "l_vid long, r_vid long, rule string, " + ", ".join(
-    f"{side}_{a} {'date' if a == 'date_of_birth' else 'string'}" for side in ("l", "r") for a in ATTRIBUTES
+    f"{side}_{a} {TYPES.get(a, 'string')}" for side in ("l", "r") for a in ATTRIBUTES
 )
 GAMMAS = [f"gamma_{c.name}" for c in COMPARISONS]
 
@@ -40,33 +39,54 @@ BASE = {
     "city": "leeds",
     "email": "a@x.org",
     "phone": "+447700900001",
+    "loyalty_id": "L1234567",
+    "other_ids": {"passport": "P9876543"},
 }
 
 # case: (left overrides, right overrides, expected levels of the comparisons named)
 LEVEL_CASES = {
-    "identical": ({}, {}, {"first_name": 3, "last_name": 3, "date_of_birth": 2, "address": 3, "email": 1, "phone": 1}),
+    "identical": ({}, {}, {"first_name": 3, "last_name": 3, "date_of_birth": 2, "address": 4, "email": 2, "phone": 2,
+                           "loyalty_id": 2, "other_ids": 2}),
     "names swapped": ({"first_name": "smith", "last_name": "john"}, {"first_name": "john", "last_name": "smith"},
                       {"first_name": 3, "last_name": 3}),
+    "names swapped, one with a typo": ({"first_name": "smith", "last_name": "john"}, {"first_name": "jon", "last_name": "smith"},
+                                       {"first_name": 2, "last_name": 2}),
     "one edit": ({}, {"first_name": "ana", "last_name": "smyth"}, {"first_name": 2, "last_name": 2}),
+    "adjacent letters transposed": ({"first_name": "james"}, {"first_name": "jmaes"}, {"first_name": 2}),
+    "first letter mistyped (soundex differs)": ({}, {"first_name": "xnna", "last_name": "zmith"}, {"first_name": 2, "last_name": 2}),
+    "two letters apart swapped: not one transposition": ({"first_name": "james"}, {"first_name": "jsmea"}, {"first_name": 0}),
     "two edits, long name": ({"first_name": "katherine"}, {"first_name": "katharyne"}, {"first_name": 2}),
     "two edits, short name sounds alike": ({"first_name": "mark"}, {"first_name": "marco"}, {"first_name": 1}),
+    "two edits in six letters: another name": ({"first_name": "jorden"}, {"first_name": "jayden"}, {"first_name": 0}),
     "different": ({}, {"first_name": "zoe", "last_name": "okafor"}, {"first_name": 0, "last_name": 0}),
     "null names": ({"last_name": None}, {"first_name": None}, {"first_name": -1, "last_name": -1}),
     "day and month transposed": ({}, {"date_of_birth": date(1980, 4, 3)}, {"date_of_birth": 1}),
     "one digit of the date": ({}, {"date_of_birth": date(1980, 3, 5)}, {"date_of_birth": 1}),
     "different date": ({}, {"date_of_birth": date(1991, 11, 22)}, {"date_of_birth": 0}),
     "null date": ({"date_of_birth": None}, {}, {"date_of_birth": -1}),
-    "email and phone differ or missing": ({}, {"email": "b@x.org", "phone": None}, {"email": 0, "phone": -1}),
-    "same street and postcode, other city": ({}, {"city": "york"}, {"address": 3}),
+    "email and phone differ or missing": ({}, {"email": "bob@y.org", "phone": None}, {"email": 0, "phone": -1}),
+    "email, phone and loyalty id one edit off": ({}, {"email": "a@x.orj", "phone": "+447700900010", "loyalty_id": "L1234576"},
+                                                 {"email": 1, "phone": 1, "loyalty_id": 1}),
+    "phone two digits off": ({}, {"phone": "+447700900221"}, {"phone": 0}),
+    "other id one digit off": ({}, {"other_ids": {"passport": "P9876548"}}, {"other_ids": 1}),
+    "other ids of different kinds": ({}, {"other_ids": {"ssn": "P9876543"}}, {"other_ids": -1}),
+    "other ids: the best shared kind counts": ({"other_ids": {"passport": "P1", "ssn": "123"}},
+                                               {"other_ids": {"passport": "P2222", "ssn": "123"}}, {"other_ids": 2}),
+    "no other ids": ({"other_ids": None}, {}, {"other_ids": -1}),
+    "same street and postcode, other city": ({}, {"city": "york"}, {"address": 4}),
+    "similar street and same postcode": ({}, {"street": "12 hihg street", "city": "york"}, {"address": 3}),
     "same postcode, other street": ({}, {"street": "1 low road", "city": "york"}, {"address": 2}),
-    "same street and city, other postcode": ({}, {"postcode": "zz9 9zz"}, {"address": 2}),
-    "same street and city, no postcode": ({}, {"postcode": None}, {"address": 2}),
+    "same street and city, other postcode": ({}, {"postcode": "zz9 9zz"}, {"address": 3}),
+    "same street and city, no postcode": ({}, {"postcode": None}, {"address": 3}),
     "same city only": ({}, {"street": "1 low road", "postcode": "zz9 9zz"}, {"address": 1}),
     "similar street only": ({}, {"street": "12 high streat", "postcode": "zz9 9zz", "city": "york"}, {"address": 1}),
     "similar long street (edits up to a fifth)": (
         {"street": "123 long avenue north"}, {"street": "123 long av north", "postcode": "zz9 9zz", "city": "york"},
         {"address": 1},
     ),
+    "same street, postcode and city one typo off": ({}, {"postcode": "ab1 2cf", "city": "leds"}, {"address": 3}),
+    "house number left out": ({}, {"street": "high street", "postcode": "zz9 9zz", "city": "york"}, {"address": 1}),
+    "neighbours: another house number, same postcode": ({}, {"street": "14 high street"}, {"address": 3}),
     "street too different": ({}, {"street": "12 high st", "postcode": "zz9 9zz", "city": "york"}, {"address": 0}),
     "no address on one side": ({}, {"street": None, "postcode": None, "city": None}, {"address": -1}),
     "only a city on one side": ({}, {"street": None, "postcode": None}, {"address": 1}),
@@ -97,7 +117,11 @@ def test_comparison_levels(levels, case):
 def test_comparison_levels_output_columns(spark):
     pairs = spark.createDataFrame([pair_row(7, {}, {})], PAIRS_SCHEMA)
     got = with_comparison_levels(pairs)
-    expected = spark.createDataFrame([(7, 1007, "test", 3, 3, 2, 3, 1, 1)], "l_vid long, r_vid long, rule string, " + ", ".join(f"{g} int" for g in GAMMAS))
+    expected = spark.createDataFrame(
+        [(7, 1007, "test", 3, 3, 2, 4, 2, 2, 2, 2, None, None, None)],
+        "l_vid long, r_vid long, rule string, " + ", ".join(f"{g} int" for g in GAMMAS)
+        + ", tf_first_name double, tf_last_name double, tf_address double",
+    )
     assert_df_equality(got, expected, ignore_nullable=True)
 
 
@@ -130,14 +154,14 @@ TRUE_LAMBDA = 0.3
 TRUE_M = {
     "first_name": np.array([0.05, 0.05, 0.10, 0.80]),
     "date_of_birth": np.array([0.05, 0.10, 0.85]),
-    "email": np.array([0.30, 0.70]),
-    "phone": np.array([0.40, 0.60]),
+    "email": np.array([0.25, 0.05, 0.70]),
+    "phone": np.array([0.35, 0.05, 0.60]),
 }
 TRUE_U = {
     "first_name": np.array([0.85, 0.08, 0.05, 0.02]),
     "date_of_birth": np.array([0.90, 0.07, 0.03]),
-    "email": np.array([0.99, 0.01]),
-    "phone": np.array([0.98, 0.02]),
+    "email": np.array([0.985, 0.005, 0.01]),
+    "phone": np.array([0.97, 0.01, 0.02]),
 }
 
 
@@ -168,7 +192,7 @@ def counts() -> pd.DataFrame:
 
 def test_em_recovers_match_share_and_m(counts):
     model = expectation_maximisation(counts, u=full_u(), rule="synthetic", max_iterations=500, tolerance=1e-9)
-    assert len(counts) < 100  # vectors, not pairs
+    assert len(counts) <= 4 * 3 * 3 * 3  # vectors, not pairs
     assert model.candidate_pairs == 40_000
     assert 1 < model.iterations < 500  # converged before the cap
     assert model.lam == pytest.approx(TRUE_LAMBDA, abs=0.015)
@@ -183,7 +207,7 @@ def test_em_leaves_fixed_comparisons_out(counts):
     """A fixed comparison neither moves nor votes: fixing email while its column says 'exact' for
     every pair gives the same model as a data set without email at all."""
     without_email = counts.assign(gamma_email=-1).groupby(GAMMAS, as_index=False)["n"].sum()
-    all_agree = counts.assign(gamma_email=1).groupby(GAMMAS, as_index=False)["n"].sum()
+    all_agree = counts.assign(gamma_email=2).groupby(GAMMAS, as_index=False)["n"].sum()
     reference = expectation_maximisation(without_email, u=full_u(), fixed=frozenset({"email"}))
     fixed = expectation_maximisation(all_agree, u=full_u(), fixed=frozenset({"email"}))
     assert fixed.lam == pytest.approx(reference.lam, abs=1e-12)
@@ -197,8 +221,8 @@ def test_em_leaves_fixed_comparisons_out(counts):
     assert reference.lam == pytest.approx(TRUE_LAMBDA, abs=0.03)
 
     rows = {(r[1], r[2]): r for r in fixed.rows("run-1")}
-    assert rows[("email", 1)][4] is None and rows[("email", 1)][6] is None  # m and weight: none for fixed
-    assert rows[("email", 1)][5] == pytest.approx(0.01)
+    assert rows[("email", 2)][4] is None and rows[("email", 2)][6] is None  # m and weight: none for fixed
+    assert rows[("email", 2)][5] == pytest.approx(0.01)
     assert rows[("first_name", 3)][4] == pytest.approx(fixed.m["first_name"][3])
     assert rows[("first_name", 3)][6] == pytest.approx(np.log2(fixed.m["first_name"][3] / 0.02))
     assert len(rows) == sum(len(c.levels) for c in COMPARISONS)
@@ -215,8 +239,8 @@ def test_em_on_no_pairs_does_nothing():
 # --- candidate pairs ---------------------------------------------------------------------------
 
 def record(vid, region="us", first="x", last="smith", dob=date(1980, 1, 1), street=None, postcode="ab1", city=None,
-           email=None, phone=None):
-    return (vid, region, first, last, dob, street, postcode, city, email, phone)
+           email=None, phone=None, loyalty_id=None, other_ids=None):
+    return (vid, region, first, last, dob, street, postcode, city, email, phone, loyalty_id, other_ids)
 
 
 def test_candidate_pairs_skip_and_report_big_blocks(spark):
@@ -239,7 +263,7 @@ def test_candidate_pairs_skip_and_report_big_blocks(spark):
         BlockingRule(name="surname_birth_date", keys=("soundex(last_name)", "date_of_birth")),
     )
     pairs, skipped = candidate_pairs(records, rules, max_block_size=3)
-    assert sorted((r.l_vid, r.r_vid, r.rule) for r in pairs.collect()) == [
+    assert sorted(tuple(r) for r in pairs.collect()) == [
         (1, 2, "surname_birth_date"),
         (3, 4, "surname_birth_date"),
         (5, 6, "surname_birth_date"),
@@ -251,10 +275,18 @@ def test_candidate_pairs_skip_and_report_big_blocks(spark):
         spark.createDataFrame([("us", "surname_postcode", 4)], "region string, rule string, block_size long"),
         ignore_nullable=True,
     )
+    # compared once per pair, under the first rule (in configured order) that found it
+    compared = distinct_pairs(pairs, records, rules)
+    assert sorted((r.l_vid, r.r_vid, r.rule, tuple(r.rules)) for r in compared.collect()) == [
+        (1, 2, "surname_birth_date", ("surname_birth_date",)),
+        (3, 4, "surname_birth_date", ("surname_birth_date",)),
+        (5, 6, "surname_postcode", ("surname_birth_date", "surname_postcode")),
+        (7, 8, "surname_birth_date", ("surname_birth_date",)),
+    ]
     # both sides' attributes come along for the comparisons
-    row = pairs.where("l_vid = 1").first()
+    row = compared.where("l_vid = 1").first()
     assert (row.l_last_name, row.r_last_name, row.l_region) == ("smith", "smyth", "us")
-    assert {f"{side}_{a}" for side in ("l", "r") for a in ATTRIBUTES} <= set(pairs.columns)
+    assert {f"{side}_{a}" for side in ("l", "r") for a in ATTRIBUTES} <= set(compared.columns)
 
 
 def test_candidate_pairs_need_a_rule(spark):
@@ -349,5 +381,48 @@ def test_links_report_skipped_blocks_and_one_model_per_rule(spark, match_result)
         assert model.m["first_name"][3] > model.u["first_name"][3]
         assert model.m["first_name"][0] < model.u["first_name"][0]
     model_rows = result.model_rows("run-1")
-    assert len(model_rows) == 2 * sum(len(c.levels) for c in COMPARISONS)
+    assert len(model_rows) == 3 * sum(len(c.levels) for c in COMPARISONS)  # two sessions and the scoring model
     assert {row[0] for row in model_rows if row[4] is None} == {"surname_birth_date", "surname_postcode"}
+
+
+def test_scoring_model_weighs_a_surname_at_a_shared_address_against_the_household(spark):
+    """The scoring expression, value by value: prior of the region, log(m/u) per level, the
+    term-frequency adjustment of an exact first name, and a surname at the same street weighed
+    against the household share instead of its u (and without its term frequency) unless the
+    first names agree."""
+    import math
+
+    from customer360.identity.matching import MatchModel
+
+    m = {c.name: np.full(len(c.levels), 1.0 / len(c.levels)) for c in COMPARISONS}
+    u = {c.name: np.full(len(c.levels), 1.0 / len(c.levels)) for c in COMPARISONS}
+    m["last_name"] = np.array([0.05, 0.05, 0.1, 0.8])
+    u["last_name"] = np.array([0.97, 0.01, 0.01, 0.01])
+    m["first_name"] = np.array([0.05, 0.05, 0.1, 0.8])
+    u["first_name"] = np.array([0.97, 0.01, 0.01, 0.01])
+    m["address"] = np.array([0.1, 0.1, 0.1, 0.2, 0.5])
+    u["address"] = np.array([0.9, 0.05, 0.03, 0.01, 0.01])
+    model = MatchModel(m=m, u=u, priors={"us": 0.001, "gb": 0.01}, candidate_pairs=3, record_pairs=1000,
+                       household_surname_share=0.3)
+    gammas = {g: -1 for g in GAMMAS}
+    rows = [
+        # region, last, address, first, tf_first, tf_last
+        ("us", 3, 4, -1, None, 0.001),  # surname at the same street: household share, no tf
+        ("us", 3, 1, -1, None, 0.001),  # surname elsewhere in town: u and its term frequency
+        ("gb", -1, -1, 3, 0.05, None),  # a common first name: weaker than the level's u
+        ("us", 3, 4, 3, None, 0.001),  # first names agree too: relatives rarely share one, no household rule
+    ]
+    frame = spark.createDataFrame(
+        [(region, *[{"gamma_last_name": last, "gamma_address": address, "gamma_first_name": first}.get(g, gammas[g]) for g in GAMMAS],
+          tf_first, tf_last, None) for region, last, address, first, tf_first, tf_last in rows],
+        "region string, " + ", ".join(f"{g} int" for g in GAMMAS) + ", tf_first_name double, tf_last_name double, tf_address double",
+    )
+    got = [r[0] for r in frame.select(model.log_odds()).collect()]
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    expected = [
+        logit(0.001) + math.log(0.8 / 0.3) + math.log(0.5 / 0.01),
+        logit(0.001) + math.log(0.8 / 0.01) + math.log(0.01 / 0.001) + math.log(0.1 / 0.05),
+        logit(0.01) + math.log(0.8 / 0.01) + math.log(0.01 / 0.05),
+        logit(0.001) + 2 * math.log(0.8 / 0.01) + math.log(0.01 / 0.001) + math.log(0.5 / 0.01),
+    ]
+    assert got == pytest.approx(expected, rel=1e-9)

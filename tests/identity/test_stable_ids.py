@@ -237,3 +237,26 @@ def test_second_run_registry_rows(second_run):
         SALTED_SOURCE_ID: retired(SALTED_SOURCE_ID, "split"),
         "C-GONE": retired("C-GONE", "retire"),
     }
+
+
+def test_first_run_shortcut_gives_what_the_general_path_gives(spark):
+    """No previous xref and no registry takes one aggregation instead of the joins; the ids, the
+    registry rows and the (empty) audit are those of the general path on empty tables."""
+    comp = components(spark, [
+        ("us", "crm", "2", 7), ("us", "crm", "1", 7), ("us", "web", "0", 7),
+        ("us", "crm", "9", 8),
+        ("gb", "crm", "1", 7),  # same component number, other region: another customer
+    ])
+    quick = assign_customer_ids(comp, previous=None, registry=None, run_id="run-1", now=NOW)
+    general = assign_customer_ids(comp, previous=xref(spark, []), registry=registry(spark, []), run_id="run-1", now=NOW)
+    assert ids_of(quick) == ids_of(general) == {
+        ("us", "crm", "2"): expected_id("us", "crm", "1"),
+        ("us", "crm", "1"): expected_id("us", "crm", "1"),
+        ("us", "web", "0"): expected_id("us", "crm", "1"),
+        ("us", "crm", "9"): expected_id("us", "crm", "9"),
+        ("gb", "crm", "1"): expected_id("gb", "crm", "1"),
+    }
+    assert registry_rows(quick) == registry_rows(general)
+    assert len(registry_rows(quick)) == 3
+    assert audit_rows(quick) == audit_rows(general) == []
+    assert_df_equality(quick.audit, general.audit, ignore_nullable=True)

@@ -1,6 +1,8 @@
 """``c360 identity --input --format --mapping --output`` on files that look nothing like ours."""
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -232,3 +234,85 @@ def test_mapping_files_that_are_not_files_or_too_big(tmp_path):
     deep.write_text("record_id: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
     with pytest.raises(ConfigError):
         load_mapping(deep)
+
+
+def test_example_mapping_is_printed_valid_and_described_by_help(tmp_path, capsys):
+    from customer360.identity.standalone import EXAMPLE_MAPPING
+
+    assert _run(tmp_path, "--print-example-mapping") == 0
+    printed = capsys.readouterr().out
+    assert printed == EXAMPLE_MAPPING
+    mapping = StandaloneMapping.model_validate(yaml.safe_load(printed))
+    assert mapping.source_columns("street") == ["street_number", "address_1"]
+    assert mapping.date_format("date_of_birth") == "yyyyMMdd"
+    with pytest.raises(SystemExit):
+        cli.main(["identity", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--print-example-mapping prints a commented one" in help_text
+    assert "--xref-copy" in help_text
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"street": []}, "a list of 1 to 8 non-empty column names"),
+        ({"street": ["a", ""]}, "a list of 1 to 8 non-empty column names"),
+        ({"street": [f"c{i}" for i in range(9)]}, "a list of 1 to 8 non-empty column names"),
+        ({"date_of_birth": ["d", "m", "y"]}, "one column (with a format), not a list"),
+    ],
+)
+def test_attribute_column_lists_are_checked(columns, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        StandaloneMapping.model_validate({"record_id": "id", "columns": columns})
+
+
+def test_febrl_style_file_with_a_street_from_two_columns_and_an_xref_copy(spark, tmp_path, capsys):
+    """FEBRL-style records (our generator, no national id): the street joined from number and
+    name, the generic region (no country), the mapping as CSV and as Parquet beside the Delta tables."""
+    import pandas as pd
+
+    from customer360.identity.synthetic import febrl_like, to_identity_mapping
+
+    data = febrl_like(originals=300, duplicates=300, seed=5, with_national_id=False)
+    source = tmp_path / "febrl.csv"
+    data.records.to_csv(source, index=False)
+    mapping = _mapping(tmp_path, yaml.safe_dump(to_identity_mapping(False)))
+    out = tmp_path / "out"
+    args = ["--input", str(source), "--format", "csv", "--mapping", str(mapping), "--output", str(out)]
+    assert _run(tmp_path, *args, "--xref-copy", "csv") == 0
+    printed = capsys.readouterr().out
+    assert f"record -> customer mapping also in {out}/customer_xref.csv" in printed
+    delta = _tables(spark, out)("customer_xref").toPandas()
+    copy = pd.read_csv(out / "customer_xref.csv", dtype={"source_record_id": str, "customer_id": str})
+    assert list(copy.columns) == ["source", "source_record_id", "customer_id", "match_rule", "match_confidence"]
+    assert len(copy) == len(delta) == 600
+    assert dict(copy[["source_record_id", "customer_id"]].values) == dict(delta[["source_record_id", "customer_id"]].values)
+    assert set(delta["region"]) == {"all"}
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no staging left behind
+
+    # street = number + name: the vault holds the joined value
+    vault = _tables(spark, out)("pii_vault").toPandas()
+    first = data.records.dropna(subset=["street_number", "address_1"]).iloc[0]
+    assert f"{first.street_number} {first.address_1}" in set(vault.loc[vault.kind == "street", "value"])
+
+    # accuracy end to end against the generator's truth
+    person = dict(data.truth[["rec_id", "person_id"]].values)
+    customer = dict(delta[["source_record_id", "customer_id"]].values)
+    cells = pd.Series([(customer[r], p) for r, p in person.items()]).value_counts()
+    pairs = lambda counts: int((counts * (counts - 1) // 2).sum())  # noqa: E731
+    true_positive = pairs(cells)
+    predicted = pairs(pd.Series(list(customer.values())).value_counts())
+    actual = pairs(pd.Series(list(person.values())).value_counts())
+    assert true_positive / predicted >= 0.999
+    assert true_positive / actual >= 0.97
+
+    # parquet copy on a rerun (same ids), replacing nothing but itself
+    assert _run(tmp_path, *args, "--xref-copy", "parquet") == 0
+    again = pd.read_parquet(out / "customer_xref.parquet")
+    assert dict(again[["source_record_id", "customer_id"]].values) == customer
+    assert (out / "customer_xref.csv").exists()
+
+
+def test_xref_copy_needs_a_file_to_resolve(tmp_path, capsys):
+    assert _run(tmp_path, "--xref-copy", "csv") == 2
+    assert "--xref-copy goes with --input" in capsys.readouterr().err

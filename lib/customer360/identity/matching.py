@@ -1,25 +1,33 @@
 """Probabilistic record linkage (Fellegi-Sunter) with parameters estimated by EM, no labels.
 
-1. Candidate pairs: records agreeing on every key of a blocking rule (config), within a region;
-   blocks larger than ``max_block_size`` are skipped and reported.
-2. Comparison vectors: each pair gets a level per comparison (first name, surname, date of birth,
-   address, email, phone) from Spark built-ins (levenshtein, soundex); -1 when either side is
-   null, which neither helps nor hurts.
-3. u probabilities come from random record pairs (almost all non-matches). m probabilities and
-   the match share are estimated by EM, one session per blocking rule over the comparisons that
-   rule does not fix (as Splink does): a rule on surname and postcode makes every candidate agree
-   on them, so letting them vote would make EM learn "same household" instead of "same person".
-   The pairs are reduced to counts per distinct comparison vector, so EM runs on the driver over
-   a few hundred rows.
-4. A pair's match probability is its rule session's posterior (the best one when several rules
-   found it); pairs at or above the threshold become links carrying rule and probability.
+1. Candidate pairs: the union of several blocking rules (config), within a region. Each rule
+   finds the records agreeing on all of its keys; together they catch what any single key misses
+   (a typo in both names, swapped names, a move, a wrong date). Blocks larger than
+   ``max_block_size`` are skipped and reported; the pairs each rule generated, and how many of
+   them no earlier rule had found, are counted. A pair found by several rules is compared once.
+2. Comparison vectors: each pair gets a level per comparison (names, date of birth, address,
+   email, phone, loyalty id, other ids), whatever rule found it: exact, fuzzy (Levenshtein and
+   Damerau-Levenshtein distances, soundex, transposed day and month, one digit), different; -1
+   when either side is null, which neither helps nor hurts.
+3. u probabilities come from random record pairs (almost all non-matches). m probabilities are
+   estimated by EM, one session per blocking rule over the comparisons that rule does not fix (as
+   Splink does): a rule on surname and postcode makes every candidate agree on them, so letting
+   them vote would make EM learn "same household" instead of "same person". Each comparison's m
+   is the average over the sessions that estimated it, weighted by their expected matches. The
+   pairs are reduced to counts per distinct comparison vector, so EM runs on the driver.
+4. Scoring is one model for every pair: the prior is the probability that two random records of
+   the region match (expected matching pairs among the candidates / all record pairs of the
+   region), each comparison adds log(m/u) of its level, and exact agreement on a first name, a
+   surname or a city is term-frequency adjusted (agreeing on a rare name is stronger evidence than
+   on a common one). Pairs at or above the threshold become links carrying the first rule that
+   found them and their probability.
 """
 from __future__ import annotations
 
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,19 +41,23 @@ from customer360.config import BlockingRule, MatchingConfig
 log = logging.getLogger(__name__)
 
 #: attributes the comparisons read (a record needs a first or last name to be compared at all)
-#: attributes the comparisons read (a record needs a first or last name to be compared at all)
-COMPARED = ("first_name", "last_name", "date_of_birth", "street", "postcode", "city", "email", "phone")
+COMPARED = (
+    "first_name", "last_name", "date_of_birth", "street", "postcode", "city", "email", "phone", "loyalty_id", "other_ids",
+)
+_COMPARED_TYPES = {"date_of_birth": T.DateType(), "other_ids": T.MapType(T.StringType(), T.StringType())}
+#: attributes whose exact agreement is term-frequency adjusted
+TF_COLUMNS = ("first_name", "last_name", "city")
 
 MODEL_SCHEMA = T.StructType(
     [
-        T.StructField("blocking_rule", T.StringType(), False),
+        T.StructField("blocking_rule", T.StringType(), False),  # a training session's rule, or "combined" (the scoring model)
         T.StructField("comparison", T.StringType(), False),
         T.StructField("level", T.IntegerType(), False),
         T.StructField("description", T.StringType(), False),
         T.StructField("m", T.DoubleType(), True),  # null: the rule fixes this comparison
         T.StructField("u", T.DoubleType(), False),
         T.StructField("match_weight", T.DoubleType(), True),  # log2(m/u)
-        T.StructField("match_share", T.DoubleType(), False),  # lambda of the rule's candidate pairs
+        T.StructField("match_share", T.DoubleType(), False),  # a session: lambda of its candidate pairs; combined: of all record pairs
         T.StructField("em_iterations", T.IntegerType(), False),
         T.StructField("candidate_pairs", T.LongType(), False),
         T.StructField("run_id", T.StringType(), False),
@@ -58,39 +70,65 @@ class Comparison:
     name: str
     columns: tuple[str, ...]  # the record attributes it reads
     levels: tuple[str, ...]  # description of level 0, 1, ... (highest = strongest agreement)
-    build: object  # () -> Column over l_*/r_* columns giving the level, -1 when nothing to compare
+    build: Callable[[], Column]  # over l_*/r_* columns: the level, -1 when nothing to compare
+    #: (level, attribute): at that level, when both sides hold the same value of the attribute,
+    #: the weight is term-frequency adjusted by that value's frequency
+    tf: tuple[int, str] | None = None
 
     def expression(self) -> Column:
         return self.build()
 
 
-def _lev(name: str) -> Column:
-    return F.levenshtein(F.col(f"l_{name}"), F.col(f"r_{name}"))
+def _l(name: str) -> Column:
+    return F.col(f"l_{name}")
+
+
+def _r(name: str) -> Column:
+    return F.col(f"r_{name}")
+
+
+def _lev(name: str, other: str | None = None) -> Column:
+    return F.levenshtein(_l(name), _r(other or name))
 
 
 def _null(name: str) -> Column:
-    return F.col(f"l_{name}").isNull() | F.col(f"r_{name}").isNull()
+    return _l(name).isNull() | _r(name).isNull()
 
 
 def _same(name: str) -> Column:
-    return F.coalesce(F.col(f"l_{name}") == F.col(f"r_{name}"), F.lit(False))
+    return F.coalesce(_l(name) == _r(name), F.lit(False))
+
+
+def _transposed(left: str, right: str) -> Column:
+    """``left`` becomes ``right`` by swapping two adjacent characters (Damerau's extra edit)."""
+    return F.expr(
+        f"length({left}) = length({right}) AND length({left}) >= 2 AND exists(sequence(1, length({left}) - 1), "
+        f"i -> concat(substr({left}, 1, i - 1), substr({left}, i + 1, 1), substr({left}, i, 1), substr({left}, i + 2)) = {right})"
+    )
+
+
+def _damerau_1(name: str, other: str | None = None) -> Column:
+    """Damerau-Levenshtein distance at most 1: one insertion, deletion, substitution or transposition."""
+    lev = _lev(name, other)
+    return F.coalesce((lev <= 1) | ((lev == 2) & _transposed(f"l_{name}", f"r_{other or name}")), F.lit(False))
 
 
 def _name_level(name: str, other: str) -> Column:
-    left, right = F.col(f"l_{name}"), F.col(f"r_{name}")
-    swapped = (F.col(f"l_{name}") == F.col(f"r_{other}")) & (F.col(f"l_{other}") == F.col(f"r_{name}"))
+    left, right = _l(name), _r(name)
+    swapped = F.coalesce((_l(name) == _r(other)) & (_l(other) == _r(name)), F.lit(False))
+    swapped_fuzzy = _damerau_1(name, other) & _damerau_1(other, name)
     shortest = F.least(F.length(left), F.length(right))
     return (
         F.when(_null(name), -1)
-        .when((left == right) | F.coalesce(swapped, F.lit(False)), 3)
-        .when((_lev(name) <= 1) | ((_lev(name) <= 2) & (shortest >= 6)), 2)
+        .when((left == right) | swapped, 3)
+        .when(_damerau_1(name) | ((_lev(name) <= 2) & (shortest >= 8)) | swapped_fuzzy, 2)
         .when(F.soundex(left) == F.soundex(right), 1)
         .otherwise(0)
     )
 
 
 def _date_level() -> Column:
-    left, right = F.col("l_date_of_birth"), F.col("r_date_of_birth")
+    left, right = _l("date_of_birth"), _r("date_of_birth")
     transposed = (F.year(left) == F.year(right)) & (F.month(left) == F.dayofmonth(right)) & (
         F.dayofmonth(left) == F.month(right)
     )
@@ -98,36 +136,73 @@ def _date_level() -> Column:
     return F.when(_null("date_of_birth"), -1).when(left == right, 2).when(transposed | one_digit, 1).otherwise(0)
 
 
-def _exact_level(name: str) -> Column:
-    return F.when(_null(name), -1).when(F.col(f"l_{name}") == F.col(f"r_{name}"), 1).otherwise(0)
+def _identifier_level(name: str) -> Column:
+    """Exact, one edit or transposition (a mistyped digit), different."""
+    return F.when(_null(name), -1).when(_l(name) == _r(name), 2).when(_damerau_1(name), 1).otherwise(0)
+
+
+def _other_ids_level() -> Column:
+    """The best agreement over the identifier kinds both records carry (exact, one edit, different);
+    -1 when they share no kind."""
+    return F.coalesce(
+        F.expr(
+            "array_max(filter(map_values(map_zip_with(l_other_ids, r_other_ids, (k, a, b) -> "
+            "CASE WHEN a IS NULL OR b IS NULL THEN NULL WHEN a = b THEN 2 WHEN levenshtein(a, b) <= 1 THEN 1 ELSE 0 END)), "
+            "x -> x IS NOT NULL))"
+        ),
+        F.lit(-1),
+    )
+
+
+def _street_similar() -> Column:
+    """Streets within a fifth of their length in edits, or the same street with the house number
+    left out on one side ("beach place" and "15 beach place")."""
+    longest = F.greatest(F.length("l_street"), F.length("r_street"))
+    number = r"^\s*[0-9]+[a-z]?\s+"
+    bare_l, bare_r = F.regexp_replace("l_street", number, ""), F.regexp_replace("r_street", number, "")
+    one_unnumbered = (bare_l == F.col("l_street")) != (bare_r == F.col("r_street"))
+    return F.coalesce(
+        (_lev("street") <= F.greatest(F.lit(1), F.floor(longest * 0.2))) | ((bare_l == bare_r) & one_unnumbered), F.lit(False)
+    )
 
 
 def _address_level() -> Column:
     """One comparison for street, postcode and city: they are strongly correlated, and counting
-    them as three independent agreements would make any two people at one address a match."""
+    them as three independent agreements would make any two people at one address a match.
+    A postcode one edit away and a city within a fifth of its length in edits count as close."""
     nothing = lambda side: F.col(f"{side}_street").isNull() & F.col(f"{side}_postcode").isNull() & F.col(f"{side}_city").isNull()  # noqa: E731
-    longest = F.greatest(F.length("l_street"), F.length("r_street"))
-    similar_street = F.coalesce(_lev("street") <= F.greatest(F.lit(1), F.floor(longest * 0.2)), F.lit(False))
+    similar_street = _street_similar()
+    close_postcode = _damerau_1("postcode")
+    longest_city = F.greatest(F.length("l_city"), F.length("r_city"))
+    close_city = F.coalesce(_lev("city") <= F.greatest(F.lit(1), F.floor(longest_city * 0.2)), F.lit(False))
+    close_place = close_postcode | close_city
     return (
         F.when(nothing("l") | nothing("r"), -1)
-        .when(_same("street") & _same("postcode"), 3)
-        .when(_same("postcode") | (_same("street") & _same("city")) | (similar_street & _same("postcode")), 2)
-        .when(_same("city") | similar_street, 1)
+        .when(_same("street") & _same("postcode"), 4)
+        .when((similar_street & _same("postcode")) | (_same("street") & close_place), 3)
+        .when(_same("postcode") | (similar_street & close_place), 2)
+        .when(close_city | similar_street | close_postcode, 1)
         .otherwise(0)
     )
 
 
+NAME_LEVELS = ("different", "sounds alike", "one edit or transposition (two in a name of 8 letters or more), or swapped with one", "exact or swapped")
+ID_LEVELS = ("different", "one edit or transposition", "exact")
 COMPARISONS: tuple[Comparison, ...] = (
-    Comparison("first_name", ("first_name",), ("different", "sounds alike", "one or two edits", "exact or swapped"),
-               lambda: _name_level("first_name", "last_name")),
-    Comparison("last_name", ("last_name",), ("different", "sounds alike", "one or two edits", "exact or swapped"),
-               lambda: _name_level("last_name", "first_name")),
+    Comparison("first_name", ("first_name",), NAME_LEVELS, lambda: _name_level("first_name", "last_name"), tf=(3, "first_name")),
+    Comparison("last_name", ("last_name",), NAME_LEVELS, lambda: _name_level("last_name", "first_name"), tf=(3, "last_name")),
     Comparison("date_of_birth", ("date_of_birth",), ("different", "one digit or day/month swapped", "exact"), _date_level),
     Comparison("address", ("street", "postcode", "city"),
-               ("different", "same city or similar street", "same postcode", "same street and postcode"), _address_level),
-    Comparison("email", ("email",), ("different", "exact"), lambda: _exact_level("email")),
-    Comparison("phone", ("phone",), ("different", "exact"), lambda: _exact_level("phone")),
+               ("different", "close city, similar street or close postcode", "same postcode, or similar street and close city or postcode",
+                "similar street and same postcode, or same street and close city or postcode", "same street and postcode"),
+               _address_level,
+               tf=(1, "city")),
+    Comparison("email", ("email",), ID_LEVELS, lambda: _identifier_level("email")),
+    Comparison("phone", ("phone",), ID_LEVELS, lambda: _identifier_level("phone")),
+    Comparison("loyalty_id", ("loyalty_id",), ID_LEVELS, lambda: _identifier_level("loyalty_id")),
+    Comparison("other_ids", ("other_ids",), ("different", "one edit", "exact"), _other_ids_level),
 )
+GAMMAS = tuple(f"gamma_{c.name}" for c in COMPARISONS)
 
 
 def fixed_comparisons(rule: BlockingRule) -> frozenset[str]:
@@ -139,9 +214,25 @@ def fixed_comparisons(rule: BlockingRule) -> frozenset[str]:
     )
 
 
+def _level_log_odds(counts: pd.DataFrame, m: dict[str, np.ndarray], u: dict[str, np.ndarray], comparisons) -> np.ndarray:
+    """Sum of log(m/u) over ``comparisons`` for each comparison vector of ``counts``."""
+    weight = np.zeros(len(counts))
+    for comparison in comparisons:
+        gamma = counts[f"gamma_{comparison.name}"].to_numpy().astype(int)
+        present = gamma >= 0
+        weight[present] += np.log(m[comparison.name][gamma[present]]) - np.log(u[comparison.name][gamma[present]])
+    return weight
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
 @dataclass(frozen=True)
 class FellegiSunterModel:
-    """One rule's model: m for the comparisons it does not fix, u from random pairs, the match share."""
+    """One training session (a blocking rule's candidate pairs): m for the comparisons the rule does
+    not fix, u from random pairs, the share of matches among the rule's pairs."""
 
     rule: str
     fixed: frozenset[str]
@@ -151,38 +242,13 @@ class FellegiSunterModel:
     iterations: int
     candidate_pairs: int
 
-    def log_odds(self) -> Column:
-        """The posterior log-odds of a match as a Spark expression over the ``gamma_*`` columns."""
-        lam = min(max(self.lam, 1e-9), 1 - 1e-9)
-        total = F.lit(math.log(lam / (1 - lam)))
-        for comparison in COMPARISONS:
-            if comparison.name in self.fixed:
-                continue
-            gamma = F.col(f"gamma_{comparison.name}")
-            weight = None
-            for level in range(len(comparison.levels)):
-                value = math.log(self.m[comparison.name][level] / self.u[comparison.name][level])
-                weight = F.when(gamma == level, value) if weight is None else weight.when(gamma == level, value)
-            total = total + weight.otherwise(0.0)
-        return total
+    def free(self) -> list[Comparison]:
+        return [c for c in COMPARISONS if c.name not in self.fixed]
 
-    def probability(self) -> Column:
-        return F.lit(1.0) / (F.lit(1.0) + F.exp(-self.log_odds()))
-
-    def has_evidence(self) -> Column:
-        """True when at least one comparison the rule does not fix agrees at a level with positive
-        weight: a pair that merely satisfies the blocking keys is never linked on the prior alone."""
-        evidence = F.lit(False)
-        for comparison in COMPARISONS:
-            if comparison.name in self.fixed:
-                continue
-            supporting = [
-                level for level in range(len(comparison.levels))
-                if self.m[comparison.name][level] > self.u[comparison.name][level]
-            ]
-            if supporting:
-                evidence = evidence | F.col(f"gamma_{comparison.name}").isin(*supporting)
-        return evidence
+    def posterior(self, counts: pd.DataFrame) -> np.ndarray:
+        """The session's match probability of each comparison vector (its fixed comparisons ignored)."""
+        odds = _logit(self.lam) + _level_log_odds(counts, self.m, self.u, self.free())
+        return 1.0 / (1.0 + np.exp(-np.clip(odds, -700, 700)))
 
     def rows(self, run_id: str) -> list[tuple]:
         out = []
@@ -197,11 +263,90 @@ class FellegiSunterModel:
         return out
 
 
+@dataclass(frozen=True)
+class MatchModel:
+    """The scoring model: every comparison votes on every pair, whatever rule found it.
+
+    ``priors``: per region, the probability that two random records of the region match.
+    """
+
+    m: dict[str, np.ndarray]
+    u: dict[str, np.ndarray]
+    priors: dict[str, float]
+    candidate_pairs: int
+    record_pairs: int
+    household_surname_share: float = 0.3
+
+    @property
+    def match_share(self) -> float:
+        expected = sum(self.priors.get(region, 0.0) for region in self.priors)
+        return expected / len(self.priors) if self.priors else 0.0
+
+    def log_odds(self) -> Column:
+        """Posterior log-odds over ``region``, the ``gamma_*`` columns and the ``tf_*`` frequencies."""
+        prior = None
+        for region, lam in sorted(self.priors.items()):
+            is_region = F.col("region") == region
+            prior = F.when(is_region, _logit(lam)) if prior is None else prior.when(is_region, _logit(lam))
+        total = (prior.otherwise(_logit(1e-12)) if prior is not None else F.lit(_logit(1e-12)))
+        # relatives share a surname and an address, rarely a first name: at the same street
+        # (address level 3 or 4), without first names agreeing, a surname agreeing exactly or
+        # within one edit is weighed against the household share (it cannot tell relatives apart)
+        household = (F.col("gamma_address") >= 3) & (F.col("gamma_last_name") >= 2) & (F.col("gamma_first_name") < 2)
+        for comparison in COMPARISONS:
+            gamma = F.col(f"gamma_{comparison.name}")
+            weight = None
+            for level in range(len(comparison.levels)):
+                m, u = self.m[comparison.name][level], self.u[comparison.name][level]
+                value = F.lit(math.log(m / u))
+                if comparison.name == "last_name" and level >= 2:
+                    value = F.when(household, math.log(m / max(u, self.household_surname_share))).otherwise(value)
+                weight = F.when(gamma == level, value) if weight is None else weight.when(gamma == level, value)
+            total = total + weight.otherwise(0.0)
+            if comparison.tf is not None:
+                level, _ = comparison.tf
+                frequency = F.col(f"tf_{comparison.name}")
+                u_level = float(self.u[comparison.name][level])
+                applies = (gamma == level) & (frequency > 0)
+                if comparison.name == "last_name":
+                    applies = applies & ~household  # at a shared address the household share replaces u
+                # agreeing on a value 1 in 1,000 records hold is stronger evidence than the level's
+                # average (u), on a value one in ten hold weaker
+                total = total + F.when(applies, F.log(F.lit(u_level) / frequency)).otherwise(0.0)
+        return total
+
+    def probability(self) -> Column:
+        return F.lit(1.0) / (F.lit(1.0) + F.exp(-self.log_odds()))
+
+    def rows(self, run_id: str) -> list[tuple]:
+        out = []
+        for comparison in COMPARISONS:
+            for level, description in enumerate(comparison.levels):
+                m, u = float(self.m[comparison.name][level]), float(self.u[comparison.name][level])
+                out.append(("combined", comparison.name, level, description, m, u, math.log2(m / u), self.match_share,
+                            0, self.candidate_pairs, run_id))
+        return out
+
+
 def matchable(records: DataFrame) -> DataFrame:
-    """Records that can be compared: a first or a last name."""
-    return records.where(F.col("first_name").isNotNull() | F.col("last_name").isNotNull()).select(
-        "vid", "region", *COMPARED
-    )
+    """Records that can be compared: a first or a last name. Compared attributes the input does
+    not have are null."""
+    columns = [
+        F.col(c) if c in records.columns else F.lit(None).cast(_COMPARED_TYPES.get(c, T.StringType())).alias(c)
+        for c in COMPARED
+    ]
+    return records.where(F.col("first_name").isNotNull() | F.col("last_name").isNotNull()).select("vid", "region", *columns)
+
+
+def with_term_frequencies(records: DataFrame, columns: Sequence[str] = TF_COLUMNS) -> DataFrame:
+    """``tf_<column>``: the share of the region's records (with a value) holding this record's value."""
+    out = records
+    for column in columns:
+        counts = records.where(F.col(column).isNotNull()).groupBy("region", column).agg(F.count("*").alias("_n"))
+        totals = counts.groupBy("region").agg(F.sum("_n").alias("_total"))
+        frequencies = counts.join(totals, "region").select("region", column, (F.col("_n") / F.col("_total")).alias(f"tf_{column}"))
+        out = out.join(frequencies, ["region", column], "left")
+    return out
 
 
 def _sides(records: DataFrame, prefix: str) -> DataFrame:
@@ -209,8 +354,8 @@ def _sides(records: DataFrame, prefix: str) -> DataFrame:
 
 
 def candidate_pairs(records: DataFrame, rules: Sequence[BlockingRule], *, max_block_size: int) -> tuple[DataFrame, DataFrame]:
-    """(pairs, skipped blocks). Pairs: l_vid < r_vid in one region agreeing on all keys of a rule,
-    one row per (pair, rule) with both sides' attributes."""
+    """(pairs, skipped blocks). Pairs: ``l_vid`` < ``r_vid`` in one region agreeing on all keys of
+    a rule, one row per (pair, rule). Skipped: region, rule, block_size of each block over the cap."""
     if not rules:
         raise ValueError("at least one blocking rule is needed")
     pairs: DataFrame | None = None
@@ -234,22 +379,50 @@ def candidate_pairs(records: DataFrame, rules: Sequence[BlockingRule], *, max_bl
         dropped = big.select("region", F.lit(rule.name).alias("rule"), F.col("block_size"))
         pairs = found if pairs is None else pairs.unionByName(found)
         skipped = dropped if skipped is None else skipped.unionByName(dropped)
-    with_sides = pairs.join(_sides(records, "l_"), "l_vid").join(_sides(records.drop("region"), "r_"), "r_vid")
-    return with_sides, skipped
+    return pairs, skipped
+
+
+def distinct_pairs(found: DataFrame, records: DataFrame, rules: Sequence[BlockingRule]) -> DataFrame:
+    """One row per pair however many rules found it, with both sides' attributes: ``rule`` is the
+    first rule (in configured order) that found it, ``rules`` all of them."""
+    names = [rule.name for rule in rules]
+    order = F.array_position(F.array(*[F.lit(n) for n in names]), F.col("rule"))
+    unique = found.groupBy("l_vid", "r_vid").agg(
+        F.min(order).alias("_first"), F.array_sort(F.collect_set("rule")).alias("rules")
+    )
+    unique = unique.select("l_vid", "r_vid", F.element_at(F.array(*[F.lit(n) for n in names]), F.col("_first").cast("int")).alias("rule"), "rules")
+    return unique.join(_sides(records, "l_"), "l_vid").join(_sides(records.drop("region"), "r_"), "r_vid")
 
 
 def with_comparison_levels(pairs: DataFrame) -> DataFrame:
-    return pairs.select(
-        "l_vid", "r_vid", "rule", *[c.expression().alias(f"gamma_{c.name}") for c in COMPARISONS]
+    """``gamma_*`` per comparison and ``tf_*`` (the agreed value's frequency, where the comparison
+    is term-frequency adjusted and both sides hold the same value) for each pair."""
+    extra = [c for c in ("region", "rules") if c in pairs.columns]
+    if "region" not in extra and "l_region" in pairs.columns:
+        extra.append("l_region")
+    frequencies = []
+    for comparison in COMPARISONS:
+        if comparison.tf is None:
+            continue
+        column = comparison.tf[1]
+        if f"l_tf_{column}" in pairs.columns:
+            frequency = F.when(_same(column), F.col(f"l_tf_{column}"))
+        else:
+            frequency = F.lit(None).cast("double")
+        frequencies.append(frequency.alias(f"tf_{comparison.name}"))
+    out = pairs.select(
+        "l_vid", "r_vid", "rule", *extra, *[c.expression().alias(f"gamma_{c.name}") for c in COMPARISONS], *frequencies
     )
+    return out.withColumnRenamed("l_region", "region") if "l_region" in extra else out
 
 
 def random_pairs(records: DataFrame, *, sample_records: int, pairs_per_region: int, seed: int) -> DataFrame:
     """About ``pairs_per_region`` random pairs per region (almost all non-matches): up to
     ``sample_records`` random records, each paired with the next k records of a random order."""
     # a hash of the content, not rand(): the sample (and so every probability) must not depend on
-    # how the input happens to be split into partitions
-    order = Window.partitionBy("region").orderBy(F.xxhash64(*[F.col(c) for c in COMPARED], F.lit(seed)), "vid")
+    # how the input happens to be split into partitions (maps cannot be hashed: other ids left out)
+    hashed = [F.col(c) for c in COMPARED if c in records.columns and c != "other_ids"]
+    order = Window.partitionBy("region").orderBy(F.xxhash64(*hashed, F.lit(seed)), "vid")
     sample = (
         records.withColumn("_rank", F.row_number().over(order) - 1)
         .where(F.col("_rank") < sample_records)
@@ -264,11 +437,9 @@ def random_pairs(records: DataFrame, *, sample_records: int, pairs_per_region: i
     return left.join(right, condition).withColumn("rule", F.lit("random"))
 
 
-def level_counts(gammas: DataFrame, *, by_rule: bool = False) -> pd.DataFrame:
-    """Counts of each distinct comparison vector (a few hundred rows) on the driver."""
-    columns = [f"gamma_{c.name}" for c in COMPARISONS]
-    keys = ["rule", *columns] if by_rule else columns
-    return gammas.groupBy(*keys).agg(F.count("*").alias("n")).toPandas()
+def level_counts(gammas: DataFrame, *, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Counts of each distinct comparison vector (a few hundred rows) on the driver, per ``by``."""
+    return gammas.groupBy(*by, *GAMMAS).agg(F.count("*").alias("n")).toPandas()
 
 
 def _frequencies(
@@ -343,14 +514,8 @@ def expectation_maximisation(
     iteration = 0
     if n.sum() == 0:
         return FellegiSunterModel(rule, fixed, m, u, lam, 0, 0)
-    gammas = {c.name: counts[f"gamma_{c.name}"].to_numpy().astype(int) for c in free}
     for iteration in range(1, max_iterations + 1):
-        weight = np.zeros(len(n))
-        for comparison in free:
-            gamma = gammas[comparison.name]
-            present = gamma >= 0
-            weight[present] += np.log(m[comparison.name][gamma[present]]) - np.log(u[comparison.name][gamma[present]])
-        odds = math.log(lam) - math.log1p(-lam) + weight
+        odds = math.log(lam) - math.log1p(-lam) + _level_log_odds(counts, m, u, free)
         posterior = 1.0 / (1.0 + np.exp(-np.clip(odds, -700, 700)))
         matched = n * posterior
         new_lam = float(np.clip((matched.sum() + prior_pairs / 2) / (n.sum() + prior_pairs), 1e-6, 1 - 1e-6))
@@ -366,41 +531,95 @@ def expectation_maximisation(
     return FellegiSunterModel(rule, fixed, m, u, lam, iteration, int(n.sum()))
 
 
+def combined_m(sessions: Sequence[FellegiSunterModel]) -> dict[str, np.ndarray]:
+    """Each comparison's m: the average of the sessions that estimated it (did not fix it),
+    weighted by their expected matches; the starting guess where none did."""
+    out = initial_m()
+    for comparison in COMPARISONS:
+        estimates = [(s.lam * s.candidate_pairs, s.m[comparison.name]) for s in sessions
+                     if comparison.name not in s.fixed and s.candidate_pairs > 0]
+        total = sum(w for w, _ in estimates)
+        if total > 0:
+            out[comparison.name] = sum(w * m for w, m in estimates) / total
+        else:
+            log.warning("Fellegi-Sunter: every blocking rule fixes %s; its m stays at the starting guess", comparison.name)
+    return out
+
+
+def random_match_priors(
+    first_rule_counts: pd.DataFrame, sessions: Sequence[FellegiSunterModel], record_pairs: dict[str, int]
+) -> dict[str, float]:
+    """Per region, the probability that two random records match: the matches expected among the
+    candidate pairs (each pair scored by the session of the first rule that found it) over all
+    record pairs of the region."""
+    by_rule = {s.rule: s for s in sessions}
+    priors = {}
+    for region, pairs in record_pairs.items():
+        rows = first_rule_counts[first_rule_counts["region"] == region]
+        expected = 0.0
+        for rule, group in rows.groupby("rule"):
+            expected += float((group["n"].to_numpy(dtype=float) * by_rule[rule].posterior(group)).sum())
+        if pairs > 0:
+            # at least one expected match: a region whose candidates all look different still
+            # gets a prior a strong pair can overcome
+            priors[region] = min(max(expected, 1.0) / pairs, 0.5)
+    return priors
+
+
+@dataclass(frozen=True)
+class RulePairs:
+    rule: str
+    generated: int  # pairs the rule produced
+    new: int  # of those, pairs no earlier rule (in configured order) had produced
+
+
 @dataclass(frozen=True)
 class MatchResult:
     links: DataFrame  # src, dst (vids), rule, probability: accepted pairs (materialized)
     skipped_blocks: DataFrame
-    models: tuple[FellegiSunterModel, ...]
+    models: tuple[FellegiSunterModel, ...]  # the training sessions, one per blocking rule
+    model: MatchModel | None = None  # the scoring model
+    pairs: tuple[RulePairs, ...] = ()
 
     def model_rows(self, run_id: str) -> list[tuple]:
-        return [row for model in self.models for row in model.rows(run_id)]
+        rows = [row for model in self.models for row in model.rows(run_id)]
+        return rows + (self.model.rows(run_id) if self.model is not None else [])
 
 
 def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchResult:
-    """Estimate one model per blocking rule on its candidate pairs and link pairs above the threshold.
+    """Train one session per blocking rule, score every candidate pair with the combined model and
+    link pairs at or above the threshold.
 
     ``records`` needs vid, region and the compared attributes; callers should persist it.
     """
+    spark = records.sparkSession
     if not settings.blocking_rules:
         log.info("Fellegi-Sunter: no blocking rule fits the mapped attributes; deterministic links only")
-        spark = records.sparkSession
         return MatchResult(
             links=spark.createDataFrame([], "src long, dst long, rule string, probability double"),
             skipped_blocks=spark.createDataFrame([], "region string, rule string, block_size long"),
             models=(),
         )
-    candidates = matchable(records)
-    pairs, skipped = candidate_pairs(candidates, settings.blocking_rules, max_block_size=settings.max_block_size)
-    gammas = with_comparison_levels(pairs).persist()
+    # clear personal data: a local checkpoint (executor storage, gone with the session), never files
+    candidates = with_term_frequencies(matchable(records)).localCheckpoint(eager=True)
+    found, skipped = candidate_pairs(candidates, settings.blocking_rules, max_block_size=settings.max_block_size)
+    found = found.localCheckpoint(eager=True)
+    gammas = with_comparison_levels(distinct_pairs(found, candidates, settings.blocking_rules)).persist()
     sample = random_pairs(
         candidates, sample_records=settings.u_sample_records, pairs_per_region=settings.u_sample_pairs, seed=settings.seed
     )
     u = random_u(level_counts(with_comparison_levels(sample)), prior_pairs=settings.em_prior_pairs)
-    counts = level_counts(gammas, by_rule=True)
-    models = []
+    by_rule = level_counts(gammas.select(F.explode("rules").alias("rule"), *GAMMAS), by=["rule"])
+    first_rule = level_counts(gammas, by=["region", "rule"])
+    generated = {r["rule"]: r["count"] for r in found.groupBy("rule").count().collect()}
+    new = first_rule.groupby("rule")["n"].sum().to_dict()
+    pair_counts = tuple(
+        RulePairs(rule.name, int(generated.get(rule.name, 0)), int(new.get(rule.name, 0))) for rule in settings.blocking_rules
+    )
+    sessions = []
     for rule in settings.blocking_rules:
         model = expectation_maximisation(
-            counts[counts["rule"] == rule.name],
+            by_rule[by_rule["rule"] == rule.name],
             u=u,
             rule=rule.name,
             fixed=fixed_comparisons(rule),
@@ -409,22 +628,29 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
             prior_pairs=settings.em_prior_pairs,
         )
         log.info(
-            "Fellegi-Sunter %s: %d candidate pairs, EM %d iterations, match share %.4f (fixed: %s)",
+            "Fellegi-Sunter session %s: %d candidate pairs, EM %d iterations, match share %.4f (fixed: %s)",
             rule.name, model.candidate_pairs, model.iterations, model.lam, ", ".join(sorted(model.fixed)) or "none",
         )
-        models.append(model)
-    probability = evidence = None
-    for model in models:
-        is_rule = F.col("rule") == model.rule
-        probability = F.when(is_rule, model.probability()) if probability is None else probability.when(is_rule, model.probability())
-        evidence = F.when(is_rule, model.has_evidence()) if evidence is None else evidence.when(is_rule, model.has_evidence())
-    # a pair with no supporting comparison scores its rule's prior: never enough for a link
-    scored_all = gammas.withColumn("probability", probability).withColumn("evidence", evidence)
-    best = Window.partitionBy("l_vid", "r_vid").orderBy(F.desc("evidence"), F.desc("probability"), "rule")
-    scored = scored_all.withColumn("_rank", F.row_number().over(best)).where(F.col("_rank") == 1).drop("_rank")
-    links = scored.where((F.col("probability") >= settings.threshold) & F.col("evidence")).select(
-        F.col("l_vid").alias("src"), F.col("r_vid").alias("dst"), "rule", "probability"
+        sessions.append(model)
+    sizes = {r["region"]: int(r["count"]) for r in candidates.groupBy("region").count().collect()}
+    record_pairs = {region: n * (n - 1) // 2 for region, n in sizes.items()}
+    scoring = MatchModel(
+        m=combined_m(sessions),
+        u=u,
+        priors=random_match_priors(first_rule, sessions, record_pairs),
+        candidate_pairs=int(first_rule["n"].sum()) if len(first_rule) else 0,
+        record_pairs=sum(record_pairs.values()),
+        household_surname_share=settings.household_surname_share,
+    )
+    log.info(
+        "Fellegi-Sunter: %d distinct candidate pairs of %d record pairs; prior of a random pair matching: %s",
+        scoring.candidate_pairs, scoring.record_pairs,
+        ", ".join(f"{region} 1 in {1 / lam:,.0f}" for region, lam in sorted(scoring.priors.items())),
+    )
+    links = gammas.where(scoring.probability() >= settings.threshold).select(
+        F.col("l_vid").alias("src"), F.col("r_vid").alias("dst"), "rule", scoring.probability().alias("probability")
     ).localCheckpoint(eager=True)
     skipped = skipped.localCheckpoint(eager=True)
     gammas.unpersist()
-    return MatchResult(links=links, skipped_blocks=skipped, models=tuple(models))
+    candidates.unpersist()
+    return MatchResult(links=links, skipped_blocks=skipped, models=tuple(sessions), model=scoring, pairs=pair_counts)

@@ -60,6 +60,30 @@ def _record_key(prefix: str = "") -> F.Column:
     return F.concat_ws("\u001f", F.col(f"{prefix}source"), F.col(f"{prefix}source_record_id"))
 
 
+def _new_id(*parts: F.Column) -> F.Column:
+    return F.concat(F.lit("C"), F.substring(F.sha2(F.concat_ws("\u001f", *parts), 256), 1, 16))
+
+
+def _first_assignment(comp: DataFrame, *, run_id: str, now_lit: F.Column) -> IdAssignment:
+    """No earlier xref and no registry: every component gets its new id, nothing is merged, split
+    or retired. The same ids the general path would give, from one aggregation instead of its joins."""
+    spark = comp.sparkSession
+    by_component = Window.partitionBy("region", "component")
+    ids = comp.withColumn("customer_id", _new_id(F.col("region"), F.min(_record_key()).over(by_component)))
+    registry = ids.select("customer_id", "region").distinct().select(
+        "customer_id",
+        now_lit.alias("created_at"),
+        F.lit(run_id).alias("created_run_id"),
+        F.lit(None).cast("timestamp").alias("retired_at"),
+        F.lit(None).cast("string").alias("retired_run_id"),
+        F.lit(None).cast("string").alias("retired_reason"),
+        "region",
+    )
+    return IdAssignment(
+        ids=ids.select("region", *RECORD_KEY, "customer_id"), audit=spark.createDataFrame([], AUDIT_SCHEMA), registry=registry
+    )
+
+
 def assign_customer_ids(
     components: DataFrame,
     *,
@@ -74,6 +98,8 @@ def assign_customer_ids(
     spark = components.sparkSession
     now_lit = F.lit(now).cast("timestamp")
     comp = components.select("region", *RECORD_KEY, "component")
+    if previous is None and registry is None:
+        return _first_assignment(comp, run_id=run_id, now_lit=now_lit)
     if previous is None:
         previous = spark.createDataFrame([], "region string, source string, source_record_id string, customer_id string")
     if registry is None:
@@ -105,16 +131,11 @@ def assign_customer_ids(
         .unionByName(prev.select(F.col("old_id").alias("candidate")))
         .distinct()
     )
-    fresh = needs_new.withColumn(
-        "candidate", F.concat(F.lit("C"), F.substring(F.sha2(F.concat_ws("\u001f", "region", "min_key"), 256), 1, 16))
-    )
+    fresh = needs_new.withColumn("candidate", _new_id(F.col("region"), F.col("min_key")))
     fresh = fresh.join(issued.withColumn("taken", F.lit(True)), "candidate", "left").select(
         "region",
         "component",
-        F.when(
-            F.col("taken"),
-            F.concat(F.lit("C"), F.substring(F.sha2(F.concat_ws("\u001f", "region", "min_key", F.lit(run_id)), 256), 1, 16)),
-        )
+        F.when(F.col("taken"), _new_id(F.col("region"), F.col("min_key"), F.lit(run_id)))
         .otherwise(F.col("candidate"))
         .alias("customer_id"),
     )

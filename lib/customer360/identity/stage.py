@@ -297,9 +297,18 @@ def _report(ctx, result: StageResult, out: IdentityOutputs, audit: DataFrame, wr
             f"{row['region']}: rule {row['rule']} skipped {row['blocks']:,} block(s) above "
             f"matching.max_block_size (largest {row['largest']:,} records)"
         )
-    for model in out.resolved.matching.models:
+    matching = out.resolved.matching
+    pairs = {p.rule: p for p in matching.pairs}
+    for model in matching.models:
+        counted = pairs.get(model.rule)
+        found = f"{counted.generated:,} pairs ({counted.new:,} no earlier rule found)" if counted else f"{model.candidate_pairs:,} pairs"
         result.lines.append(
-            f"matching rule {model.rule}: {model.candidate_pairs:,} candidate pairs, EM {model.iterations} iterations, "
-            f"match share {model.lam:.4f}"
+            f"matching rule {model.rule}: {found}, EM {model.iterations} iterations, match share {model.lam:.4f}"
+        )
+    if matching.model is not None:
+        priors = ", ".join(f"{region} 1 in {1 / lam:,.0f}" for region, lam in sorted(matching.model.priors.items()) if lam > 0)
+        result.lines.append(
+            f"matching: {matching.model.candidate_pairs:,} distinct candidate pairs scored; "
+            f"prior that two random records match: {priors or 'none'}"
         )
     result.lines.append(f"components: {out.resolved.engine}, {out.resolved.rounds} rounds")

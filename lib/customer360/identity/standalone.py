@@ -6,29 +6,7 @@ Results are Delta tables directly under DIR: ``customer_xref``, ``customer_golde
 ``pii_vault`` (token -> value, to read the golden records), ``customer_ids`` and
 ``identity_audit`` (so that running again on a changed file keeps the ids stable).
 
-Mapping YAML::
-
-    record_id: patient_no          # required; read as a string (leading zeros kept)
-    source: clinic_a               # optional, default "input"; keep it fixed to keep ids stable
-    region: us                     # optional: a conf/regions code whose phone/postcode/street rules apply
-    default_phone_country: US      # optional: how national phone numbers are read
-    columns:
-      first_name: given
-      last_name: family
-      full_name: name              # "John Smith" or "Smith, John"; used where first/last are not mapped
-      date_of_birth: {column: dob, format: MM/dd/yyyy}
-      street: address1
-      city: town
-      postcode: zip
-      email: mail
-      phone: tel
-      loyalty_id: member_no
-      company_name: employer
-    other_ids: {passport: passport_no}   # further strong identifiers
-    matching:                      # optional; defaults: conf/identity.yaml, rules on unmapped columns dropped
-      threshold: 0.95
-      blocking_rules:
-        - {name: surname_zip, keys: [soundex(last_name), postcode]}
+The mapping format is ``EXAMPLE_MAPPING`` below (``c360 identity --print-example-mapping``).
 """
 from __future__ import annotations
 
@@ -67,11 +45,41 @@ from customer360.lakehouse.core import parse_table_name
 
 log = logging.getLogger(__name__)
 
+#: printed by ``c360 identity --print-example-mapping`` and shown by ``--help``; a test loads it
+EXAMPLE_MAPPING = """\
+# c360 identity --input FILE --format csv|parquet --mapping THIS.yaml --output DIR
+record_id: patient_no            # required: the column of each record's unique id (read as text: 007 stays 007)
+source: clinic_a                 # optional, default "input"; keep it fixed so next month's file keeps the ids
+region: us                       # optional: a configured region (conf/regions) whose phone, postcode and street rules apply; default generic
+default_phone_country: US        # optional: how national phone numbers (no +) are read
+columns:                         # attribute: input column; unmapped attributes are not used
+  first_name: given
+  last_name: family
+  # full_name: name              # "John Smith" or "Smith, John", where first and last are not separate
+  date_of_birth: {column: dob, format: yyyyMMdd}   # a Spark datetime pattern; default: ISO and a few common ones
+  street: [street_number, address_1]               # several columns become one attribute, joined by spaces
+  city: suburb
+  postcode: postcode
+  email: mail
+  phone: tel
+  loyalty_id: member_no
+  # also: country, device_id, cookie_id, company_name, event_time
+other_ids: {passport: passport_no}   # further strong identifiers: exact values link, one-edit typos count as evidence
+matching:                        # optional; default conf/identity.yaml, rules on unmapped attributes dropped
+  threshold: 0.99                # the probability a pair must reach to be linked
+  # blocking_rules:
+  #   - {name: surname_zip, keys: [soundex(last_name), postcode]}
+"""
+
 MAPPABLE = (
     "first_name", "last_name", "full_name", "date_of_birth", "street", "city", "postcode", "country",
     "email", "phone", "loyalty_id", "device_id", "cookie_id", "company_name", "event_time",
 )
 STANDALONE_REGION = "all"
+#: ``region: generic`` (the default): no country's rules. Postcodes are kept as written (upper-cased,
+#: 3-10 letters and digits), streets unabbreviated, and phone numbers read only in international form
+#: (+...) unless ``default_phone_country`` says how to read national ones.
+GENERIC_REGION = "generic"
 
 
 class _Strict(BaseModel):
@@ -95,7 +103,9 @@ class StandaloneMapping(_Strict):
     source: str | None = None
     region: str | None = None
     default_phone_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
-    columns: dict[str, str | DatedColumn] = Field(min_length=1)
+    #: attribute -> a column, several columns joined with spaces (``street: [number, street_name]``),
+    #: or a dated column with its format
+    columns: dict[str, str | list[str] | DatedColumn] = Field(min_length=1)
     other_ids: dict[str, str] = Field(default_factory=dict)
     matching: MatchingOverrides = Field(default_factory=MatchingOverrides)
 
@@ -107,6 +117,17 @@ class StandaloneMapping(_Strict):
             raise ValueError(f"unknown attribute(s) {unknown}; mappable: {', '.join(MAPPABLE)}")
         return value
 
+    @field_validator("columns")
+    @classmethod
+    def _lists(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for attribute, columns in value.items():
+            if isinstance(columns, list):
+                if not 1 <= len(columns) <= 8 or any(not c for c in columns):
+                    raise ValueError(f"{attribute}: a list of 1 to 8 non-empty column names")
+                if attribute in ("date_of_birth", "event_time"):
+                    raise ValueError(f"{attribute}: one column (with a format), not a list")
+        return value
+
     @field_validator("other_ids")
     @classmethod
     def _kinds(cls, value: dict[str, str]) -> dict[str, str]:
@@ -116,8 +137,22 @@ class StandaloneMapping(_Strict):
         return value
 
     def column(self, attribute: str) -> str | None:
+        """The attribute's first (usually only) input column; None when it is not mapped."""
+        names = self.source_columns(attribute)
+        return names[0] if names else None
+
+    def source_columns(self, attribute: str) -> list[str]:
+        """Every input column the attribute is built from."""
         value = self.columns.get(attribute)
-        return value.column if isinstance(value, DatedColumn) else value
+        if value is None:
+            return []
+        if isinstance(value, DatedColumn):
+            return [value.column]
+        return list(value) if isinstance(value, list) else [value]
+
+    def input_columns(self) -> list[str]:
+        """Every input column the mapping reads: record id, attributes, other ids."""
+        return [self.record_id, *(c for a in self.columns for c in self.source_columns(a)), *self.other_ids.values()]
 
     def date_format(self, attribute: str) -> str | None:
         value = self.columns.get(attribute)
@@ -296,7 +331,7 @@ def _first_line(exc: BaseException) -> str:
 
 def check_mapped_types(df: DataFrame, mapping: StandaloneMapping) -> None:
     """Mapped columns must hold values (text, numbers, dates), not structs, arrays, maps or bytes."""
-    wanted = [mapping.record_id, *(mapping.column(a) for a in mapping.columns), *mapping.other_ids.values()]
+    wanted = mapping.input_columns()
     types = {f.name: f.dataType for f in df.schema.fields}
     bad = sorted({f"{c} ({types[c].simpleString()[:40]})" for c in wanted if c in types and not isinstance(types[c], ATOMIC_TYPES)})
     if bad:
@@ -305,19 +340,25 @@ def check_mapped_types(df: DataFrame, mapping: StandaloneMapping) -> None:
 
 def canonical_input(df: DataFrame, mapping: StandaloneMapping, *, source: str) -> DataFrame:
     """The input rows as canonical attributes (the same shape the pipeline builds from bronze)."""
-    wanted = {mapping.record_id, *(mapping.column(a) for a in mapping.columns), *mapping.other_ids.values()}
+    wanted = set(mapping.input_columns())
     missing = sorted(c for c in wanted if c not in df.columns)
     if missing:
         raise C360Error(f"mapping names column(s) {missing} that the input does not have; input columns: {df.columns}")
     check_mapped_types(df, mapping)
 
     def col(attribute: str) -> Column:
-        name = mapping.column(attribute)
-        return _column(name).cast("string") if name else F.lit(None).cast("string")
+        names = mapping.source_columns(attribute)
+        if not names:
+            return F.lit(None).cast("string")
+        if len(names) == 1:
+            return _column(names[0]).cast("string")
+        # several columns: their trimmed values joined by a space, nulls and blanks skipped
+        parts = [F.nullif(F.trim(_column(n).cast("string")), F.lit("")) for n in names]
+        return F.nullif(F.concat_ws(" ", *parts), F.lit(""))
 
     first, last = col("first_name"), col("last_name")
     if mapping.column("full_name"):
-        split_first, split_last = _split_full_name(_column(mapping.column("full_name")).cast("string"))
+        split_first, split_last = _split_full_name(col("full_name"))
         first = F.coalesce(first, split_first) if mapping.column("first_name") else split_first
         last = F.coalesce(last, split_last) if mapping.column("last_name") else split_last
     other = [item for kind, name in sorted(mapping.other_ids.items()) for item in (F.lit(kind), _column(name).cast("string"))]
@@ -328,9 +369,14 @@ def canonical_input(df: DataFrame, mapping: StandaloneMapping, *, source: str) -
         last.alias("last_name"),
         *[col(a).alias(a) for a in ("email", "phone", "date_of_birth", "street", "city", "postcode", "country",
                                      "loyalty_id", "device_id", "cookie_id", "event_time", "company_name")],
-        F.lit(mapping.region or STANDALONE_REGION).alias("region"),
+        F.lit(_region_label(mapping)).alias("region"),
         (F.create_map(*other) if other else F.lit(None).cast("map<string,string>")).alias("other_ids"),
     )
+
+
+def _region_label(mapping: StandaloneMapping) -> str:
+    """The region column of the outputs: the configured region, else ``all``."""
+    return mapping.region if mapping.region and mapping.region != GENERIC_REGION else STANDALONE_REGION
 
 
 def _check_record_ids(canonical: DataFrame) -> None:
@@ -372,13 +418,44 @@ class StandaloneReport:
     customers: int
     probabilistic_records: int
     output: str
+    xref_copy: str | None = None
 
     def lines(self) -> list[str]:
         return [
             f"{self.records:,} records -> {self.customers:,} customers "
             f"({self.probabilistic_records:,} records linked probabilistically)",
             f"Delta tables under {self.output}: customer_xref, customer_golden, pii_vault, customer_ids, identity_audit",
+            *([f"record -> customer mapping also in {self.xref_copy}"] if self.xref_copy else []),
         ]
+
+
+XREF_COPY_COLUMNS = ("source", "source_record_id", "customer_id", "match_rule", "match_confidence")
+
+
+def write_xref_copy(xref: DataFrame, output: str, file_format: Literal["csv", "parquet"]) -> str:
+    """``customer_xref`` also as one CSV or Parquet file beside the Delta tables (for tools that
+    read neither Delta nor folders of parts): ``OUTPUT/customer_xref.csv|parquet``, replaced each run."""
+    import shutil
+    import tempfile
+
+    root = uri_to_path(output)
+    if "://" in output and not output.startswith("file:"):
+        raise C360Error(f"--xref-copy writes a local file; {output} is not a local folder")
+    target = os.path.join(root, f"customer_xref.{file_format}")
+    staging = tempfile.mkdtemp(prefix=".xref-", dir=root)
+    try:
+        writer = xref.select(*XREF_COPY_COLUMNS).orderBy("source", "source_record_id").coalesce(1).write.mode("overwrite")
+        if file_format == "csv":
+            writer.option("header", True).option("escape", '"').csv(os.path.join(staging, "out"))
+        else:
+            writer.parquet(os.path.join(staging, "out"))
+        parts = [n for n in os.listdir(os.path.join(staging, "out")) if n.startswith("part-")]
+        if len(parts) != 1:
+            raise C360Error(f"writing {target}: expected one part file, Spark wrote {len(parts)}")
+        os.replace(os.path.join(staging, "out", parts[0]), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def resolve_file(
@@ -392,10 +469,14 @@ def resolve_file(
     run_id: str,
     graphframes_available: bool = False,
     now: datetime | None = None,
+    xref_copy: Literal["csv", "parquet"] | None = None,
 ) -> StandaloneReport:
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
-    if mapping.region and mapping.region not in config.regions:
-        raise ConfigError(f"mapping region {mapping.region!r} is not configured; known: {', '.join(sorted(config.regions))}")
+    if mapping.region and mapping.region != GENERIC_REGION and mapping.region not in config.regions:
+        raise ConfigError(
+            f"mapping region {mapping.region!r} is not configured; known: {', '.join(sorted(config.regions))}, "
+            f"or {GENERIC_REGION} (no country's rules)"
+        )
     check_date_formats(spark, mapping)
     raw = read_input(spark, input_path, input_format)
     # not the file's name: next month's file into the same output must keep the customers' ids
@@ -403,14 +484,14 @@ def resolve_file(
     canonical = canonical_input(raw, mapping, source=source)
     _check_record_ids(canonical)
 
-    if mapping.region:
+    if mapping.region and mapping.region != GENERIC_REGION:
         base = config.regions[mapping.region]
         rules = StandardizationRules(
             mapping.default_phone_country or base.default_phone_country, base.postcode, dict(base.street_abbreviations)
         )
     else:
         if not mapping.default_phone_country and mapping.column("phone"):
-            log.warning("no region or default_phone_country in the mapping: only international (+...) phone numbers will parse")
+            log.info("region generic and no default_phone_country: phone numbers are read in international form (+...) only")
         rules = StandardizationRules(mapping.default_phone_country or "ZZ", PostcodeRule(), {})
     mapped = {a for a in mapping.columns} | ({"first_name", "last_name"} if mapping.column("full_name") else set())
     identity = config.identity
@@ -427,7 +508,7 @@ def resolve_file(
     event_formats = [f for f in (mapping.date_format("event_time"),) if f]
     clear = standardize_records(
         canonical,
-        regions={mapping.region or STANDALONE_REGION: rules},
+        regions={_region_label(mapping): rules},
         identity=identity,
         today=now.date(),
         date_formats=date_formats,
@@ -462,4 +543,7 @@ def resolve_file(
     records_in = canonical.count()
     if stats[0] != records_in or xref_rows != records_in:
         raise C360Error(f"{records_in} input records but {stats[0]} rows in customer_xref: resolution lost records")
-    return StandaloneReport(records=int(stats[0]), customers=int(stats[1]), probabilistic_records=int(stats[2] or 0), output=output)
+    copy = write_xref_copy(lakehouse.read(CUSTOMER_XREF), output, xref_copy) if xref_copy else None
+    return StandaloneReport(
+        records=int(stats[0]), customers=int(stats[1]), probabilistic_records=int(stats[2] or 0), output=output, xref_copy=copy
+    )
