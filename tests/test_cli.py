@@ -103,6 +103,8 @@ def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys, caplog,
     assert "identity evaluation against" in scores and "(regions de, fr)" in scores
     precision = float(re.search(r"pairwise precision\s+([\d.]+)", scores).group(1))
     assert precision >= 0.95
+    assert re.search(r"B-cubed precision\s+[\d.]+\nB-cubed recall\s+[\d.]+\nB-cubed F1\s+[\d.]+", scores)
+    assert re.search(r"worst false merges \(\d\): customer", scores) and re.search(r"worst misses \(\d\): person", scores)
     assert cli.main(["identity-eval", "--truth", str(tmp_path / "none.parquet"), *_args(tmp_path)]) == 2
     assert "no ground truth at" in capsys.readouterr().err
 

@@ -116,6 +116,7 @@ _ROWS = _number(int, low=1, high=10_000_000)
 _HOURS = _number(float, low=0, high=24 * 365, low_open=True)
 _RETENTION_HOURS = _number(int, low=0, high=24 * 3650)
 _PORT = _number(int, low=0, high=65535)
+_WORST = _number(int, low=0, high=100)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -217,11 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "identity-eval", parents=[common],
-        help="compare silver.customer_xref with the generator's ground truth (pairwise precision, recall, F1)",
+        help="compare silver.customer_xref with the generator's ground truth: pairwise and B-cubed precision, recall, F1, and the worst false merges and misses with their comparison levels",
     )
     evaluate.add_argument(
         "--truth", type=_path, default=None,
         help="record -> person parquet (default: <sample_data.dir>/truth/record_person.parquet)",
+    )
+    evaluate.add_argument(
+        "--worst", type=_WORST, default=5,
+        help="list this many worst false merges and misses with their comparison levels (default 5; 0: none)",
     )
     sub.add_parser(
         "quality", parents=[common],
@@ -461,6 +466,20 @@ def _cmd_identity_eval(args: argparse.Namespace) -> int:
     truth = ctx.spark.read.parquet(truth_path)
     result = evaluate(xref, truth)
     _print([f"identity evaluation against {truth_path} (regions {', '.join(ctx.regions)})", *result.lines()])
+    if args.worst:
+        from customer360.identity.evaluate import detokenized, error_lines, explain_pairs, worst_errors
+        from customer360.identity.stage import IDENTITY_GRAPH, IDENTITY_RECORDS, PII_VAULT
+
+        lakehouse = ctx.lakehouse
+        graph = lakehouse.read(IDENTITY_GRAPH) if lakehouse.exists(IDENTITY_GRAPH) else None
+        merges, misses = worst_errors(xref, truth, links=graph, limit=args.worst)
+        pairs = [e.example for e in (*merges, *misses) if e.example is not None]
+        explained = {}
+        if pairs and lakehouse.exists(IDENTITY_RECORDS) and lakehouse.exists(PII_VAULT):
+            keys = [k for p in pairs for k in (p.left, p.right)]
+            records = detokenized(lakehouse.read(IDENTITY_RECORDS), lakehouse.read(PII_VAULT), keys)
+            explained = {e["pair"]: e for e in explain_pairs(pairs, records, ctx.config.identity.matching.blocking_rules)}
+        _print(error_lines(merges, misses, explained))
     return 0
 
 

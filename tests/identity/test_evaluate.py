@@ -70,7 +70,12 @@ def test_hand_computed_counts_and_scores(imperfect_result):
         true_positive_pairs=2,
         over_merged_persons=2,
         under_merged_persons=1,
+        # B-cubed over the 5 records: cells (C1,P1)=2, (C1,P2)=2, (C2,P1)=1; |C1|=4, |C2|=1, |P1|=3, |P2|=2
+        b_cubed_precision=pytest.approx((2 * 2 / 4 + 2 * 2 / 4 + 1 * 1 / 1) / 5),  # 0.6
+        b_cubed_recall=pytest.approx((2 * 2 / 3 + 2 * 2 / 2 + 1 * 1 / 3) / 5),  # 11/15
+        exact_persons=0,
     )
+    assert result.b_cubed_f1 == pytest.approx(2 * 0.6 * (11 / 15) / (0.6 + 11 / 15))
     assert result.precision == pytest.approx(2 / 6)
     assert result.recall == pytest.approx(2 / 4)
     assert result.f1 == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))  # 0.4
@@ -92,6 +97,7 @@ def test_perfect_resolution_scores_one(spark):
     assert (result.over_merged_persons, result.under_merged_persons) == (0, 0)
     assert (result.persons, result.customers, result.records) == (3, 3, 5)
     assert (result.records_without_truth, result.truth_records_unresolved) == (0, 0)
+    assert (result.b_cubed_precision, result.b_cubed_recall, result.exact_persons) == (1.0, 1.0, 3)
 
 
 def test_everything_merged_into_one_customer(spark):
@@ -103,6 +109,8 @@ def test_everything_merged_into_one_customer(spark):
     assert result.precision == pytest.approx(1 / 6)
     assert result.recall == 1.0
     assert (result.over_merged_persons, result.under_merged_persons) == (3, 0)
+    assert result.b_cubed_precision == pytest.approx((2 * 2 / 4 + 1 / 4 + 1 / 4) / 4)  # 0.375
+    assert (result.b_cubed_recall, result.exact_persons) == (1.0, 0)
 
 
 def test_no_pairs_at_all_score_one():
@@ -139,3 +147,113 @@ def test_report_lines(imperfect_result):
     assert lines[4].split()[-1] == "0.4000"
     assert lines[5].split()[-1] == "2"
     assert lines[6].split()[-1] == "1"
+
+
+def test_report_lines_carry_the_cluster_metrics(imperfect_result):
+    lines = imperfect_result.lines()
+    assert lines[7].split()[-1] == "0.6000" and lines[7].startswith("B-cubed precision")
+    assert lines[8].split()[-1] == "0.7333" and lines[8].startswith("B-cubed recall")
+    assert lines[9].split()[-1] == "0.6600"
+    assert re.match(r"persons exactly resolved\s+0\s", lines[10])
+
+
+# --- the worst errors and why ----------------------------------------------------------------------
+
+LINKS_SCHEMA = (
+    "region string, src_source string, src_record_id string, dst_source string, dst_record_id string, "
+    "link_type string, rule string, probability double"
+)
+
+
+def test_worst_errors_name_the_merge_its_link_and_the_miss(spark, imperfect):
+    from customer360.identity.evaluate import FalseMerge, Miss, RecordPair, worst_errors
+
+    links = spark.createDataFrame(
+        [
+            ("us", "crm", "a1", "crm", "a2", "deterministic", "email", 1.0),  # same person: not the culprit
+            ("us", "crm", "a2", "orders", "b1", "probabilistic", "postcode", 0.995),
+            ("us", "orders", "b1", "orders", "b2", "probabilistic", "birth_date", 0.999),
+        ],
+        LINKS_SCHEMA,
+    )
+    merges, misses = worst_errors(*imperfect, links=links, limit=5)
+    # C1: C(4,2) = 6 pairs, 2 of them within a person: 4 wrong
+    assert merges == [FalseMerge("C1", 2, 4, 4, RecordPair(("crm", "a2"), ("orders", "b1"), "probabilistic:postcode p=0.9950"))]
+    # P1: a1, a2 in C1 and a3 in C2: 3 pairs, 1 kept, 2 missed; the first record of each piece
+    assert misses == [Miss("P1", 2, 3, 2, RecordPair(("crm", "a1"), ("orders", "a3")))]
+    # without links a merge's example is the first record of each of two persons
+    merges, _ = worst_errors(*imperfect, limit=1)
+    assert merges[0].example == RecordPair(("crm", "a1"), ("orders", "b1"))
+    assert worst_errors(*imperfect, limit=0) == ([], [])
+
+
+CLEAR_SCHEMA = (
+    "source string, source_record_id string, region string, first_name string, last_name string, date_of_birth date, "
+    "postcode string, street string, other_ids map<string,string>"
+)
+
+
+def test_explain_pairs_gives_levels_and_the_rules_that_would_pair_them(spark):
+    from datetime import date
+
+    from customer360.config import BlockingRule
+    from customer360.identity.evaluate import RecordPair, explain_pairs
+
+    records = spark.createDataFrame(
+        [
+            ("crm", "1", "us", "anna", "smith", date(1980, 3, 4), "ab1", "12 high street", {"ssn": "123"}),
+            ("crm", "2", "us", "ana", "smith", date(1980, 4, 3), "ab1", "12 high st", {"ssn": "124"}),
+            ("crm", "3", "gb", "anna", "smith", date(1980, 3, 4), "ab1", "12 high street", None),
+        ],
+        CLEAR_SCHEMA,
+    )
+    rules = (
+        BlockingRule(name="surname_postcode", keys=("soundex(last_name)", "postcode")),
+        BlockingRule(name="birth_date", keys=("date_of_birth",)),
+    )
+    pairs = [RecordPair(("crm", "1"), ("crm", "2")), RecordPair(("crm", "1"), ("crm", "3")), RecordPair(("crm", "1"), ("crm", "9"))]
+    first, other_region, missing = explain_pairs(pairs, records, rules)
+    assert first["levels"] == {
+        "first_name": 2, "last_name": 3, "date_of_birth": 1, "address": 2,  # "12 high st" is not a similar street
+        "email": -1, "phone": -1, "loyalty_id": -1, "other_ids": 1,
+    }
+    assert first["candidate_under"] == ["surname_postcode"]
+    assert other_region["candidate_under"] == []  # never compared across regions
+    assert other_region["levels"]["address"] == 4
+    assert (missing["levels"], missing["candidate_under"]) == (None, [])
+    assert explain_pairs([], records, rules) == []
+
+
+def test_detokenized_records_and_error_lines(spark):
+    from datetime import date
+
+    from customer360.config import PII_ATTRIBUTES
+    from customer360.identity.evaluate import FalseMerge, Miss, RecordPair, detokenized, error_lines
+
+    columns = ", ".join(f"{a} string" for a in PII_ATTRIBUTES)
+    identity_records = spark.createDataFrame(
+        [("crm", "1", "us", *[{"last_name": "t-last", "date_of_birth": "t-dob"}.get(a) for a in PII_ATTRIBUTES], {"ssn": "t-ssn"})],
+        f"source string, source_record_id string, region string, {columns}, other_ids map<string,string>",
+    )
+    vault = spark.createDataFrame(
+        [("t-last", "last_name", "smith"), ("t-dob", "date_of_birth", "1980-03-04"), ("t-ssn", "other_id", "ssn:123-45"),
+         ("t-other", "last_name", "jones")],
+        "token string, kind string, value string",
+    )
+    clear = detokenized(identity_records, vault, [("crm", "1"), ("crm", "404")]).collect()
+    assert len(clear) == 1
+    assert (clear[0].last_name, clear[0].date_of_birth, clear[0].other_ids, clear[0].first_name) == (
+        "smith", date(1980, 3, 4), {"ssn": "123-45"}, None
+    )
+
+    merge = FalseMerge("C1", 2, 4, 4, RecordPair(("crm", "a2"), ("orders", "b1"), "probabilistic:postcode p=0.9950"))
+    miss = Miss("P1", 2, 3, 2, RecordPair(("crm", "a1"), ("orders", "a3")))
+    explained = {merge.example: {"levels": {"first_name": 0, "last_name": 3}, "candidate_under": ["postcode"]},
+                 miss.example: {"levels": None, "candidate_under": []}}
+    lines = error_lines([merge], [miss], explained)
+    assert lines[1] == (
+        "  C1: 2 persons, 4 records, 4 wrong pairs; crm/a2 + orders/b1 via probabilistic:postcode p=0.9950; "
+        "levels first_name 0, last_name 3; shares the keys of postcode"
+    )
+    assert lines[3] == "  P1: 2 customers, 3 records, 2 missed pairs; crm/a1 + orders/a3"
+    assert "smith" not in " ".join(lines)

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 COMPARED = (
     "first_name", "last_name", "date_of_birth", "street", "postcode", "city", "email", "phone", "loyalty_id", "other_ids",
 )
-_COMPARED_TYPES = {"date_of_birth": T.DateType(), "other_ids": T.MapType(T.StringType(), T.StringType())}
+COMPARED_TYPES = {"date_of_birth": T.DateType(), "other_ids": T.MapType(T.StringType(), T.StringType())}
 #: attributes whose exact agreement is term-frequency adjusted
 TF_COLUMNS = ("first_name", "last_name", "city")
 
@@ -332,7 +332,7 @@ def matchable(records: DataFrame) -> DataFrame:
     """Records that can be compared: a first or a last name. Compared attributes the input does
     not have are null."""
     columns = [
-        F.col(c) if c in records.columns else F.lit(None).cast(_COMPARED_TYPES.get(c, T.StringType())).alias(c)
+        F.col(c) if c in records.columns else F.lit(None).cast(COMPARED_TYPES.get(c, T.StringType())).alias(c)
         for c in COMPARED
     ]
     return records.where(F.col("first_name").isNotNull() | F.col("last_name").isNotNull()).select("vid", "region", *columns)
@@ -355,30 +355,34 @@ def _sides(records: DataFrame, prefix: str) -> DataFrame:
 
 def candidate_pairs(records: DataFrame, rules: Sequence[BlockingRule], *, max_block_size: int) -> tuple[DataFrame, DataFrame]:
     """(pairs, skipped blocks). Pairs: ``l_vid`` < ``r_vid`` in one region agreeing on all keys of
-    a rule, one row per (pair, rule). Skipped: region, rule, block_size of each block over the cap."""
+    a rule, one row per (pair, rule). Skipped: region, rule, block_size of each block over the cap.
+
+    Every rule's blocks come from one pass: each record gets one (rule, key) row per rule whose
+    keys it has (the key values as JSON, so different keys never collide), and one self-join on
+    (region, rule, key) pairs them all, instead of a join per rule."""
     if not rules:
         raise ValueError("at least one blocking rule is needed")
-    pairs: DataFrame | None = None
-    skipped: DataFrame | None = None
+    entries = []
     for rule in rules:
-        keys = [F.expr(key).alias(f"_k{i}") for i, key in enumerate(rule.keys)]
-        key_names = [f"_k{i}" for i in range(len(keys))]
-        keyed = records.select("vid", "region", *keys).where(
-            F.expr(" AND ".join(f"{k} IS NOT NULL" for k in key_names))
-        )
-        sizes = keyed.groupBy("region", *key_names).agg(F.count("*").alias("block_size"))
-        big = sizes.where(F.col("block_size") > max_block_size)
-        small = keyed.join(big.select("region", *key_names), ["region", *key_names], "left_anti")
-        left = small.select(F.col("vid").alias("l_vid"), "region", *key_names)
-        right = small.select(F.col("vid").alias("r_vid"), "region", *key_names)
-        found = (
-            left.join(right, ["region", *key_names])
-            .where(F.col("l_vid") < F.col("r_vid"))
-            .select("l_vid", "r_vid", F.lit(rule.name).alias("rule"))
-        )
-        dropped = big.select("region", F.lit(rule.name).alias("rule"), F.col("block_size"))
-        pairs = found if pairs is None else pairs.unionByName(found)
-        skipped = dropped if skipped is None else skipped.unionByName(dropped)
+        keys = [F.expr(key).alias(f"k{i}") for i, key in enumerate(rule.keys)]
+        present = F.lit(True)
+        for key in rule.keys:
+            present = present & F.expr(key).isNotNull()
+        entries.append(F.when(present, F.struct(F.lit(rule.name).alias("rule"), F.to_json(F.struct(*keys)).alias("key"))))
+    keyed = (
+        records.select("vid", "region", F.explode(F.array(*entries)).alias("_b"))
+        .where(F.col("_b").isNotNull())
+        .select("vid", "region", "_b.rule", "_b.key")
+        .withColumn("block_size", F.count("*").over(Window.partitionBy("region", "rule", "key")))
+    )
+    small = keyed.where(F.col("block_size") <= max_block_size).drop("block_size")
+    pairs = (
+        small.select(F.col("vid").alias("l_vid"), "region", "rule", "key")
+        .join(small.select(F.col("vid").alias("r_vid"), "region", "rule", "key"), ["region", "rule", "key"])
+        .where(F.col("l_vid") < F.col("r_vid"))
+        .select("l_vid", "r_vid", "rule")
+    )
+    skipped = keyed.where(F.col("block_size") > max_block_size).select("region", "rule", "key", "block_size").distinct().drop("key")
     return pairs, skipped
 
 
@@ -603,15 +607,16 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
     # clear personal data: a local checkpoint (executor storage, gone with the session), never files
     candidates = with_term_frequencies(matchable(records)).localCheckpoint(eager=True)
     found, skipped = candidate_pairs(candidates, settings.blocking_rules, max_block_size=settings.max_block_size)
-    found = found.localCheckpoint(eager=True)
     gammas = with_comparison_levels(distinct_pairs(found, candidates, settings.blocking_rules)).persist()
     sample = random_pairs(
         candidates, sample_records=settings.u_sample_records, pairs_per_region=settings.u_sample_pairs, seed=settings.seed
     )
     u = random_u(level_counts(with_comparison_levels(sample)), prior_pairs=settings.em_prior_pairs)
-    by_rule = level_counts(gammas.select(F.explode("rules").alias("rule"), *GAMMAS), by=["rule"])
-    first_rule = level_counts(gammas, by=["region", "rule"])
-    generated = {r["rule"]: r["count"] for r in found.groupBy("rule").count().collect()}
+    # one aggregation serves all: each (region, first rule, rules that found it, comparison vector)
+    first_rule = level_counts(gammas, by=["region", "rule", "rules"])
+    first_rule["rules"] = first_rule["rules"].map(list)
+    by_rule = first_rule.drop(columns=["rule"]).explode("rules").rename(columns={"rules": "rule"})
+    generated = by_rule.groupby("rule")["n"].sum().to_dict()  # a pair once per rule that found it
     new = first_rule.groupby("rule")["n"].sum().to_dict()
     pair_counts = tuple(
         RulePairs(rule.name, int(generated.get(rule.name, 0)), int(new.get(rule.name, 0))) for rule in settings.blocking_rules
