@@ -611,10 +611,21 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
     sample = random_pairs(
         candidates, sample_records=settings.u_sample_records, pairs_per_region=settings.u_sample_pairs, seed=settings.seed
     )
-    u = random_u(level_counts(with_comparison_levels(sample)), prior_pairs=settings.em_prior_pairs)
+    u = random_u(
+        level_counts(with_comparison_levels(sample)).sort_values(list(GAMMAS), kind="stable").reset_index(drop=True),
+        prior_pairs=settings.em_prior_pairs,
+    )
     # one aggregation serves all: each (region, first rule, rules that found it, comparison vector)
     first_rule = level_counts(gammas, by=["region", "rule", "rules"])
     first_rule["rules"] = first_rule["rules"].map(list)
+    # a fixed row order (Spark returns groups in any order): EM's sums, and so every estimate, come
+    # out bit for bit the same on every run of the same input
+    first_rule = (
+        first_rule.assign(_order=first_rule["rules"].map(",".join))
+        .sort_values(["region", "rule", "_order", *GAMMAS], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
     by_rule = first_rule.drop(columns=["rule"]).explode("rules").rename(columns={"rules": "rule"})
     generated = by_rule.groupby("rule")["n"].sum().to_dict()  # a pair once per rule that found it
     new = first_rule.groupby("rule")["n"].sum().to_dict()
