@@ -13,6 +13,16 @@ from customer360.config import LakehouseConfig
 from customer360.lakehouse import Lakehouse
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(path: Path, name: str):
+    """A script that is not part of the package (benchmarks/, jobs/) imported as module ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 CONF_DIR = REPO / "conf"
 
 # pandas UDFs run in Python workers: they must use this interpreter (it has the package).

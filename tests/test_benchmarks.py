@@ -1,22 +1,18 @@
 """The benchmark harness's arithmetic and its scipy baseline (benchmarks/run.py), without Spark."""
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def harness():
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "benchmarks" / "run.py", "bench_run")
 
 
 def test_cost_per_10x_is_the_fitted_growth_factor(harness):
@@ -152,10 +148,7 @@ def test_engine_comparison_table(harness):
 
 @pytest.fixture(scope="module")
 def splink_harness():
-    spec = importlib.util.spec_from_file_location("bench_identity_splink", REPO / "benchmarks" / "identity_splink.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "benchmarks" / "identity_splink.py", "bench_identity_splink")
 
 
 def test_splink_benchmark_pairwise_scores_count_pairs_by_hand(splink_harness):

@@ -10,25 +10,17 @@ table, on gold built twice. The kill moments come
 from a seeded generator, so a failure can be replayed."""
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 pytestmark = pytest.mark.slow
 
 KILLS = 1
 
 
-def _harness():
-    spec = importlib.util.spec_from_file_location("bench_crash", REPO / "benchmarks" / "crash.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-crash = _harness()
+crash = load_script(REPO / "benchmarks" / "crash.py", "bench_crash")
 
 
 @pytest.fixture(scope="module")

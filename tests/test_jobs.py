@@ -1,21 +1,17 @@
 """jobs/*.py: one spark-submit entry point per stage, all with the same options, exit code 0 or 1."""
 from __future__ import annotations
 
-import importlib.util
 from importlib.metadata import entry_points
 
 import pytest
 
 from customer360 import cli, jobs
 
-from tests.conftest import CONF_DIR, REPO
+from tests.conftest import CONF_DIR, REPO, load_script
 
 
 def _load(path):
-    spec = importlib.util.spec_from_file_location(f"job_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, f"job_{path.stem}")
 
 
 def test_every_stage_has_a_job_file_and_a_console_script():

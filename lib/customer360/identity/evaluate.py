@@ -241,7 +241,7 @@ def explain_pairs(pairs: list[RecordPair], records: DataFrame, rules) -> list[di
     ``records``: source, source_record_id, region and the compared attributes in clear
     (standardized) form. Returns dicts ``pair``, ``levels`` (None when a record is missing) and
     ``candidate_under``."""
-    from customer360.identity.matching import COMPARED, COMPARED_TYPES, COMPARISONS
+    from customer360.identity.matching import COMPARISONS, compared_columns, prefixed
 
     if not pairs:
         return []
@@ -250,17 +250,12 @@ def explain_pairs(pairs: list[RecordPair], records: DataFrame, rules) -> list[di
         [(i, *p.left, *p.right) for i, p in enumerate(pairs)], "i int, ls string, lid string, rs string, rid string"
     )
     # the compared attributes as matching reads them (missing ones null), then each rule's keys
-    present = [
-        F.col(c) if c in records.columns else F.lit(None).cast(COMPARED_TYPES.get(c, T.StringType())).alias(c) for c in COMPARED
-    ]
-    side = records.select("source", "source_record_id", "region", *present)
+    side = records.select("source", "source_record_id", "region", *compared_columns(records))
     side = side.select("*", *[F.expr(key).alias(f"k{i}_{j}") for i, rule in enumerate(rules) for j, key in enumerate(rule.keys)])
     frame = wanted.join(
-        side.select(*[F.col(c).alias(f"l_{c}") for c in side.columns]),
-        (F.col("ls") == F.col("l_source")) & (F.col("lid") == F.col("l_source_record_id")),
+        prefixed(side, "l_"), (F.col("ls") == F.col("l_source")) & (F.col("lid") == F.col("l_source_record_id"))
     ).join(
-        side.select(*[F.col(c).alias(f"r_{c}") for c in side.columns]),
-        (F.col("rs") == F.col("r_source")) & (F.col("rid") == F.col("r_source_record_id")),
+        prefixed(side, "r_"), (F.col("rs") == F.col("r_source")) & (F.col("rid") == F.col("r_source_record_id")),
     )
     blocked = [
         F.coalesce(

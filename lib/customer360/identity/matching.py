@@ -279,8 +279,7 @@ class MatchModel:
 
     @property
     def match_share(self) -> float:
-        expected = sum(self.priors.get(region, 0.0) for region in self.priors)
-        return expected / len(self.priors) if self.priors else 0.0
+        return sum(self.priors.values()) / len(self.priors) if self.priors else 0.0
 
     def log_odds(self) -> Column:
         """Posterior log-odds over ``region``, the ``gamma_*`` columns and the ``tf_*`` frequencies."""
@@ -318,6 +317,10 @@ class MatchModel:
     def probability(self) -> Column:
         return F.lit(1.0) / (F.lit(1.0) + F.exp(-self.log_odds()))
 
+    def priors_text(self) -> str:
+        """The priors for a log or report line: ``de 1 in 2,245, fr 1 in 1,644``."""
+        return ", ".join(f"{region} 1 in {1 / lam:,.0f}" for region, lam in sorted(self.priors.items()) if lam > 0)
+
     def rows(self, run_id: str) -> list[tuple]:
         out = []
         for comparison in COMPARISONS:
@@ -328,14 +331,20 @@ class MatchModel:
         return out
 
 
-def matchable(records: DataFrame) -> DataFrame:
-    """Records that can be compared: a first or a last name. Compared attributes the input does
-    not have are null."""
-    columns = [
+def compared_columns(records: DataFrame) -> list[Column]:
+    """The compared attributes as matching reads them: the input's column, or null where it has none."""
+    return [
         F.col(c) if c in records.columns else F.lit(None).cast(COMPARED_TYPES.get(c, T.StringType())).alias(c)
         for c in COMPARED
     ]
-    return records.where(F.col("first_name").isNotNull() | F.col("last_name").isNotNull()).select("vid", "region", *columns)
+
+
+def matchable(records: DataFrame) -> DataFrame:
+    """Records that can be compared: a first or a last name. Compared attributes the input does
+    not have are null."""
+    return records.where(F.col("first_name").isNotNull() | F.col("last_name").isNotNull()).select(
+        "vid", "region", *compared_columns(records)
+    )
 
 
 def with_term_frequencies(records: DataFrame, columns: Sequence[str] = TF_COLUMNS) -> DataFrame:
@@ -349,7 +358,8 @@ def with_term_frequencies(records: DataFrame, columns: Sequence[str] = TF_COLUMN
     return out
 
 
-def _sides(records: DataFrame, prefix: str) -> DataFrame:
+def prefixed(records: DataFrame, prefix: str) -> DataFrame:
+    """Every column renamed ``<prefix><column>`` (one side of a pair)."""
     return records.select(*[F.col(c).alias(f"{prefix}{c}") for c in records.columns])
 
 
@@ -364,11 +374,12 @@ def candidate_pairs(records: DataFrame, rules: Sequence[BlockingRule], *, max_bl
         raise ValueError("at least one blocking rule is needed")
     entries = []
     for rule in rules:
-        keys = [F.expr(key).alias(f"k{i}") for i, key in enumerate(rule.keys)]
+        keys = [F.expr(key) for key in rule.keys]
         present = F.lit(True)
-        for key in rule.keys:
-            present = present & F.expr(key).isNotNull()
-        entries.append(F.when(present, F.struct(F.lit(rule.name).alias("rule"), F.to_json(F.struct(*keys)).alias("key"))))
+        for key in keys:
+            present = present & key.isNotNull()
+        as_json = F.to_json(F.struct(*[key.alias(f"k{i}") for i, key in enumerate(keys)]))
+        entries.append(F.when(present, F.struct(F.lit(rule.name).alias("rule"), as_json.alias("key"))))
     keyed = (
         records.select("vid", "region", F.explode(F.array(*entries)).alias("_b"))
         .where(F.col("_b").isNotNull())
@@ -389,13 +400,12 @@ def candidate_pairs(records: DataFrame, rules: Sequence[BlockingRule], *, max_bl
 def distinct_pairs(found: DataFrame, records: DataFrame, rules: Sequence[BlockingRule]) -> DataFrame:
     """One row per pair however many rules found it, with both sides' attributes: ``rule`` is the
     first rule (in configured order) that found it, ``rules`` all of them."""
-    names = [rule.name for rule in rules]
-    order = F.array_position(F.array(*[F.lit(n) for n in names]), F.col("rule"))
+    names = F.array(*[F.lit(rule.name) for rule in rules])
     unique = found.groupBy("l_vid", "r_vid").agg(
-        F.min(order).alias("_first"), F.array_sort(F.collect_set("rule")).alias("rules")
+        F.min(F.array_position(names, F.col("rule"))).alias("_first"), F.array_sort(F.collect_set("rule")).alias("rules")
     )
-    unique = unique.select("l_vid", "r_vid", F.element_at(F.array(*[F.lit(n) for n in names]), F.col("_first").cast("int")).alias("rule"), "rules")
-    return unique.join(_sides(records, "l_"), "l_vid").join(_sides(records.drop("region"), "r_"), "r_vid")
+    unique = unique.select("l_vid", "r_vid", F.element_at(names, F.col("_first").cast("int")).alias("rule"), "rules")
+    return unique.join(prefixed(records, "l_"), "l_vid").join(prefixed(records.drop("region"), "r_"), "r_vid")
 
 
 def with_comparison_levels(pairs: DataFrame) -> DataFrame:
@@ -435,8 +445,8 @@ def random_pairs(records: DataFrame, *, sample_records: int, pairs_per_region: i
     offsets = max(1, math.ceil(pairs_per_region / sample_records))
     left = sample.withColumn("_offset", F.explode(F.sequence(F.lit(1), F.least(F.lit(offsets), F.col("_n") - 1))))
     left = left.where(F.col("_n") > 1).withColumn("_partner", (F.col("_rank") + F.col("_offset")) % F.col("_n"))
-    left = _sides(left.drop("_offset", "_n"), "l_")
-    right = _sides(sample.drop("_n"), "r_")
+    left = prefixed(left.drop("_offset", "_n"), "l_")
+    right = prefixed(sample.drop("_n"), "r_")
     condition = (F.col("l_region") == F.col("r_region")) & (F.col("l__partner") == F.col("r__rank"))
     return left.join(right, condition).withColumn("rule", F.lit("random"))
 
@@ -660,12 +670,13 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
     )
     log.info(
         "Fellegi-Sunter: %d distinct candidate pairs of %d record pairs; prior of a random pair matching: %s",
-        scoring.candidate_pairs, scoring.record_pairs,
-        ", ".join(f"{region} 1 in {1 / lam:,.0f}" for region, lam in sorted(scoring.priors.items())),
+        scoring.candidate_pairs, scoring.record_pairs, scoring.priors_text(),
     )
-    links = gammas.where(scoring.probability() >= settings.threshold).select(
-        F.col("l_vid").alias("src"), F.col("r_vid").alias("dst"), "rule", scoring.probability().alias("probability")
-    ).localCheckpoint(eager=True)
+    links = (
+        gammas.select(F.col("l_vid").alias("src"), F.col("r_vid").alias("dst"), "rule", scoring.probability().alias("probability"))
+        .where(F.col("probability") >= settings.threshold)
+        .localCheckpoint(eager=True)
+    )
     skipped = skipped.localCheckpoint(eager=True)
     gammas.unpersist()
     candidates.unpersist()

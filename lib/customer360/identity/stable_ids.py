@@ -64,13 +64,9 @@ def _new_id(*parts: F.Column) -> F.Column:
     return F.concat(F.lit("C"), F.substring(F.sha2(F.concat_ws("\u001f", *parts), 256), 1, 16))
 
 
-def _first_assignment(comp: DataFrame, *, run_id: str, now_lit: F.Column) -> IdAssignment:
-    """No earlier xref and no registry: every component gets its new id, nothing is merged, split
-    or retired. The same ids the general path would give, from one aggregation instead of its joins."""
-    spark = comp.sparkSession
-    by_component = Window.partitionBy("region", "component")
-    ids = comp.withColumn("customer_id", _new_id(F.col("region"), F.min(_record_key()).over(by_component)))
-    registry = ids.select("customer_id", "region").distinct().select(
+def _issued(ids: DataFrame, *, run_id: str, now_lit: F.Column) -> DataFrame:
+    """Registry rows (``REGISTRY_SCHEMA``) for ids issued by this run: customer_id and region given."""
+    return ids.select(
         "customer_id",
         now_lit.alias("created_at"),
         F.lit(run_id).alias("created_run_id"),
@@ -79,6 +75,15 @@ def _first_assignment(comp: DataFrame, *, run_id: str, now_lit: F.Column) -> IdA
         F.lit(None).cast("string").alias("retired_reason"),
         "region",
     )
+
+
+def _first_assignment(comp: DataFrame, *, run_id: str, now_lit: F.Column) -> IdAssignment:
+    """No earlier xref and no registry: every component gets its new id, nothing is merged, split
+    or retired. The same ids the general path would give, from one aggregation instead of its joins."""
+    spark = comp.sparkSession
+    by_component = Window.partitionBy("region", "component")
+    ids = comp.withColumn("customer_id", _new_id(F.col("region"), F.min(_record_key()).over(by_component)))
+    registry = _issued(ids.select("customer_id", "region").distinct(), run_id=run_id, now_lit=now_lit)
     return IdAssignment(
         ids=ids.select("region", *RECORD_KEY, "customer_id"), audit=spark.createDataFrame([], AUDIT_SCHEMA), registry=registry
     )
@@ -173,15 +178,7 @@ def assign_customer_ids(
     )
 
     # registry: new ids, and old ids that no longer name a customer
-    new_rows = fresh.join(registry.select("customer_id"), "customer_id", "left_anti").select(
-        "customer_id",
-        now_lit.alias("created_at"),
-        F.lit(run_id).alias("created_run_id"),
-        F.lit(None).cast("timestamp").alias("retired_at"),
-        F.lit(None).cast("string").alias("retired_run_id"),
-        F.lit(None).cast("string").alias("retired_reason"),
-        "region",
-    )
+    new_rows = _issued(fresh.join(registry.select("customer_id"), "customer_id", "left_anti"), run_id=run_id, now_lit=now_lit)
     live = component_ids.select("customer_id")
     reasons = (
         audit.where(F.col("event") != "merge")

@@ -306,9 +306,8 @@ def _report(ctx, result: StageResult, out: IdentityOutputs, audit: DataFrame, wr
             f"matching rule {model.rule}: {found}, EM {model.iterations} iterations, match share {model.lam:.4f}"
         )
     if matching.model is not None:
-        priors = ", ".join(f"{region} 1 in {1 / lam:,.0f}" for region, lam in sorted(matching.model.priors.items()) if lam > 0)
         result.lines.append(
             f"matching: {matching.model.candidate_pairs:,} distinct candidate pairs scored; "
-            f"prior that two random records match: {priors or 'none'}"
+            f"prior that two random records match: {matching.model.priors_text() or 'none'}"
         )
     result.lines.append(f"components: {out.resolved.engine}, {out.resolved.rounds} rounds")
