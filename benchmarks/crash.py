@@ -10,7 +10,11 @@ For each stage, on the bundled sample generator's data:
 2. a **reference**: the stage run once, uninterrupted, on a copy of the base (timed);
 3. on another copy, the stage started until ``--kills`` kills have landed (at most three starts a
    kill), each start killed with SIGKILL (its whole process group: the Python driver and its JVM)
-   at a moment drawn uniformly between 1 s and the reference's duration (seeded); a start that
+   at a moment drawn (seeded) as: after a random one of the reference's events but the last (the lines
+   ``customer360`` logs as it goes: each table written, each step timed), plus a random part of
+   the reference's time to the next one. A moment in events, not seconds, lands anywhere in the
+   run however much slower the killed process is than the reference (a fresh process's work is
+   1.4-2.9x slower than an in-process reference's on a warm session). A start that
    ends before its moment is counted as tried, not landed (for the erasure it ends the kills: the
    person is erased, later starts would have no one to erase). After every kill, every table must read at its last committed
    version (each is counted in full);
@@ -30,14 +34,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,13 +79,59 @@ def start(commands: list[list[str]]) -> subprocess.Popen:
     )
 
 
-def run(commands: list[list[str]], *, allow: tuple[int, ...] = (0,)) -> tuple[float, str]:
-    began = time.monotonic()
-    proc = start(commands)
-    out = proc.communicate(timeout=3600)[0]
-    if proc.returncode not in allow:
-        raise RuntimeError(f"{commands} exited {proc.returncode}:\n{out[-4000:]}")
-    return time.monotonic() - began, out
+#: a progress event: a line the package logs (``c360``'s log format), not the session's start-up
+#: (an in-process run reuses a session, a fresh process starts one)
+EVENT = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ INFO (customer360\.[\w.]+): ")
+
+
+def is_event(logger: str) -> bool:
+    return logger.startswith("customer360.") and logger != "customer360.session"
+
+
+class Watched:
+    """A started process whose output is read as it comes, counting its events."""
+
+    def __init__(self, commands: list[list[str]]):
+        self.proc = start(commands)
+        self.began = time.monotonic()
+        self.events: list[float] = []
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line)
+                m = EVENT.match(line)
+                if m and is_event(m.group(1)):
+                    self.events.append(time.monotonic() - self.began)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for_event(self, n: int, timeout: float = 600) -> bool:
+        """True once the ``n``-th event (1-based) has come; False if the process ended before it."""
+        with self._changed:
+            return bool(self._changed.wait_for(lambda: len(self.events) >= n or not self._reader.is_alive(), timeout)
+                        and len(self.events) >= n)
+
+    def finish(self, timeout: float = 3600) -> None:
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=60)
+
+
+class _Events(logging.Handler):
+    """An in-process run's events (the same log records a fresh process writes as lines)."""
+
+    def __init__(self, began: float):
+        super().__init__(logging.INFO)
+        self.began, self.times = began, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.INFO and is_event(record.name):
+            self.times.append(time.monotonic() - self.began)
 
 
 def comparable(df):
@@ -179,18 +232,47 @@ def person_traces(root: Path, needles: list[str]) -> list[str]:
 
 class Bench:
     def __init__(self, work: Path, scale: float, seed: int, spark=None, settings: tuple[str, ...] = (),
-                 vacuumed: tuple[str, ...] = VACUUMED):
+                 vacuumed: tuple[str, ...] = VACUUMED, in_process: bool = False):
         from customer360.config import load_config
         from customer360.generate import ensure_sample_data
         from customer360.session import get_session
 
         self.work, self.sample, self.scale, self.settings = work, work / "sample", scale, list(settings)
-        self.vacuumed = vacuumed
+        self.vacuumed, self.in_process = vacuumed, in_process
         config = load_config("local", conf_dir=CONF_DIR, overrides=[f"sample_data.dir={self.sample}"])
         # the generator's seed is the configuration's (c360 run finds the sample made); ``seed`` draws the kills
         ensure_sample_data(self.sample, scale=scale, seed=config.sample_data.seed, regions=config.pipeline.regions)
         self.spark = spark or get_session(config, metastore=False)
         self.rng = random.Random(seed)
+
+    def run(self, commands: list[list[str]]) -> tuple[float, list[float]]:
+        """The commands run uninterrupted: seconds, and when each of their events came (seconds in).
+
+        ``in_process``: run by ``c360``'s own entry point in this process, on its session (the
+        tests: no Spark start-up, a warm JVM); else each in a fresh process, as an operator would.
+        """
+        if not self.in_process:
+            watched = Watched(commands)
+            watched.finish()
+            if watched.proc.returncode != 0:
+                raise RuntimeError(f"{commands} exited {watched.proc.returncode}:\n{''.join(watched.lines)[-4000:]}")
+            return time.monotonic() - watched.began, watched.events
+        from customer360 import cli
+
+        began = time.monotonic()
+        events, package = _Events(began), logging.getLogger("customer360")
+        level = package.level
+        package.addHandler(events)
+        package.setLevel(logging.INFO)
+        try:
+            for command in commands:
+                code = cli.main(command[3:])  # past `python -m customer360.cli`
+                if code != 0:
+                    raise RuntimeError(f"c360 {' '.join(command[3:])} exited {code}")
+        finally:
+            package.removeHandler(events)
+            package.setLevel(level)
+        return time.monotonic() - began, events.times
 
     def lakehouse(self, root: Path):
         from customer360.config import load_config
@@ -233,7 +315,7 @@ class Bench:
             shutil.rmtree(building, ignore_errors=True)
             copy_lakehouse(self.work / f"ref-{reference}", building)
             if steps:
-                run([c360(*step, sets=self.sets(building)) for step in steps])
+                self.run([c360(*step, sets=self.sets(building)) for step in steps])
             building.rename(root)
             return root
         if before is None:
@@ -242,7 +324,7 @@ class Bench:
         building = self.work / f"building-{stage}"
         shutil.rmtree(building, ignore_errors=True)
         copy_lakehouse(self.base(before), building)
-        run([c360(*step, sets=self.sets(building)) for step in steps])
+        self.run([c360(*step, sets=self.sets(building)) for step in steps])
         building.rename(root)
         return root
 
@@ -257,13 +339,13 @@ class Bench:
     def finish(self, stage: str, root: Path, person: str | None) -> float:
         """The uninterrupted run after the kills; seconds."""
         if stage != "erase":
-            return run(self.commands(stage, root, person))[0]
+            return self.run(self.commands(stage, root, person))[0]
         import pyspark.sql.functions as F
 
-        seconds, _ = run([c360("erase", "--pending", sets=self.sets(root))])
+        seconds, _ = self.run([c360("erase", "--pending", sets=self.sets(root))])
         xref = self.lakehouse(root).read("silver.customer_xref")
         if xref.where(F.col("customer_id") == person).limit(1).count():  # every kill came before the request was marked
-            seconds += run(self.commands(stage, root, person))[0]
+            seconds += self.run(self.commands(stage, root, person))[0]
         return seconds
 
     def person(self, root: Path) -> tuple[str, list[str]]:
@@ -288,24 +370,39 @@ class Bench:
             shutil.rmtree(target, ignore_errors=True)
             copy_lakehouse(base, target)
         person, values = self.person(base) if stage == "erase" else (None, [])
-        clean, _ = run(self.commands(stage, ref, person))
-        result: dict = {"stage": stage, "clean_seconds": round(clean, 1), "kills_tried": 0, "kills_landed": 0,
-                        "kill_moments": [], "reads_after_kills": 0, "unreadable": []}
+        clean, events = self.run(self.commands(stage, ref, person))
+        result: dict = {"stage": stage, "clean_seconds": round(clean, 1), "events": len(events), "kills_tried": 0,
+                        "kills_landed": 0, "kill_moments": [], "kill_after_events": [], "reads_after_kills": 0,
+                        "unreadable": []}
         # started until ``kills`` kills have landed: a start that ends before its moment (a rerun over
         # a half-done run is quicker) is counted as tried, not landed; at most three starts a kill
+        length, timeline = clean, events
         for attempt in range(3 * kills):
             if result["kills_landed"] >= kills:
                 break
             result["kills_tried"] += 1
-            proc = start(self.commands(stage, got, person))
-            moment = self.rng.uniform(1.0, clean)
-            time.sleep(moment)
-            landed = proc.poll() is None
+            # the moment: after a random one of the events but the last (what the stage logs as it
+            # goes: a fresh process is slower than an in-process reference, 1.4-2.9x from its first
+            # event on, but the events come in the same order), plus a random part of the time to
+            # the next one: before the next event, in either. The events are the reference's until
+            # a start ends before its moment: a start after a kill resumes half-done work and logs
+            # fewer, so later draws take that start's
+            after = self.rng.randint(1, max(1, len(timeline) - 1)) if timeline else 0
+            gap = (timeline[after] if after < len(timeline) else length) - (timeline[after - 1] if after else 0.0)
+            delay = self.rng.uniform(0.0, gap)
+            watched = Watched(self.commands(stage, got, person))
+            reached = watched.wait_for_event(after) if after else True
+            if reached:
+                time.sleep(delay)
+            landed = reached and watched.proc.poll() is None
             if landed:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(watched.proc.pid, signal.SIGKILL)
                 result["kills_landed"] += 1
-                result["kill_moments"].append(round(moment, 1))
-            proc.communicate(timeout=120)
+                result["kill_moments"].append(round(time.monotonic() - watched.began, 1))
+                result["kill_after_events"].append(after)
+            watched.finish()
+            if not landed:
+                length, timeline = time.monotonic() - watched.began, watched.events
             if not landed and stage == "erase":  # the erasure finished: later starts would find no one to erase
                 result["erasure_finished_at_start"] = attempt + 1
                 break
