@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO / "lib"))
 from customer360.identity.synthetic import febrl_like, to_identity_mapping  # noqa: E402
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "identity_splink.json"
-MAX_RECORDS = 10_000  # DuckDB is fine far above; `c360 identity` on 2 cores is the limit here
+MAX_RECORDS = 1_000_000  # the largest size; above it neither tool has been tried here
 SAMPLE_SECONDS = 0.2
 
 

@@ -282,6 +282,13 @@ def test_febrl_style_file_with_a_street_from_two_columns_and_an_xref_copy(spark,
     assert _run(tmp_path, *args, "--xref-copy", "csv") == 0
     printed = capsys.readouterr().out
     assert f"record -> customer mapping also in {out}/customer_xref.csv" in printed
+    # what blocking found, rule by rule, and the prior the model scored with
+    rules = re.findall(r"^matching rule (\w+): ([\d,]+) pairs \(([\d,]+) no earlier rule found\)", printed, re.M)
+    assert [r for r, _, _ in rules] == ["surname_birth_date", "first_name_birth_date", "surname_postcode", "names_any_order",
+                                        "birth_date", "postcode", "street"]
+    distinct = int(re.search(r"^matching: ([\d,]+) distinct candidate pairs scored; prior that two random records match: all 1 in ",
+                             printed, re.M).group(1).replace(",", ""))
+    assert distinct == sum(int(new.replace(",", "")) for _, _, new in rules) > 0
     delta = _tables(spark, out)("customer_xref").toPandas()
     copy = pd.read_csv(out / "customer_xref.csv", dtype={"source_record_id": str, "customer_id": str})
     assert list(copy.columns) == ["source", "source_record_id", "customer_id", "match_rule", "match_confidence"]

@@ -41,6 +41,29 @@ class ResolvedIdentities:
     def release(self) -> None:
         self.records.unpersist()
 
+    def matching_lines(self) -> list[str]:
+        """What blocking dropped (blocks over the cap), each rule's pairs and the model's prior: the
+        lines both the pipeline stage and the standalone command report."""
+        lines = []
+        for row in self.skipped_blocks.groupBy("region", "rule").agg(
+            F.count("*").alias("blocks"), F.max("block_size").alias("largest"), F.sum("block_size").alias("records")
+        ).orderBy("region", "rule").collect():
+            lines.append(
+                f"{row['region']}: rule {row['rule']} skipped {row['blocks']:,} block(s) above "
+                f"matching.max_block_size ({row['records']:,} records in them, largest {row['largest']:,})"
+            )
+        pairs = {p.rule: p for p in self.matching.pairs}
+        for model in self.matching.models:
+            counted = pairs.get(model.rule)
+            found = f"{counted.generated:,} pairs ({counted.new:,} no earlier rule found)" if counted else f"{model.candidate_pairs:,} pairs"
+            lines.append(f"matching rule {model.rule}: {found}, EM {model.iterations} iterations, match share {model.lam:.4f}")
+        if self.matching.model is not None:
+            lines.append(
+                f"matching: {self.matching.model.candidate_pairs:,} distinct candidate pairs scored; "
+                f"prior that two random records match: {self.matching.model.priors_text() or 'none'}"
+            )
+        return lines
+
 
 def _with_vertex_ids(clear: DataFrame) -> DataFrame:
     """Long vertex ids, fixed by materializing the frame so that every later read sees the same ids.

@@ -290,24 +290,5 @@ def _report(ctx, result: StageResult, out: IdentityOutputs, audit: DataFrame, wr
             f"({values['probabilistic_records']:,} linked probabilistically, {values['singleton_records']:,} singletons, "
             f"{values['hubs']:,} hubs; {values['merges']} merges, {values['splits']} splits)"
         )
-    for row in out.resolved.skipped_blocks.groupBy("region", "rule").agg(
-        F.count("*").alias("blocks"), F.max("block_size").alias("largest")
-    ).collect():
-        result.lines.append(
-            f"{row['region']}: rule {row['rule']} skipped {row['blocks']:,} block(s) above "
-            f"matching.max_block_size (largest {row['largest']:,} records)"
-        )
-    matching = out.resolved.matching
-    pairs = {p.rule: p for p in matching.pairs}
-    for model in matching.models:
-        counted = pairs.get(model.rule)
-        found = f"{counted.generated:,} pairs ({counted.new:,} no earlier rule found)" if counted else f"{model.candidate_pairs:,} pairs"
-        result.lines.append(
-            f"matching rule {model.rule}: {found}, EM {model.iterations} iterations, match share {model.lam:.4f}"
-        )
-    if matching.model is not None:
-        result.lines.append(
-            f"matching: {matching.model.candidate_pairs:,} distinct candidate pairs scored; "
-            f"prior that two random records match: {matching.model.priors_text() or 'none'}"
-        )
+    result.lines += out.resolved.matching_lines()
     result.lines.append(f"components: {out.resolved.engine}, {out.resolved.rounds} rounds")

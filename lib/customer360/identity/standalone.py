@@ -419,11 +419,14 @@ class StandaloneReport:
     probabilistic_records: int
     output: str
     xref_copy: str | None = None
+    #: blocks skipped over the cap, each blocking rule's pairs, the model's prior
+    matching: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         return [
             f"{self.records:,} records -> {self.customers:,} customers "
             f"({self.probabilistic_records:,} records linked probabilistically)",
+            *self.matching,
             f"Delta tables under {self.output}: customer_xref, customer_golden, pii_vault, customer_ids, identity_audit",
             *([f"record -> customer mapping also in {self.xref_copy}"] if self.xref_copy else []),
         ]
@@ -538,6 +541,7 @@ def resolve_file(
         stats = lakehouse.read(CUSTOMER_XREF).agg(
             F.count("*"), F.countDistinct("customer_id"), F.sum(F.col("match_rule").startswith("probabilistic").cast("long"))
         ).first()
+        matching = tuple(out.resolved.matching_lines())
     finally:
         out.resolved.release()
     records_in = canonical.count()
@@ -545,5 +549,6 @@ def resolve_file(
         raise C360Error(f"{records_in} input records but {stats[0]} rows in customer_xref: resolution lost records")
     copy = write_xref_copy(lakehouse.read(CUSTOMER_XREF), output, xref_copy) if xref_copy else None
     return StandaloneReport(
-        records=int(stats[0]), customers=int(stats[1]), probabilistic_records=int(stats[2] or 0), output=output, xref_copy=copy
+        records=int(stats[0]), customers=int(stats[1]), probabilistic_records=int(stats[2] or 0), output=output, xref_copy=copy,
+        matching=matching,
     )
