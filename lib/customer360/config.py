@@ -345,8 +345,11 @@ class MatchingConfig(_Frozen):
     #: a pair is linked when its match probability is at least this
     threshold: float = Field(default=0.99, gt=0, lt=1)
     blocking_rules: tuple[BlockingRule, ...] = Field(min_length=1)
-    #: blocks with more records than this are skipped (and reported): they would be all-pairs
+    #: blocks with more records than this are not all-paired (and are reported)
     max_block_size: int = Field(default=200, ge=2)
+    #: in a block over max_block_size, each record is paired with this many neighbours in the
+    #: block sorted by surname, and as many sorted by first name; 0: such blocks are skipped
+    neighbourhood: int = Field(default=10, ge=0, le=100)
     em_max_iterations: int = Field(default=200, ge=1)
     em_tolerance: float = Field(default=1e-7, gt=0)
     #: strength (in pairs) of the priors on m, u and the match share: keeps EM sane on small inputs

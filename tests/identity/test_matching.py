@@ -289,6 +289,29 @@ def test_candidate_pairs_skip_and_report_big_blocks(spark):
     assert {f"{side}_{a}" for side in ("l", "r") for a in ATTRIBUTES} <= set(compared.columns)
 
 
+def test_blocks_over_the_cap_pair_each_record_with_its_nearest_by_surname_and_by_first_name(spark):
+    people = [("anna", "zed"), ("bob", "young"), ("carl", "xu"), ("dora", "webb"), ("anne", "zedd")]
+    records = spark.createDataFrame(
+        [record(i, first=first, last=last) for i, (first, last) in enumerate(people, start=1)]
+        + [record(6, region="eu")],  # the same postcode in another region: a block of its own
+        RECORDS_SCHEMA,
+    )
+    rules = (BlockingRule(name="postcode", keys=("postcode",)),)
+    # by surname: webb 4, xu 3, young 2, zed 1, zedd 5; by first name: anna 1, anne 5, bob 2, carl 3, dora 4
+    by_window = {
+        1: [(1, 2), (1, 5), (2, 3), (2, 5), (3, 4)],
+        2: [(1, 2), (1, 3), (1, 5), (2, 3), (2, 4), (2, 5), (3, 4), (3, 5)],  # all but (1, 4) and (4, 5)
+        5: [(a, b) for a in range(1, 6) for b in range(a + 1, 6)],
+    }
+    for window, expected in by_window.items():
+        pairs, large = candidate_pairs(records, rules, max_block_size=3, neighbourhood=window)
+        assert sorted((r.l_vid, r.r_vid) for r in pairs.collect()) == expected, window
+        assert {r.rule for r in pairs.collect()} == {"postcode:neighbours"}
+        assert [tuple(r) for r in large.collect()] == [("us", "postcode", 5)]
+    skipped, _ = candidate_pairs(records, rules, max_block_size=3, neighbourhood=0)
+    assert skipped.count() == 0
+
+
 def test_candidate_pairs_need_a_rule(spark):
     records = spark.createDataFrame([record(1)], RECORDS_SCHEMA)
     with pytest.raises(ValueError, match="at least one blocking rule"):

@@ -3,8 +3,10 @@
 1. Candidate pairs: the union of several blocking rules (config), within a region. Each rule
    finds the records agreeing on all of its keys; together they catch what any single key misses
    (a typo in both names, swapped names, a move, a wrong date). Blocks larger than
-   ``max_block_size`` are skipped and reported; the pairs each rule generated, and how many of
-   them no earlier rule had found, are counted. A pair found by several rules is compared once.
+   ``max_block_size`` are not all-paired: each of their records meets its ``neighbourhood``
+   nearest by surname and by first name (a sorted neighbourhood), and they are reported; the
+   pairs each rule generated, and how many of them no earlier rule had found, are counted. A
+   pair found by several rules is compared once.
 2. Comparison vectors: each pair gets a level per comparison (names, date of birth, address,
    email, phone, loyalty id, other ids), whatever rule found it: exact, fuzzy (Levenshtein and
    Damerau-Levenshtein distances, soundex, transposed day and month, one digit), different; -1
@@ -363,9 +365,46 @@ def prefixed(records: DataFrame, prefix: str) -> DataFrame:
     return records.select(*[F.col(c).alias(f"{prefix}{c}") for c in records.columns])
 
 
-def candidate_pairs(records: DataFrame, rules: Sequence[BlockingRule], *, max_block_size: int) -> tuple[DataFrame, DataFrame]:
-    """(pairs, skipped blocks). Pairs: ``l_vid`` < ``r_vid`` in one region agreeing on all keys of
-    a rule, one row per (pair, rule). Skipped: region, rule, block_size of each block over the cap.
+#: the rule label of pairs a sorted neighbourhood found (``postcode:neighbours``): counted and
+#: scored like any, but no EM session trains on them (neighbours by name are no sample of the block)
+NEIGHBOURS = ":neighbours"
+#: the orders of a sorted neighbourhood (a block over the cap): by surname, and by first name, so a
+#: typo in one name still sorts a duplicate beside its original by the other
+NEIGHBOURHOOD_ORDERS = (("last_name", "first_name", "date_of_birth"), ("first_name", "last_name", "date_of_birth"))
+
+
+def _neighbour_pairs(large: DataFrame, window: int) -> DataFrame:
+    """Pairs within blocks over the cap: in each of ``NEIGHBOURHOOD_ORDERS``, every record with the
+    ``window`` records after it (n * window pairs a block and order, not n * n / 2). Records are
+    numbered in order and bucketed by ``window``; a record meets its own bucket and the next one,
+    an equi-join, so no block's all-pairs is ever built."""
+    out = None
+    for order in NEIGHBOURHOOD_ORDERS:
+        ranked = large.withColumn(
+            "_rn", F.row_number().over(Window.partitionBy("region", "rule", "key").orderBy(*[F.asc_nulls_last(c) for c in order], "vid"))
+        ).withColumn("_bucket", F.floor((F.col("_rn") - 1) / window))
+        left = ranked.select(F.col("vid").alias("_a"), "region", "rule", "key", F.col("_rn").alias("_a_rn"), "_bucket")
+        right = ranked.select(
+            F.col("vid").alias("_b"), "region", "rule", "key", F.col("_rn").alias("_b_rn"),
+            F.explode(F.array(F.col("_bucket"), F.col("_bucket") - 1)).alias("_bucket"),
+        )
+        pairs = (
+            left.join(right, ["region", "rule", "key", "_bucket"])
+            .where((F.col("_b_rn") > F.col("_a_rn")) & (F.col("_b_rn") - F.col("_a_rn") <= window))
+            .select(F.least("_a", "_b").alias("l_vid"), F.greatest("_a", "_b").alias("r_vid"),
+                    F.concat("rule", F.lit(NEIGHBOURS)).alias("rule"))
+        )
+        out = pairs if out is None else out.unionByName(pairs)
+    return out.distinct()
+
+
+def candidate_pairs(
+    records: DataFrame, rules: Sequence[BlockingRule], *, max_block_size: int, neighbourhood: int = 0
+) -> tuple[DataFrame, DataFrame]:
+    """(pairs, large blocks). Pairs: ``l_vid`` < ``r_vid`` in one region agreeing on all keys of
+    a rule, one row per (pair, rule). Large blocks: region, rule, block_size of each block over the
+    cap; its records are paired as a sorted neighbourhood (each with its ``neighbourhood`` nearest
+    by name, in two orders), or not at all when ``neighbourhood`` is 0.
 
     Every rule's blocks come from one pass: each record gets one (rule, key) row per rule whose
     keys it has (the key values as JSON, so different keys never collide), and one self-join on
@@ -380,10 +419,11 @@ def candidate_pairs(records: DataFrame, rules: Sequence[BlockingRule], *, max_bl
             present = present & key.isNotNull()
         as_json = F.to_json(F.struct(*[key.alias(f"k{i}") for i, key in enumerate(keys)]))
         entries.append(F.when(present, F.struct(F.lit(rule.name).alias("rule"), as_json.alias("key"))))
+    order_columns = [c for c in dict.fromkeys(c for order in NEIGHBOURHOOD_ORDERS for c in order) if c in records.columns]
     keyed = (
-        records.select("vid", "region", F.explode(F.array(*entries)).alias("_b"))
+        records.select("vid", "region", *order_columns, F.explode(F.array(*entries)).alias("_b"))
         .where(F.col("_b").isNotNull())
-        .select("vid", "region", "_b.rule", "_b.key")
+        .select("vid", "region", "_b.rule", "_b.key", *order_columns)
         .withColumn("block_size", F.count("*").over(Window.partitionBy("region", "rule", "key")))
     )
     small = keyed.where(F.col("block_size") <= max_block_size).drop("block_size")
@@ -393,14 +433,23 @@ def candidate_pairs(records: DataFrame, rules: Sequence[BlockingRule], *, max_bl
         .where(F.col("l_vid") < F.col("r_vid"))
         .select("l_vid", "r_vid", "rule")
     )
-    skipped = keyed.where(F.col("block_size") > max_block_size).select("region", "rule", "key", "block_size").distinct().drop("key")
-    return pairs, skipped
+    if neighbourhood > 0:
+        if set(order_columns) != {c for order in NEIGHBOURHOOD_ORDERS for c in order}:
+            raise ValueError(f"a sorted neighbourhood needs the columns {sorted({c for o in NEIGHBOURHOOD_ORDERS for c in o})}")
+        pairs = pairs.unionByName(_neighbour_pairs(keyed.where(F.col("block_size") > max_block_size), neighbourhood))
+    large = keyed.where(F.col("block_size") > max_block_size).select("region", "rule", "key", "block_size").distinct().drop("key")
+    return pairs, large
+
+
+def rule_labels(rules: Sequence[BlockingRule]) -> list[str]:
+    """The labels a pair's rule can have, in precedence: the rules, then their sorted neighbourhoods."""
+    return [rule.name for rule in rules] + [rule.name + NEIGHBOURS for rule in rules]
 
 
 def distinct_pairs(found: DataFrame, records: DataFrame, rules: Sequence[BlockingRule]) -> DataFrame:
     """One row per pair however many rules found it, with both sides' attributes: ``rule`` is the
     first rule (in configured order) that found it, ``rules`` all of them."""
-    names = F.array(*[F.lit(rule.name) for rule in rules])
+    names = F.array(*[F.lit(name) for name in rule_labels(rules)])
     unique = found.groupBy("l_vid", "r_vid").agg(
         F.min(F.array_position(names, F.col("rule"))).alias("_first"), F.array_sort(F.collect_set("rule")).alias("rules")
     )
@@ -572,7 +621,8 @@ def random_match_priors(
         rows = first_rule_counts[first_rule_counts["region"] == region]
         expected = 0.0
         for rule, group in rows.groupby("rule"):
-            expected += float((group["n"].to_numpy(dtype=float) * by_rule[rule].posterior(group)).sum())
+            session = by_rule[rule.removesuffix(NEIGHBOURS)]  # a neighbourhood's pairs: by its rule's session
+            expected += float((group["n"].to_numpy(dtype=float) * session.posterior(group)).sum())
         if pairs > 0:
             # at least one expected match: a region whose candidates all look different still
             # gets a prior a strong pair can overcome
@@ -590,10 +640,11 @@ class RulePairs:
 @dataclass(frozen=True)
 class MatchResult:
     links: DataFrame  # src, dst (vids), rule, probability: accepted pairs (materialized)
-    skipped_blocks: DataFrame
+    skipped_blocks: DataFrame  # region, rule, block_size of each block over max_block_size
     models: tuple[FellegiSunterModel, ...]  # the training sessions, one per blocking rule
     model: MatchModel | None = None  # the scoring model
     pairs: tuple[RulePairs, ...] = ()
+    neighbourhood: int = 0  # how the blocks over the cap were paired (0: skipped)
 
     def model_rows(self, run_id: str) -> list[tuple]:
         rows = [row for model in self.models for row in model.rows(run_id)]
@@ -616,7 +667,9 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
         )
     # clear personal data: a local checkpoint (executor storage, gone with the session), never files
     candidates = with_term_frequencies(matchable(records)).localCheckpoint(eager=True)
-    found, skipped = candidate_pairs(candidates, settings.blocking_rules, max_block_size=settings.max_block_size)
+    found, skipped = candidate_pairs(
+        candidates, settings.blocking_rules, max_block_size=settings.max_block_size, neighbourhood=settings.neighbourhood
+    )
     gammas = with_comparison_levels(distinct_pairs(found, candidates, settings.blocking_rules)).persist()
     sample = random_pairs(
         candidates, sample_records=settings.u_sample_records, pairs_per_region=settings.u_sample_pairs, seed=settings.seed
@@ -640,7 +693,9 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
     generated = by_rule.groupby("rule")["n"].sum().to_dict()  # a pair once per rule that found it
     new = first_rule.groupby("rule")["n"].sum().to_dict()
     pair_counts = tuple(
-        RulePairs(rule.name, int(generated.get(rule.name, 0)), int(new.get(rule.name, 0))) for rule in settings.blocking_rules
+        RulePairs(name, int(generated.get(name, 0)), int(new.get(name, 0)))
+        for name in rule_labels(settings.blocking_rules)
+        if not name.endswith(NEIGHBOURS) or generated.get(name)
     )
     sessions = []
     for rule in settings.blocking_rules:
@@ -680,4 +735,7 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
     skipped = skipped.localCheckpoint(eager=True)
     gammas.unpersist()
     candidates.unpersist()
-    return MatchResult(links=links, skipped_blocks=skipped, models=tuple(sessions), model=scoring, pairs=pair_counts)
+    return MatchResult(
+        links=links, skipped_blocks=skipped, models=tuple(sessions), model=scoring, pairs=pair_counts,
+        neighbourhood=settings.neighbourhood,
+    )

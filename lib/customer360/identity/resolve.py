@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, Window
 from customer360.config import IdentityConfig
 from customer360.identity.graph import connected_components
 from customer360.identity.linking import DeterministicLinks, deterministic_links
-from customer360.identity.matching import MatchResult, probabilistic_links
+from customer360.identity.matching import NEIGHBOURS, MatchResult, probabilistic_links
 from customer360.identity.records import profile_key
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,23 @@ class ResolvedIdentities:
         for row in self.skipped_blocks.groupBy("region", "rule").agg(
             F.count("*").alias("blocks"), F.max("block_size").alias("largest"), F.sum("block_size").alias("records")
         ).orderBy("region", "rule").collect():
+            how = (f"paired by sorted neighbourhood ({self.matching.neighbourhood} nearest by surname and by first name)"
+                   if self.matching.neighbourhood else "skipped")
             lines.append(
-                f"{row['region']}: rule {row['rule']} skipped {row['blocks']:,} block(s) above "
-                f"matching.max_block_size ({row['records']:,} records in them, largest {row['largest']:,})"
+                f"{row['region']}: rule {row['rule']}: {row['blocks']:,} block(s) above matching.max_block_size "
+                f"({row['records']:,} records in them, largest {row['largest']:,}) {how}"
             )
         pairs = {p.rule: p for p in self.matching.pairs}
         for model in self.matching.models:
             counted = pairs.get(model.rule)
             found = f"{counted.generated:,} pairs ({counted.new:,} no earlier rule found)" if counted else f"{model.candidate_pairs:,} pairs"
             lines.append(f"matching rule {model.rule}: {found}, EM {model.iterations} iterations, match share {model.lam:.4f}")
+        for counted in self.matching.pairs:
+            if counted.rule.endswith(NEIGHBOURS):
+                lines.append(
+                    f"matching rule {counted.rule}: {counted.generated:,} pairs ({counted.new:,} no earlier rule found), "
+                    f"scored, not trained on"
+                )
         if self.matching.model is not None:
             lines.append(
                 f"matching: {self.matching.model.candidate_pairs:,} distinct candidate pairs scored; "
