@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -269,7 +270,8 @@ def test_analyst_export_writes_no_clear_value_and_no_other_pii(analyst_csv):
     assert [value for value in CLEAR.values() if value in text] == []
     # only the contact columns leave the lakehouse, and nobody outside the audience
     assert "tok-street" not in text and "tok-date_of_birth" not in text
-    assert [c for c in ("c02", "c03", "c04", "c05", "c08", "c09", "c10", "c11") if c in text] == []
+    # as whole values: the manifest's run id is random hex, and "c02" turns up in one now and then
+    assert [c for c in ("c02", "c03", "c04", "c05", "c08", "c09", "c10", "c11") if re.search(rf"\b{c}\b", text)] == []
 
 
 def test_analyst_manifest_counts_members_exclusions_and_regions(analyst_csv):
