@@ -371,6 +371,7 @@ NEIGHBOURS = ":neighbours"
 #: the orders of a sorted neighbourhood (a block over the cap): by surname, and by first name, so a
 #: typo in one name still sorts a duplicate beside its original by the other
 NEIGHBOURHOOD_ORDERS = (("last_name", "first_name", "date_of_birth"), ("first_name", "last_name", "date_of_birth"))
+NEIGHBOURHOOD_COLUMNS = tuple(dict.fromkeys(c for order in NEIGHBOURHOOD_ORDERS for c in order))
 
 
 def _neighbour_pairs(large: DataFrame, window: int) -> DataFrame:
@@ -419,7 +420,7 @@ def candidate_pairs(
             present = present & key.isNotNull()
         as_json = F.to_json(F.struct(*[key.alias(f"k{i}") for i, key in enumerate(keys)]))
         entries.append(F.when(present, F.struct(F.lit(rule.name).alias("rule"), as_json.alias("key"))))
-    order_columns = [c for c in dict.fromkeys(c for order in NEIGHBOURHOOD_ORDERS for c in order) if c in records.columns]
+    order_columns = [c for c in NEIGHBOURHOOD_COLUMNS if c in records.columns]
     keyed = (
         records.select("vid", "region", *order_columns, F.explode(F.array(*entries)).alias("_b"))
         .where(F.col("_b").isNotNull())
@@ -433,12 +434,12 @@ def candidate_pairs(
         .where(F.col("l_vid") < F.col("r_vid"))
         .select("l_vid", "r_vid", "rule")
     )
+    large = keyed.where(F.col("block_size") > max_block_size)
     if neighbourhood > 0:
-        if set(order_columns) != {c for order in NEIGHBOURHOOD_ORDERS for c in order}:
-            raise ValueError(f"a sorted neighbourhood needs the columns {sorted({c for o in NEIGHBOURHOOD_ORDERS for c in o})}")
-        pairs = pairs.unionByName(_neighbour_pairs(keyed.where(F.col("block_size") > max_block_size), neighbourhood))
-    large = keyed.where(F.col("block_size") > max_block_size).select("region", "rule", "key", "block_size").distinct().drop("key")
-    return pairs, large
+        if len(order_columns) != len(NEIGHBOURHOOD_COLUMNS):
+            raise ValueError(f"a sorted neighbourhood needs the columns {list(NEIGHBOURHOOD_COLUMNS)}")
+        pairs = pairs.unionByName(_neighbour_pairs(large, neighbourhood))
+    return pairs, large.select("region", "rule", "key", "block_size").distinct().drop("key")
 
 
 def rule_labels(rules: Sequence[BlockingRule]) -> list[str]:

@@ -42,14 +42,14 @@ class ResolvedIdentities:
         self.records.unpersist()
 
     def matching_lines(self) -> list[str]:
-        """What blocking dropped (blocks over the cap), each rule's pairs and the model's prior: the
+        """The blocks over the cap and how they were paired, each rule's pairs and the model's prior: the
         lines both the pipeline stage and the standalone command report."""
         lines = []
+        how = (f"paired by sorted neighbourhood ({self.matching.neighbourhood} nearest by surname and by first name)"
+               if self.matching.neighbourhood else "skipped")
         for row in self.skipped_blocks.groupBy("region", "rule").agg(
             F.count("*").alias("blocks"), F.max("block_size").alias("largest"), F.sum("block_size").alias("records")
         ).orderBy("region", "rule").collect():
-            how = (f"paired by sorted neighbourhood ({self.matching.neighbourhood} nearest by surname and by first name)"
-                   if self.matching.neighbourhood else "skipped")
             lines.append(
                 f"{row['region']}: rule {row['rule']}: {row['blocks']:,} block(s) above matching.max_block_size "
                 f"({row['records']:,} records in them, largest {row['largest']:,}) {how}"
