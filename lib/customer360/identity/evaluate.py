@@ -241,7 +241,7 @@ def explain_pairs(pairs: list[RecordPair], records: DataFrame, rules) -> list[di
     ``records``: source, source_record_id, region and the compared attributes in clear
     (standardized) form. Returns dicts ``pair``, ``levels`` (None when a record is missing) and
     ``candidate_under``."""
-    from customer360.identity.matching import COMPARISONS, compared_columns, prefixed
+    from customer360.identity.matching import COMPARISONS, compared_columns, pair_distances, prefixed
 
     if not pairs:
         return []
@@ -268,7 +268,7 @@ def explain_pairs(pairs: list[RecordPair], records: DataFrame, rules) -> list[di
     under = F.filter(F.array(*[F.when(b, F.lit(rule.name)) for b, rule in zip(blocked, rules)]), lambda x: x.isNotNull()) if rules else F.array()
     found = {
         r["i"]: r
-        for r in frame.select("i", under.alias("under"), *[c.expression().alias(f"gamma_{c.name}") for c in COMPARISONS]).collect()
+        for r in pair_distances(frame).select("i", under.alias("under"), *[c.expression().alias(f"gamma_{c.name}") for c in COMPARISONS]).collect()
     }
     return [
         {

@@ -72,7 +72,7 @@ class Comparison:
     name: str
     columns: tuple[str, ...]  # the record attributes it reads
     levels: tuple[str, ...]  # description of level 0, 1, ... (highest = strongest agreement)
-    build: Callable[[], Column]  # over l_*/r_* columns: the level, -1 when nothing to compare
+    build: Callable[[], Column]  # over l_*/r_* columns and ``pair_distances``: the level, -1 when nothing to compare
     #: (level, attribute): at that level, when both sides hold the same value of the attribute,
     #: the weight is term-frequency adjusted by that value's frequency
     tf: tuple[int, str] | None = None
@@ -87,10 +87,6 @@ def _l(name: str) -> Column:
 
 def _r(name: str) -> Column:
     return F.col(f"r_{name}")
-
-
-def _lev(name: str, other: str | None = None) -> Column:
-    return F.levenshtein(_l(name), _r(other or name))
 
 
 def _null(name: str) -> Column:
@@ -109,22 +105,69 @@ def _transposed(left: str, right: str) -> Column:
     )
 
 
-def _damerau_1(name: str, other: str | None = None) -> Column:
+#: Each pair's distances, computed once per pair: several levels of several comparisons read the
+#: same distance, and a level is a CASE whose conditions Spark would otherwise evaluate one by one
+#: (a pair of strangers goes through every condition). Name and identifier distances stop at the
+#: largest that any level asks about (levenshtein's threshold: -1 beyond it), so two long different
+#: strings cost little. ``(column, left attribute, right attribute, threshold or None)``.
+DISTANCES = (
+    ("_d_first_name", "first_name", "first_name", 2),
+    ("_d_last_name", "last_name", "last_name", 2),
+    ("_d_first_last", "first_name", "last_name", 2),  # swapped names with a typo
+    ("_d_last_first", "last_name", "first_name", 2),
+    ("_d_street", "street", "street", None),  # up to a fifth of the street's length
+    ("_d_postcode", "postcode", "postcode", 2),
+    ("_d_city", "city", "city", None),
+    ("_d_email", "email", "email", 2),
+    ("_d_phone", "phone", "phone", 2),
+    ("_d_loyalty_id", "loyalty_id", "loyalty_id", 2),
+)
+#: a street's house number ("12 ", "12a "): the same street with the number left out on one side
+#: is still the same street
+HOUSE_NUMBER = r"^\s*[0-9]+[a-z]?\s+"
+
+
+def pair_distances(pairs: DataFrame) -> DataFrame:
+    """``pairs`` (``l_*``/``r_*`` attributes) with the distances the comparison levels read
+    (``DISTANCES``, soundex agreement, the date's digits, the streets without house numbers)."""
+    distances = [
+        (F.levenshtein(_l(left), _r(right)) if limit is None else F.levenshtein(_l(left), _r(right), limit)).alias(name)
+        for name, left, right, limit in DISTANCES
+    ]
+    digits = lambda side: F.date_format(F.col(f"{side}_date_of_birth"), "yyyyMMdd")  # noqa: E731
+    return pairs.select(
+        "*",
+        *distances,
+        (F.soundex(_l("first_name")) == F.soundex(_r("first_name"))).alias("_sx_first_name"),
+        (F.soundex(_l("last_name")) == F.soundex(_r("last_name"))).alias("_sx_last_name"),
+        F.levenshtein(digits("l"), digits("r"), 1).alias("_d_date_digits"),
+        F.regexp_replace("l_street", HOUSE_NUMBER, "").alias("_l_bare_street"),
+        F.regexp_replace("r_street", HOUSE_NUMBER, "").alias("_r_bare_street"),
+    )
+
+
+def _within(distance: str, edits: int) -> Column:
+    """The distance is at most ``edits`` (a thresholded distance is -1 beyond its threshold)."""
+    return F.coalesce((F.col(distance) >= 0) & (F.col(distance) <= edits), F.lit(False))
+
+
+def _damerau_1(distance: str, left: str, right: str) -> Column:
     """Damerau-Levenshtein distance at most 1: one insertion, deletion, substitution or transposition."""
-    lev = _lev(name, other)
-    return F.coalesce((lev <= 1) | ((lev == 2) & _transposed(f"l_{name}", f"r_{other or name}")), F.lit(False))
+    return _within(distance, 1) | F.coalesce((F.col(distance) == 2) & _transposed(f"l_{left}", f"r_{right}"), F.lit(False))
 
 
 def _name_level(name: str, other: str) -> Column:
+    """First name or surname (``other`` the other one)."""
     left, right = _l(name), _r(name)
     swapped = F.coalesce((_l(name) == _r(other)) & (_l(other) == _r(name)), F.lit(False))
-    swapped_fuzzy = _damerau_1(name, other) & _damerau_1(other, name)
+    # one name swapped with the other, one edit apart each way (the same for either comparison)
+    swapped_fuzzy = _damerau_1("_d_first_last", "first_name", "last_name") & _damerau_1("_d_last_first", "last_name", "first_name")
     shortest = F.least(F.length(left), F.length(right))
     return (
         F.when(_null(name), -1)
         .when((left == right) | swapped, 3)
-        .when(_damerau_1(name) | ((_lev(name) <= 2) & (shortest >= 8)) | swapped_fuzzy, 2)
-        .when(F.soundex(left) == F.soundex(right), 1)
+        .when(_damerau_1(f"_d_{name}", name, name) | (_within(f"_d_{name}", 2) & (shortest >= 8)) | swapped_fuzzy, 2)
+        .when(F.col(f"_sx_{name}"), 1)
         .otherwise(0)
     )
 
@@ -134,13 +177,12 @@ def _date_level() -> Column:
     transposed = (F.year(left) == F.year(right)) & (F.month(left) == F.dayofmonth(right)) & (
         F.dayofmonth(left) == F.month(right)
     )
-    one_digit = F.levenshtein(F.date_format(left, "yyyyMMdd"), F.date_format(right, "yyyyMMdd")) <= 1
-    return F.when(_null("date_of_birth"), -1).when(left == right, 2).when(transposed | one_digit, 1).otherwise(0)
+    return F.when(_null("date_of_birth"), -1).when(left == right, 2).when(transposed | _within("_d_date_digits", 1), 1).otherwise(0)
 
 
 def _identifier_level(name: str) -> Column:
     """Exact, one edit or transposition (a mistyped digit), different."""
-    return F.when(_null(name), -1).when(_l(name) == _r(name), 2).when(_damerau_1(name), 1).otherwise(0)
+    return F.when(_null(name), -1).when(_l(name) == _r(name), 2).when(_damerau_1(f"_d_{name}", name, name), 1).otherwise(0)
 
 
 def _other_ids_level() -> Column:
@@ -160,11 +202,10 @@ def _street_similar() -> Column:
     """Streets within a fifth of their length in edits, or the same street with the house number
     left out on one side ("beach place" and "15 beach place")."""
     longest = F.greatest(F.length("l_street"), F.length("r_street"))
-    number = r"^\s*[0-9]+[a-z]?\s+"
-    bare_l, bare_r = F.regexp_replace("l_street", number, ""), F.regexp_replace("r_street", number, "")
+    bare_l, bare_r = F.col("_l_bare_street"), F.col("_r_bare_street")
     one_unnumbered = (bare_l == F.col("l_street")) != (bare_r == F.col("r_street"))
     return F.coalesce(
-        (_lev("street") <= F.greatest(F.lit(1), F.floor(longest * 0.2))) | ((bare_l == bare_r) & one_unnumbered), F.lit(False)
+        (F.col("_d_street") <= F.greatest(F.lit(1), F.floor(longest * 0.2))) | ((bare_l == bare_r) & one_unnumbered), F.lit(False)
     )
 
 
@@ -174,9 +215,9 @@ def _address_level() -> Column:
     A postcode one edit away and a city within a fifth of its length in edits count as close."""
     nothing = lambda side: F.col(f"{side}_street").isNull() & F.col(f"{side}_postcode").isNull() & F.col(f"{side}_city").isNull()  # noqa: E731
     similar_street = _street_similar()
-    close_postcode = _damerau_1("postcode")
+    close_postcode = _damerau_1("_d_postcode", "postcode", "postcode")
     longest_city = F.greatest(F.length("l_city"), F.length("r_city"))
-    close_city = F.coalesce(_lev("city") <= F.greatest(F.lit(1), F.floor(longest_city * 0.2)), F.lit(False))
+    close_city = F.coalesce(F.col("_d_city") <= F.greatest(F.lit(1), F.floor(longest_city * 0.2)), F.lit(False))
     close_place = close_postcode | close_city
     return (
         F.when(nothing("l") | nothing("r"), -1)
@@ -474,7 +515,7 @@ def with_comparison_levels(pairs: DataFrame) -> DataFrame:
         else:
             frequency = F.lit(None).cast("double")
         frequencies.append(frequency.alias(f"tf_{comparison.name}"))
-    out = pairs.select(
+    out = pair_distances(pairs).select(
         "l_vid", "r_vid", "rule", *extra, *[c.expression().alias(f"gamma_{c.name}") for c in COMPARISONS], *frequencies
     )
     return out.withColumnRenamed("l_region", "region") if "l_region" in extra else out
