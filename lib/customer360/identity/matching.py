@@ -450,7 +450,9 @@ def candidate_pairs(
 
     Every rule's blocks come from one pass: each record gets one (rule, key) row per rule whose
     keys it has (the key values as JSON, so different keys never collide), and one self-join on
-    (region, rule, key) pairs them all, instead of a join per rule."""
+    (region, rule, key) pairs them all, instead of a join per rule. Those keyed rows are
+    materialized (a local checkpoint): the small blocks' pairs, the large blocks' neighbourhoods
+    and the large blocks' report all read them."""
     if not rules:
         raise ValueError("at least one blocking rule is needed")
     entries = []
@@ -467,6 +469,7 @@ def candidate_pairs(
         .where(F.col("_b").isNotNull())
         .select("vid", "region", "_b.rule", "_b.key", *order_columns)
         .withColumn("block_size", F.count("*").over(Window.partitionBy("region", "rule", "key")))
+        .localCheckpoint(eager=True)
     )
     small = keyed.where(F.col("block_size") <= max_block_size).drop("block_size")
     pairs = (
@@ -479,7 +482,8 @@ def candidate_pairs(
     if neighbourhood > 0:
         if len(order_columns) != len(NEIGHBOURHOOD_COLUMNS):
             raise ValueError(f"a sorted neighbourhood needs the columns {list(NEIGHBOURHOOD_COLUMNS)}")
-        pairs = pairs.unionByName(_neighbour_pairs(large, neighbourhood))
+        if not large.isEmpty():  # keyed is materialized: a look, not a recomputation
+            pairs = pairs.unionByName(_neighbour_pairs(large, neighbourhood))
     return pairs, large.select("region", "rule", "key", "block_size").distinct().drop("key")
 
 

@@ -14,6 +14,8 @@ import glob
 import logging
 import os
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +42,7 @@ from customer360.identity.stage import (
 )
 from customer360.identity.standardize import DEFAULT_DATE_FORMATS
 from customer360.lakehouse import Lakehouse
-from customer360.lakehouse.common import uri_to_path
+from customer360.lakehouse.common import WriteResult, uri_to_path
 from customer360.lakehouse.core import parse_table_name
 
 log = logging.getLogger(__name__)
@@ -379,7 +381,8 @@ def _region_label(mapping: StandaloneMapping) -> str:
     return mapping.region if mapping.region and mapping.region != GENERIC_REGION else STANDALONE_REGION
 
 
-def _check_record_ids(canonical: DataFrame) -> None:
+def _check_record_ids(canonical: DataFrame) -> int:
+    """The number of input records, once every one has an id and no id repeats."""
     stats = canonical.agg(
         F.count("*").alias("rows"),
         F.sum(F.col("source_record_id").isNull().cast("long")).alias("null_ids"),
@@ -395,6 +398,7 @@ def _check_record_ids(canonical: DataFrame) -> None:
         raise C360Error(
             f"record ids are not unique: {stats['rows'] - stats['distinct_ids']} duplicate rows (e.g. {examples})"
         )
+    return int(stats["rows"])
 
 
 def _mapped_blocking_rules(rules, mapped: set[str]) -> tuple[BlockingRule, ...]:
@@ -461,6 +465,19 @@ def write_xref_copy(xref: DataFrame, output: str, file_format: Literal["csv", "p
     return target
 
 
+def _write_side_by_side(writes: dict[str, Callable[[], WriteResult]]) -> dict[str, WriteResult]:
+    """Independent table writes run at once, one thread each: most of a small Delta write is its
+    commit's round trips on the driver, not work for the executors. Every write runs to its end;
+    the first failure (in the order given) is raised after."""
+    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="c360-write") as pool:
+        futures = {name: pool.submit(write) for name, write in writes.items()}
+        wait(futures.values())
+    for future in futures.values():
+        if future.exception() is not None:
+            raise future.exception()
+    return {name: future.result() for name, future in futures.items()}
+
+
 def resolve_file(
     spark: SparkSession,
     config: AppConfig,
@@ -485,7 +502,7 @@ def resolve_file(
     # not the file's name: next month's file into the same output must keep the customers' ids
     source = mapping.source or "input"
     canonical = canonical_input(raw, mapping, source=source)
-    _check_record_ids(canonical)
+    records_in = _check_record_ids(canonical)
 
     if mapping.region and mapping.region != GENERIC_REGION:
         base = config.regions[mapping.region]
@@ -532,21 +549,28 @@ def resolve_file(
         graphframes_available=graphframes_available,
     )
     try:
-        # the registry first, as in the pipeline stage (merge creates the table on the first run)
-        lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
-        xref_rows = lakehouse.write(out.xref, CUSTOMER_XREF, partition_by=["region"], schema_mode="merge").rows_written
-        lakehouse.write(out.golden, CUSTOMER_GOLDEN, partition_by=["region"], schema_mode="merge")
-        lakehouse.write(out.vault, PII_VAULT, partition_by=["region"], schema_mode="merge")
-        lakehouse.write(out.assignment.audit, IDENTITY_AUDIT, mode="append", partition_by=["region"])
-        stats = lakehouse.read(CUSTOMER_XREF).agg(
+        # counted before writing (every input of the mapping is materialized), checked against
+        # what the write committed
+        stats = out.xref.agg(
             F.count("*"), F.countDistinct("customer_id"), F.sum(F.col("match_rule").startswith("probabilistic").cast("long"))
         ).first()
+        if stats[0] != records_in:
+            raise C360Error(f"{records_in} input records but {stats[0]} resolved: resolution lost records")
+        # the registry first, as in the pipeline stage (merge creates the table on the first run)
+        lakehouse.merge(out.assignment.registry, CUSTOMER_IDS, keys=["customer_id"], partition_by=["region"])
+        written = _write_side_by_side({
+            CUSTOMER_XREF: lambda: lakehouse.write(out.xref, CUSTOMER_XREF, partition_by=["region"], schema_mode="merge"),
+            CUSTOMER_GOLDEN: lambda: lakehouse.write(out.golden, CUSTOMER_GOLDEN, partition_by=["region"], schema_mode="merge"),
+            PII_VAULT: lambda: lakehouse.write(out.vault, PII_VAULT, partition_by=["region"], schema_mode="merge"),
+            IDENTITY_AUDIT: lambda: lakehouse.write(out.assignment.audit, IDENTITY_AUDIT, mode="append", partition_by=["region"]),
+        })
         matching = tuple(out.resolved.matching_lines())
     finally:
         out.resolved.release()
-    records_in = canonical.count()
-    if stats[0] != records_in or xref_rows != records_in:
-        raise C360Error(f"{records_in} input records but {stats[0]} rows in customer_xref: resolution lost records")
+    if written[CUSTOMER_XREF].rows_written != records_in:
+        raise C360Error(
+            f"{records_in} input records but {written[CUSTOMER_XREF].rows_written} rows written to customer_xref: resolution lost records"
+        )
     copy = write_xref_copy(lakehouse.read(CUSTOMER_XREF), output, xref_copy) if xref_copy else None
     return StandaloneReport(
         records=int(stats[0]), customers=int(stats[1]), probabilistic_records=int(stats[2] or 0), output=output, xref_copy=copy,
