@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/identity_splink.py --originals 2000 --duplicates 2000 \\
         [--seed 42] [--mode dedupe|link] [--national-id | --no-national-id] [--threshold 0.99] \\
-        [--skip-c360] [--work-dir DIR] [--out benchmarks/results/identity_splink.json]
+        [--skip-c360] [--c360-set KEY=VALUE ...] [--time-limit SECONDS] [--work-dir DIR] [--out benchmarks/results/identity_splink.json]
 
 Splink is a benchmark dependency only (``pip install -e '.[bench]'``), never imported by the package.
 
@@ -13,13 +13,16 @@ Splink is a benchmark dependency only (``pip install -e '.[bench]'``), never imp
    DamerauLevenshtein on soc_sec_id and postcode, exact street_number, term-frequency adjustments;
    the FEBRL4 blocking rules; the match share from deterministic rules; u from random pairs; EM
    sessions blocked on date_of_birth and on postcode; predict, then clusters at ``--threshold``.
-   In link mode it links ``left`` to ``right`` (link_only).
+   In link mode it links ``left`` to ``right`` (link_only). Before it, untimed, Splink's own
+   ``count_comparisons_from_blocking_rules`` counts the pairs its rules will score (estimated from
+   a 5% sample above 200,000 records).
 3. ``c360 identity --input CSV --format csv --mapping MAPPING --output DIR`` runs in a child
    process from the repository root (conf/ as it is, its own threshold from conf/identity.yaml;
    ``--threshold`` is Splink's). It has no link mode: it resolves left and right as one file.
    ``DIR/customer_xref`` (Delta) gives rec_id -> customer_id.
 
-Each child's wall time is measured around the process (interpreter and JVM start included).
+Each child's wall time is measured around the process (interpreter and JVM start included);
+with ``--time-limit`` a child still running after that many seconds is killed (``timed_out``).
 Memory is reported twice: ``peak_rss_mb`` is the kernel's high-water mark of the largest single
 process (``os.wait4`` rusage: the child and the descendants it waited for, e.g. Spark's JVM when
 pyspark reaps it), ``tree_peak_rss_mb`` the largest sum over the child's process tree, sampled
@@ -41,7 +44,9 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -165,17 +170,22 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
-def run_measured(command: list[str], *, cwd: Path, log: Path) -> dict:
-    """Runs ``command``; its wall time, exit code and peak memory (see the module docstring)."""
+def run_measured(command: list[str], *, cwd: Path, log: Path, time_limit: float | None = None) -> dict:
+    """Runs ``command``; its wall time, exit code and peak memory (see the module docstring).
+    Past ``time_limit`` seconds its whole process group is killed and ``timed_out`` is true."""
     started = time.perf_counter()
+    timed_out = False
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         tree_peak = 0
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             tree_peak = max(tree_peak, _tree_rss_bytes(proc.pid))
+            if time_limit is not None and time.perf_counter() - started > time_limit and not timed_out:
+                timed_out = True
+                os.killpg(proc.pid, signal.SIGKILL)
             time.sleep(SAMPLE_SECONDS)
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
@@ -186,12 +196,67 @@ def run_measured(command: list[str], *, cwd: Path, log: Path) -> dict:
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
         "tree_peak_rss_mb": round(tree_peak / 2**20, 1),
         "log": str(log),
+        **({"timed_out": True, "time_limit_s": time_limit} if timed_out else {}),
     }
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     return frame.astype(object).where(frame.notna(), None)
+
+
+SWAPPED = "l.given_name = r.surname and l.surname = r.given_name"
+
+
+def _splink_blocking_rules(national_id: bool) -> list:
+    """The FEBRL4 example's rules for generating predictions (with a swapped-names rule)."""
+    from splink import block_on
+
+    return [
+        block_on("given_name", "surname"),
+        SWAPPED,
+        block_on("date_of_birth"),
+        *([block_on("soc_sec_id")] if national_id else []),
+        block_on("state", "address_1"),
+        block_on("street_number", "address_1"),
+        block_on("postcode"),
+    ]
+
+
+def _splink_inputs(work: Path, mode: str, db_api) -> tuple[object, str]:
+    if mode == "link":
+        return [
+            # not "left"/"right": Splink uses the display name as a table name, and those are SQL keywords
+            db_api.register(_read_csv(work / "left.csv"), dataset_display_name="records_a"),
+            db_api.register(_read_csv(work / "right.csv"), dataset_display_name="records_b"),
+        ], "link_only"
+    return db_api.register(_read_csv(work / "records.csv"), dataset_display_name="records"), "dedupe_only"
+
+
+#: up to this many records Splink counts its comparisons exactly; above, from a 5% sample of each side
+EXACT_COUNT_RECORDS = 200_000
+
+
+def count_splink_comparisons(work: Path) -> None:
+    """The child (untimed): the pairs Splink's blocking rules will score, by Splink's own count
+    (exact, or estimated from a sample above ``EXACT_COUNT_RECORDS``), written before Splink runs,
+    so that a run stopped at the time limit still says how much work it faced."""
+    from splink import DuckDBAPI
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+    params = json.loads((work / "params.json").read_text())
+    inputs, link_type = _splink_inputs(work, params["mode"], DuckDBAPI())
+    records = sum(1 for _ in open(work / "all.csv", encoding="utf-8")) - 1
+    sample = 1.0 if records <= EXACT_COUNT_RECORDS else 0.05
+    counted = count_comparisons_from_blocking_rules(
+        inputs, blocking_rules=_splink_blocking_rules(params["national_id"]), link_type=link_type,
+        unique_id_column_name="rec_id", record_sample_proportion=sample,
+    )
+    rows = [
+        {"rule": r["blocking_rule"], "marginal": int(r["marginal_comparison_count"]), "cumulative": int(r["cumulative_comparison_count"])}
+        for r in counted
+    ]
+    (work / "splink_comparisons.json").write_text(json.dumps({"record_sample_proportion": sample, "rules": rows}))
 
 
 def run_splink(work: Path) -> None:
@@ -212,29 +277,11 @@ def run_splink(work: Path) -> None:
         phases[name] = round(now - clock, 2)
         clock = now
 
-    db_api = DuckDBAPI()
-    if params["mode"] == "link":
-        inputs = [
-            # not "left"/"right": Splink uses the display name as a table name, and those are SQL keywords
-            db_api.register(_read_csv(work / "left.csv"), dataset_display_name="records_a"),
-            db_api.register(_read_csv(work / "right.csv"), dataset_display_name="records_b"),
-        ]
-        link_type = "link_only"
-    else:
-        inputs = db_api.register(_read_csv(work / "records.csv"), dataset_display_name="records")
-        link_type = "dedupe_only"
+    inputs, link_type = _splink_inputs(work, params["mode"], DuckDBAPI())
     phase("load")
 
-    swapped = "l.given_name = r.surname and l.surname = r.given_name"
-    blocking_rules = [
-        block_on("given_name", "surname"),
-        swapped,
-        block_on("date_of_birth"),
-        *([block_on("soc_sec_id")] if national_id else []),
-        block_on("state", "address_1"),
-        block_on("street_number", "address_1"),
-        block_on("postcode"),
-    ]
+    swapped = SWAPPED
+    blocking_rules = _splink_blocking_rules(national_id)
     comparisons = [
         cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
         cl.NameComparison("surname").configure(term_frequency_adjustments=True),
@@ -319,8 +366,13 @@ def _score(tool: dict, predicted: pd.Series, truth: pd.DataFrame) -> None:
     tool["errors"] = error_analysis(predicted, truth)
 
 
-def _run_splink_tool(work: Path) -> dict:
-    result = run_measured([sys.executable, str(Path(__file__).resolve()), "--run-splink", str(work)], cwd=REPO, log=work / "splink.log")
+def _run_splink_tool(work: Path, time_limit: float | None) -> dict:
+    me = [sys.executable, str(Path(__file__).resolve())]
+    counted = subprocess.run([*me, "--count-splink", str(work)], cwd=REPO, capture_output=True, text=True)
+    comparisons = json.loads((work / "splink_comparisons.json").read_text()) if counted.returncode == 0 else None
+    result = run_measured([*me, "--run-splink", str(work)], cwd=REPO, log=work / "splink.log", time_limit=time_limit)
+    if comparisons is not None:
+        result["comparisons_estimated"] = comparisons
     if result["exit_code"] != 0:
         result["failed"] = True
         return result
@@ -328,13 +380,18 @@ def _run_splink_tool(work: Path) -> dict:
     return result
 
 
-def _run_c360_tool(work: Path) -> dict:
+def _run_c360_tool(work: Path, time_limit: float | None, settings: list[str]) -> dict:
     output = work / "c360_out"
     shutil.rmtree(output, ignore_errors=True)
     c360 = Path(sys.executable).parent / "c360"
     command = [str(c360), "identity", "--input", str(work / "all.csv"), "--format", "csv",
-               "--mapping", str(work / "mapping.yaml"), "--output", str(output)]
-    return run_measured(command, cwd=REPO, log=work / "c360.log")
+               "--mapping", str(work / "mapping.yaml"), "--output", str(output), *(a for kv in settings for a in ("--set", kv))]
+    result = run_measured(command, cwd=REPO, log=work / "c360.log", time_limit=time_limit)
+    # its report: "matching: 319,722 distinct candidate pairs scored; ..."
+    reported = re.search(r"matching: ([0-9,]+) distinct candidate pairs scored", (work / "c360.log").read_text(errors="replace"))
+    if reported:
+        result["candidate_pairs"] = int(reported.group(1).replace(",", ""))
+    return result
 
 
 def _read_xref(output: Path) -> pd.Series:
@@ -359,6 +416,10 @@ def markdown(entry: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, tool in entry["tools"].items():
+        if tool.get("timed_out"):
+            lines.append(f"| {name} | stopped at the time limit ({tool['time_limit_s']:,.0f} s), no result ||||||| "
+                         f"{tool['seconds']:.1f} | {tool['peak_rss_mb']:,.0f} / {tool['tree_peak_rss_mb']:,.0f} |")
+            continue
         if tool.get("failed"):
             lines.append(f"| {name} | failed (exit {tool['exit_code']}, see {tool['log']}) |||||||||")
             continue
@@ -368,6 +429,15 @@ def markdown(entry: dict) -> str:
             f"{tool['clusters']:,} | {errors['duplicates_missed']:,} / {errors['duplicates']:,} | {errors['household_false_pairs']:,} | "
             f"{tool['seconds']:.1f} | {tool['peak_rss_mb']:,.0f} / {tool['tree_peak_rss_mb']:,.0f} |"
         )
+    scored = []
+    counted = entry["tools"].get("splink", {}).get("comparisons_estimated")
+    if counted and counted["rules"]:
+        how = "Splink's exact count" if counted["record_sample_proportion"] >= 1 else "Splink's estimate from a 5% sample of each side"
+        scored.append(f"splink {counted['rules'][-1]['cumulative']:,} ({how})")
+    if entry["tools"].get("c360", {}).get("candidate_pairs") is not None:
+        scored.append(f"c360 {entry['tools']['c360']['candidate_pairs']:,} (its report)")
+    if scored:
+        lines += ["", "Pairs scored: " + "; ".join(scored) + "."]
     kinds = sorted({k for tool in entry["tools"].values() if not tool.get("failed") for k in tool["errors"]["missed_by_corruption"]})
     if kinds:
         names = [n for n, t in entry["tools"].items() if not t.get("failed")]
@@ -394,11 +464,19 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-c360", action="store_true")
     parser.add_argument("--work-dir", help="folder for the inputs, logs and outputs (default: a new temporary folder)")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.add_argument("--c360-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to c360 as --set (e.g. spark.driver_memory=12g for a million records)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="each tool's process group is killed after this long (recorded as timed_out)")
     parser.add_argument("--run-splink", metavar="WORK", help=argparse.SUPPRESS)
+    parser.add_argument("--count-splink", metavar="WORK", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.run_splink:
         run_splink(Path(args.run_splink))
+        return 0
+    if args.count_splink:
+        count_splink_comparisons(Path(args.count_splink))
         return 0
     if args.originals + args.duplicates > MAX_RECORDS:
         parser.error(f"at most {MAX_RECORDS:,} records here (--originals + --duplicates)")
@@ -414,13 +492,13 @@ def main(argv=None) -> int:
 
     tools: dict[str, dict] = {}
     print("splink ...", flush=True)
-    tools["splink"] = _run_splink_tool(work)
+    tools["splink"] = _run_splink_tool(work, args.time_limit)
     if not tools["splink"].get("failed"):
         clusters = pd.read_csv(work / "splink_clusters.csv", dtype=str)
         _score(tools["splink"], clusters.set_index("rec_id")["cluster_id"], truth)
     if not args.skip_c360:
         print("c360 identity ...", flush=True)
-        tools["c360"] = _run_c360_tool(work)
+        tools["c360"] = _run_c360_tool(work, args.time_limit, args.c360_set)
         if tools["c360"]["exit_code"] != 0:
             tools["c360"]["failed"] = True
         else:
@@ -431,7 +509,7 @@ def main(argv=None) -> int:
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "params": {"originals": args.originals, "duplicates": args.duplicates, "seed": args.seed, "mode": args.mode,
                    "max_duplicates_per_original": args.max_duplicates_per_original, "national_id": args.national_id,
-                   "splink_threshold": args.threshold},
+                   "splink_threshold": args.threshold, "c360_set": args.c360_set, "time_limit_s": args.time_limit},
         "data": {"records": len(truth), "persons": int(truth["person_id"].nunique()),
                  "true_pairs": _pairs(truth.groupby("person_id").size())},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

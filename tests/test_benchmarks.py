@@ -187,3 +187,21 @@ def test_splink_benchmark_error_analysis_per_corruption_and_household(splink_har
     }
     assert errors["missed_by_corruption_count"] == {1: {"duplicates": 2, "missed": 0}, 2: {"duplicates": 1, "missed": 1}}
     assert errors["household_false_pairs"] == 2 and errors["households"] == 1
+
+
+def test_splink_benchmark_stops_a_tool_at_the_time_limit(splink_harness, tmp_path):
+    import sys
+
+    # a child that starts a grandchild and would sleep for a minute: the whole group is killed
+    script = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+    stopped = splink_harness.run_measured([sys.executable, "-c", script], cwd=tmp_path, log=tmp_path / "slow.log", time_limit=1.0)
+    assert stopped["timed_out"] is True and stopped["time_limit_s"] == 1.0
+    assert stopped["exit_code"] == -9 and 1.0 <= stopped["seconds"] < 10
+    done = splink_harness.run_measured([sys.executable, "-c", "print('ok')"], cwd=tmp_path, log=tmp_path / "fast.log", time_limit=30.0)
+    assert done["exit_code"] == 0 and "timed_out" not in done
+    assert (tmp_path / "fast.log").read_text().strip() == "ok"
+    row = splink_harness.markdown({
+        "key": "k", "data": {"records": 10, "persons": 5, "true_pairs": 5},
+        "tools": {"splink": {**stopped, "failed": True}},  # as main marks a tool that exited non-zero
+    })
+    assert "| splink | stopped at the time limit (1 s), no result |" in row
