@@ -416,27 +416,40 @@ def _people(rng: np.random.Generator, n: int, with_national_id: bool) -> pd.Data
         "soc_sec_id": rng.choice(9_000_000, size=n, replace=False) + 1_000_000,
     })
     people["soc_sec_id"] = people["soc_sec_id"].astype(str).astype(object)
-    people["household_id"] = pd.array([pd.NA] * n, dtype="Int64")
 
-    # relatives: a person joins another's household (surname and address); distinct given name and dob
+    # relatives: a person joins another's household (surname and address); distinct given name and
+    # dob. Plain arrays and a set per household: linear in n (a frame lookup per member was quadratic)
     relatives = int(round(n * HOUSEHOLD_SHARE)) if n >= 2 else 0
     order = rng.permutation(n)
     members, heads = order[:relatives], order[relatives:]
     address = ["surname", "street_number", "address_1", "address_2", "suburb", "postcode", "state"]
+    values = {c: people[c].to_numpy(dtype=object).copy() for c in [*address, "given_name", "date_of_birth"]}
+    household = np.full(n, -1, dtype=np.int64)
+    names_in: dict[int, set] = {}  # a household's given names and dates of birth so far
+    dobs_in: dict[int, set] = {}
     for member in members:
         head = int(heads[rng.integers(len(heads))])
-        people.loc[member, address] = people.loc[head, address].to_numpy()
-        people.loc[[head, member], "household_id"] = head
-        taken_names = set(people.loc[people["household_id"] == head, "given_name"])
-        taken_dobs = set(people.loc[people["household_id"] == head, "date_of_birth"])
-        name = people.at[member, "given_name"]
+        for column in address:
+            values[column][member] = values[column][head]
+        household[[head, member]] = head
+        names_in.setdefault(head, {values["given_name"][head]})
+        dobs_in.setdefault(head, {values["date_of_birth"][head]})
+        # the member's own name and dob count as taken, as they did when this looked the household up
+        taken_names = names_in[head] | {values["given_name"][member]}
+        taken_dobs = dobs_in[head] | {values["date_of_birth"][member]}
+        name = values["given_name"][member]
         while name in taken_names:
             name = _draw(rng, GIVEN_NAMES, 1, q=5)[0]
-        dob = people.at[member, "date_of_birth"]
+        dob = values["date_of_birth"][member]
         while dob in taken_dobs:
             dob = (DOB_RANGE[0] + timedelta(days=int(rng.integers(0, span)))).strftime("%Y%m%d")
-        people.at[member, "given_name"] = name
-        people.at[member, "date_of_birth"] = dob
+        values["given_name"][member] = name
+        values["date_of_birth"][member] = dob
+        names_in[head].add(name)
+        dobs_in[head].add(dob)
+    for column, array in values.items():
+        people[column] = array
+    people["household_id"] = pd.array([int(h) if h >= 0 else pd.NA for h in household], dtype="Int64")
     if not with_national_id:
         people["soc_sec_id"] = None
     return people
