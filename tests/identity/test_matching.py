@@ -387,10 +387,10 @@ def test_links_join_the_same_person_and_not_the_household(match_result):
     assert links[(1, 3)][0] == "surname_birth_date"
 
 
-def test_links_report_skipped_blocks_and_one_model_per_rule(spark, match_result):
+def test_links_report_large_blocks_and_one_model_per_rule(spark, match_result):
     result, _ = match_result
     assert_df_equality(
-        result.skipped_blocks,
+        result.large_blocks,
         spark.createDataFrame([("us", "surname_postcode", 6)], "region string, rule string, block_size long"),
         ignore_nullable=True,
     )

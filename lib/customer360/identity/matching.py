@@ -686,7 +686,7 @@ class RulePairs:
 @dataclass(frozen=True)
 class MatchResult:
     links: DataFrame  # src, dst (vids), rule, probability: accepted pairs (materialized)
-    skipped_blocks: DataFrame  # region, rule, block_size of each block over max_block_size
+    large_blocks: DataFrame  # region, rule, block_size of each block over max_block_size
     models: tuple[FellegiSunterModel, ...]  # the training sessions, one per blocking rule
     model: MatchModel | None = None  # the scoring model
     pairs: tuple[RulePairs, ...] = ()
@@ -708,12 +708,12 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
         log.info("Fellegi-Sunter: no blocking rule fits the mapped attributes; deterministic links only")
         return MatchResult(
             links=spark.createDataFrame([], "src long, dst long, rule string, probability double"),
-            skipped_blocks=spark.createDataFrame([], "region string, rule string, block_size long"),
+            large_blocks=spark.createDataFrame([], "region string, rule string, block_size long"),
             models=(),
         )
     # clear personal data: a local checkpoint (executor storage, gone with the session), never files
     candidates = with_term_frequencies(matchable(records)).localCheckpoint(eager=True)
-    found, skipped = candidate_pairs(
+    found, large = candidate_pairs(
         candidates, settings.blocking_rules, max_block_size=settings.max_block_size, neighbourhood=settings.neighbourhood
     )
     gammas = with_comparison_levels(distinct_pairs(found, candidates, settings.blocking_rules)).persist()
@@ -778,10 +778,10 @@ def probabilistic_links(records: DataFrame, settings: MatchingConfig) -> MatchRe
         .where(F.col("probability") >= settings.threshold)
         .localCheckpoint(eager=True)
     )
-    skipped = skipped.localCheckpoint(eager=True)
+    large = large.localCheckpoint(eager=True)
     gammas.unpersist()
     candidates.unpersist()
     return MatchResult(
-        links=links, skipped_blocks=skipped, models=tuple(sessions), model=scoring, pairs=pair_counts,
+        links=links, large_blocks=large, models=tuple(sessions), model=scoring, pairs=pair_counts,
         neighbourhood=settings.neighbourhood,
     )

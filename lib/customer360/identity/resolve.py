@@ -32,7 +32,7 @@ class ResolvedIdentities:
     links: DataFrame
     #: identifier values that were not used to link (clear values; tokenize before storing)
     hubs: DataFrame
-    skipped_blocks: DataFrame
+    large_blocks: DataFrame
     matching: MatchResult
     engine: str
     rounds: int
@@ -47,7 +47,7 @@ class ResolvedIdentities:
         lines = []
         how = (f"paired by sorted neighbourhood ({self.matching.neighbourhood} nearest by surname and by first name)"
                if self.matching.neighbourhood else "skipped")
-        for row in self.skipped_blocks.groupBy("region", "rule").agg(
+        for row in self.large_blocks.groupBy("region", "rule").agg(
             F.count("*").alias("blocks"), F.max("block_size").alias("largest"), F.sum("block_size").alias("records")
         ).orderBy("region", "rule").collect():
             lines.append(
@@ -148,7 +148,7 @@ def resolve_identities(clear: DataFrame, settings: IdentityConfig, *, graphframe
         components=components,
         links=det_links.unionByName(prob_links),
         hubs=deterministic.hubs,
-        skipped_blocks=matched.skipped_blocks,
+        large_blocks=matched.large_blocks,
         matching=matched,
         engine=result.engine,
         rounds=result.rounds,

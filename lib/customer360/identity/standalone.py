@@ -423,7 +423,7 @@ class StandaloneReport:
     probabilistic_records: int
     output: str
     xref_copy: str | None = None
-    #: blocks skipped over the cap, each blocking rule's pairs, the model's prior
+    #: the blocks over the cap, each blocking rule's pairs, the model's prior
     matching: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
