@@ -323,3 +323,30 @@ def test_febrl_style_file_with_a_street_from_two_columns_and_an_xref_copy(spark,
 def test_xref_copy_needs_a_file_to_resolve(tmp_path, capsys):
     assert _run(tmp_path, "--xref-copy", "csv") == 2
     assert "--xref-copy goes with --input" in capsys.readouterr().err
+
+
+def test_side_by_side_writes_all_run_and_the_first_failure_is_raised():
+    import threading
+
+    from customer360.identity.standalone import _write_side_by_side
+
+    started = threading.Barrier(3, timeout=10)  # all three run at once, or the barrier breaks
+    done = []
+
+    def write(name, error=None):
+        def run():
+            started.wait()
+            done.append(name)
+            if error:
+                raise error
+            return f"{name} written"
+        return run
+
+    assert _write_side_by_side({"a": write("a"), "b": write("b"), "c": write("c")}) == {
+        "a": "a written", "b": "b written", "c": "c written",
+    }
+    done.clear()
+    started.reset()
+    with pytest.raises(OSError, match="first"):
+        _write_side_by_side({"a": write("a"), "b": write("b", OSError("first")), "c": write("c", ValueError("second"))})
+    assert sorted(done) == ["a", "b", "c"]  # a failure stops none of the others
