@@ -246,7 +246,8 @@ def count_splink_comparisons(work: Path) -> None:
 
     params = json.loads((work / "params.json").read_text())
     inputs, link_type = _splink_inputs(work, params["mode"], DuckDBAPI())
-    records = sum(1 for _ in open(work / "all.csv", encoding="utf-8")) - 1
+    with open(work / "all.csv", encoding="utf-8") as f:
+        records = sum(1 for _ in f) - 1
     sample = 1.0 if records <= EXACT_COUNT_RECORDS else 0.05
     counted = count_comparisons_from_blocking_rules(
         inputs, blocking_rules=_splink_blocking_rules(params["national_id"]), link_type=link_type,
@@ -368,9 +369,10 @@ def _score(tool: dict, predicted: pd.Series, truth: pd.DataFrame) -> None:
 
 def _run_splink_tool(work: Path, time_limit: float | None) -> dict:
     me = [sys.executable, str(Path(__file__).resolve())]
-    counted = subprocess.run([*me, "--count-splink", str(work)], cwd=REPO, capture_output=True, text=True)
+    # the work folder as the current one: DuckDB spills to ./.tmp, which must not land in the checkout
+    counted = subprocess.run([*me, "--count-splink", str(work)], cwd=work, capture_output=True, text=True)
     comparisons = json.loads((work / "splink_comparisons.json").read_text()) if counted.returncode == 0 else None
-    result = run_measured([*me, "--run-splink", str(work)], cwd=REPO, log=work / "splink.log", time_limit=time_limit)
+    result = run_measured([*me, "--run-splink", str(work)], cwd=work, log=work / "splink.log", time_limit=time_limit)
     if comparisons is not None:
         result["comparisons_estimated"] = comparisons
     if result["exit_code"] != 0:
@@ -485,7 +487,7 @@ def main(argv=None) -> int:
     if importlib.util.find_spec("splink") is None:  # the child imports it
         parser.error("splink is not installed: pip install -e '.[bench]'")
 
-    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="c360-splink-bench-"))
+    work = (Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="c360-splink-bench-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     truth = _write_inputs(work, args)
     print(f"inputs under {work}", flush=True)
