@@ -67,6 +67,7 @@ setup(
     package_dir={"": "lib", "customer360.conf": "conf"},
     packages=[
         "customer360",
+        "customer360.config",
         "customer360.lakehouse",
         "customer360.bronze",
         "customer360.identity",
