@@ -68,6 +68,7 @@ setup(
     packages=[
         "customer360",
         "customer360.config",
+        "customer360.generate",
         "customer360.lakehouse",
         "customer360.bronze",
         "customer360.identity",

@@ -1,0 +1,180 @@
+"""Drawing the sources in their fixed order and writing them, the truth and the manifest.
+
+One ``numpy`` generator draws the people and then crm, web events, orders, support tickets and
+consent, in that order; crawler traffic and unit costs (added in version 2) draw from generators
+of their own, so the earlier columns keep their values.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from customer360.generate.consent import consent_events
+from customer360.generate.crm import crm_customers
+from customer360.generate.orders import order_lines, with_unit_costs
+from customer360.generate.people import END_DATE, latent_people
+from customer360.generate.regions import REGION_PROFILES
+from customer360.generate.support_tickets import support_tickets
+from customer360.generate.web_events import bot_events, web_events
+
+log = logging.getLogger(__name__)
+
+#: bump when the output changes; ensure_sample_data regenerates samples of other versions
+GENERATOR_VERSION = 2
+PEOPLE_AT_SCALE_1 = 100_000
+SOURCES = ("crm_customers", "web_events", "orders", "support_tickets", "consent")
+ROWS_PER_FILE = 500_000
+
+
+def _chunks(frame: pd.DataFrame):
+    for number, start in enumerate(range(0, max(len(frame), 1), ROWS_PER_FILE), start=1):
+        yield number, frame.iloc[start : start + ROWS_PER_FILE]
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame.astype(object).where(frame.notna(), None), preserve_index=False)
+    table = table.cast(pa.schema([pa.field(f.name, pa.string()) for f in table.schema]))
+    pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
+
+
+def _write_jsonl(frame: pd.DataFrame, path: Path, *, corrupt_every: int = 0) -> None:
+    text = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+    if corrupt_every:
+        lines = text.splitlines()
+        for i in range(corrupt_every - 1, len(lines), corrupt_every):
+            lines[i] = lines[i][: len(lines[i]) // 2]  # a truncated, unparseable line
+        text = "\n".join(lines) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    # microsecond timestamps: what Spark and Delta read (pandas would write nanoseconds)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="snappy", coerce_timestamps="us")
+
+
+WRITERS = {
+    "crm_customers": ("csv", _write_csv),
+    "web_events": ("jsonl", _write_jsonl),
+    "orders": ("parquet", _write_parquet),
+    "support_tickets": ("csv", _write_csv),
+    "consent": ("jsonl", _write_jsonl),
+}
+ID_COLUMNS = {
+    "crm_customers": "crm_id",
+    "web_events": "event_id",
+    "orders": "order_line_id",
+    "support_tickets": "ticket_id",
+    "consent": "consent_event_id",
+}
+
+
+@dataclass(frozen=True)
+class GeneratedData:
+    root: Path
+    people: int
+    rows: dict[str, int]
+
+    @property
+    def sources(self) -> Path:
+        return self.root / "sources"
+
+    @property
+    def truth(self) -> Path:
+        return self.root / "truth"
+
+
+def generate(
+    out: str | Path,
+    *,
+    scale: float = 0.1,
+    seed: int = 42,
+    regions: list[str] | tuple[str, ...] = ("us", "gb", "de", "fr"),
+    consent_regimes: dict[str, str] | None = None,
+) -> GeneratedData:
+    """Write the five sources and the ground truth under ``out``; the same seed gives the same bytes."""
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    unknown = [r for r in regions if r not in REGION_PROFILES]
+    if unknown:
+        raise ValueError(f"no sample-data profile for region(s) {unknown}; available: {sorted(REGION_PROFILES)}")
+    root = Path(out)
+    rng = np.random.default_rng(seed)
+    n = max(50, int(round(PEOPLE_AT_SCALE_1 * scale)))
+    people = latent_people(rng, n, list(regions))
+    regimes = consent_regimes or {}
+    # the main generator draws in this order (crm, web, orders, tickets, consent): keep it
+    crm = crm_customers(rng, people)
+    web = web_events(rng, people)
+    bots = bot_events(np.random.default_rng([seed, 1]), people, first_id=len(web) + 1)
+    frames = {
+        "crm_customers": crm,
+        "web_events": pd.concat([web, bots], ignore_index=True),
+        "orders": with_unit_costs(np.random.default_rng([seed, 2]), order_lines(rng, people)),
+        "support_tickets": support_tickets(rng, people),
+        "consent": consent_events(rng, people, regimes),
+    }
+    truth_parts = []
+    rows = {}
+    for source, frame in frames.items():
+        ext, writer = WRITERS[source]
+        id_column = ID_COLUMNS[source]
+        truth_parts.append(
+            pd.DataFrame({"source": source, "source_record_id": frame[id_column], "person_id": frame["_person"]})
+        )
+        data = frame.drop(columns=["_person"])
+        rows[source] = len(data)
+        for code in regions:
+            part = data[data["region"] == code].reset_index(drop=True)
+            folder = root / "sources" / source / code
+            folder.mkdir(parents=True, exist_ok=True)
+            for number, chunk in _chunks(part):
+                path = folder / f"{source}_{code}_{number:04d}.{ext}"
+                if source == "web_events":
+                    writer(chunk, path, corrupt_every=2000)
+                else:
+                    writer(chunk, path)
+    truth = root / "truth"
+    truth.mkdir(parents=True, exist_ok=True)
+    record_person = pd.concat(truth_parts, ignore_index=True)
+    record_person = record_person[record_person["source_record_id"].notna() & record_person["person_id"].notna()]
+    pq.write_table(pa.Table.from_pandas(record_person, preserve_index=False), truth / "record_person.parquet")
+    bot_cookies = bots[["cookie_id", "region"]].drop_duplicates().reset_index(drop=True)
+    pq.write_table(pa.Table.from_pandas(bot_cookies, preserve_index=False), truth / "bot_cookies.parquet")
+    people_out = people.drop(columns=["signup_ts", "engagement"]).assign(
+        signup_date=pd.to_datetime(people["signup_ts"], unit="s").dt.date
+    )
+    pq.write_table(pa.Table.from_pandas(people_out, preserve_index=False), truth / "people.parquet")
+    manifest = {"generator_version": GENERATOR_VERSION, "scale": scale, "seed": seed, "regions": list(regions), "people": n, "rows": rows, "end_date": END_DATE.isoformat()}
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    log.info("generated %d people: %s", n, rows)
+    return GeneratedData(root=root, people=n, rows=rows)
+
+
+def ensure_sample_data(
+    out: str | Path, *, scale: float, seed: int, regions: Sequence[str]
+) -> tuple[GeneratedData, bool]:
+    """Generate the sample once: an existing one made with the same scale, seed and regions is reused.
+
+    Returns the data and whether it was generated now.
+    """
+    root = Path(out)
+    manifest = root / "manifest.json"
+    if manifest.is_file():
+        made = json.loads(manifest.read_text())
+        wanted = (GENERATOR_VERSION, scale, seed, list(regions))
+        if (made.get("generator_version"), made.get("scale"), made.get("seed"), made.get("regions")) == wanted:
+            return GeneratedData(root=root, people=made["people"], rows=made["rows"]), False
+    for part in ("sources", "truth"):
+        if (root / part).exists():
+            shutil.rmtree(root / part)
+    return generate(root, scale=scale, seed=seed, regions=list(regions)), True
