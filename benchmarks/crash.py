@@ -276,7 +276,7 @@ class Bench:
 
     def lakehouse(self, root: Path):
         from customer360.config import load_config
-        from customer360.pipeline import build_context
+        from customer360.context import build_context
 
         config = load_config("local", conf_dir=CONF_DIR, overrides=[f"lakehouse.root={root}", f"sample_data.dir={self.sample}"])
         return build_context(config, spark=self.spark, metastore=False).lakehouse

@@ -60,12 +60,12 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-components", action="store_true")
     args = parser.parse_args(argv)
 
-    from customer360.bronze.ingest import run as ingest
+    from customer360.bronze.stage import run as ingest
     from customer360.config import load_config
     from customer360.generate import generate
     from customer360.identity import stage
     from customer360.identity.evaluate import evaluate
-    from customer360.pipeline import build_context
+    from customer360.context import build_context
 
     logging.basicConfig(level=logging.WARNING)
     times = StepTimes()

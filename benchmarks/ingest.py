@@ -18,10 +18,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from customer360.bronze.ingest import run as ingest
+from customer360.bronze.stage import run as ingest
 from customer360.config import load_config
 from customer360.generate import generate
-from customer360.pipeline import build_context
+from customer360.context import build_context
 
 
 def main(argv=None) -> int:

@@ -33,14 +33,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
 
-    from customer360.bronze.ingest import run as ingest
+    from customer360.bronze.stage import run as ingest
     from customer360.config import load_config
     from customer360.facts import stage as facts
     from customer360.generate import generate
     from customer360.gold import stage as gold
     from customer360.identity import stage as identity
     from customer360.ml import stage as ml
-    from customer360.pipeline import build_context
+    from customer360.context import build_context
 
     regions = ["us", "gb", "de", "fr"]
     work = Path(args.evaluate_only or tempfile.mkdtemp(prefix="c360-ml-bench-"))

@@ -330,7 +330,8 @@ def run_stage(name: str, ctx, stage, sampler_spark, raw_rows: int | None) -> tup
 
 def run_scale(args, scale: float) -> dict:
     from customer360.config import load_config
-    from customer360.pipeline import build_context, default_stages
+    from customer360.context import build_context
+    from customer360.pipeline import default_stages
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     steps = StepTimes()

@@ -18,7 +18,8 @@ dbutils.widgets.text("settings", "", "More settings: key=value; key=value (like 
 from datetime import date
 
 from customer360.config import load_config
-from customer360.pipeline import build_context, run_pipeline, summary_lines
+from customer360.context import build_context
+from customer360.pipeline import run_pipeline, summary_lines
 
 overrides = []
 if dbutils.widgets.get("lakehouse_root"):

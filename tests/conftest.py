@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from customer360 import tables
 from customer360.config import LakehouseConfig
 from customer360.lakehouse import Lakehouse
 
@@ -263,13 +264,13 @@ def pipeline_sample(spark, tmp_path_factory):
     re-runs de only; tests/ml (which runs later) trains and scores us."""
     from datetime import datetime
 
-    from customer360.bronze.ingest import run as ingest
+    from customer360.bronze.stage import run as ingest
     from customer360.config import load_config
     from customer360.facts import stage as facts
     from customer360.generate import generate
     from customer360.gold import stage as gold
     from customer360.identity import stage as identity
-    from customer360.pipeline import build_context
+    from customer360.context import build_context
 
     root = tmp_path_factory.mktemp("pipeline_sample")
     data = generate(root / "sample", scale=0.008, seed=11, regions=SAMPLE_REGIONS, consent_regimes={"us": "opt_out", "de": "opt_in"})
@@ -303,9 +304,8 @@ def scored_sample(spark, pipeline_sample):
     import pyspark.sql.functions as F
 
     from customer360.config import load_config
-    from customer360.gold import stage as gold
     from customer360.ml import stage as ml
-    from customer360.pipeline import build_context
+    from customer360.context import build_context
 
     sample_ctx, data, _, _ = pipeline_sample
     root = Path(sample_ctx.config.lakehouse.root).parent
@@ -319,7 +319,7 @@ def scored_sample(spark, pipeline_sample):
     def de_rows():
         return {
             name: sorted(map(tuple, ctx.lakehouse.read(name).where(F.col("region") == "de").collect()), key=repr)
-            for name in (gold.CUSTOMER_360, gold.CUSTOMER_FEATURES) if ctx.lakehouse.exists(name)
+            for name in (tables.CUSTOMER_360, tables.CUSTOMER_FEATURES) if ctx.lakehouse.exists(name)
         }
 
     before = de_rows()

@@ -12,7 +12,9 @@ import yaml
 from customer360 import cli
 from customer360.config import load_config
 from customer360.generate import SOURCES
-from customer360.pipeline import PIPELINE_RUNS, RUN_METRICS, Metric, StageResult, build_context, run_pipeline
+from customer360.context import Metric, StageResult, build_context
+from customer360.pipeline import run_pipeline
+from customer360.tables import PIPELINE_RUNS, RUN_METRICS
 from customer360.session import find_jvm_jars
 
 from tests.conftest import CONF_DIR, raw_contact_values

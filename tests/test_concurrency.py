@@ -14,7 +14,8 @@ import pytest
 
 from customer360.config import load_config
 from customer360.generate import ensure_sample_data
-from customer360.pipeline import PIPELINE_RUNS, build_context
+from customer360.context import build_context
+from customer360.tables import PIPELINE_RUNS
 
 from tests.conftest import CONF_DIR
 

@@ -345,7 +345,7 @@ def _print(lines: Sequence[str]) -> None:
 def _context(args: argparse.Namespace, *, metastore: bool = True):
     """The run context of a command; ``metastore=False`` for commands that never use table names
     (a local session then skips opening the Derby metastore)."""
-    from customer360.pipeline import build_context
+    from customer360.context import build_context
 
     overrides = list(args.overrides)
     if getattr(args, "fail_on_alert", False):
@@ -389,7 +389,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from customer360.bronze.ingest import run as ingest
+    from customer360.bronze.stage import run as ingest
     from customer360.pipeline import run_pipeline, summary_lines
 
     ctx = _context(args)
@@ -455,7 +455,7 @@ def _cmd_identity_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from customer360.identity.evaluate import evaluate
-    from customer360.identity.stage import CUSTOMER_XREF
+    from customer360.tables import CUSTOMER_XREF
 
     ctx = _context(args, metastore=False)
     truth_path = args.truth or str(Path(ctx.config.sample_data.dir) / "truth" / "record_person.parquet")
@@ -468,7 +468,7 @@ def _cmd_identity_eval(args: argparse.Namespace) -> int:
     _print([f"identity evaluation against {truth_path} (regions {', '.join(ctx.regions)})", *result.lines()])
     if args.worst:
         from customer360.identity.evaluate import detokenized, error_lines, explain_pairs, worst_errors
-        from customer360.identity.stage import IDENTITY_GRAPH, IDENTITY_RECORDS, PII_VAULT
+        from customer360.tables import IDENTITY_GRAPH, IDENTITY_RECORDS, PII_VAULT
 
         lakehouse = ctx.lakehouse
         graph = lakehouse.read(IDENTITY_GRAPH) if lakehouse.exists(IDENTITY_GRAPH) else None
@@ -629,17 +629,29 @@ def _known_columns(config) -> tuple[dict[str, list[str]], list[str]]:
     from customer360.gold.customer360 import column_comments
     from customer360.gold.finance import COHORT_RETENTION_COMMENTS, CUSTOMER_VALUE_COMMENTS, REVENUE_MONTHLY_COMMENTS
     from customer360.identity.golden import GOLDEN_SCHEMA
+    from customer360.tables import (
+        CHURN_SCORES,
+        COHORT_RETENTION,
+        CUSTOMER_360,
+        CUSTOMER_FEATURES,
+        CUSTOMER_GOLDEN,
+        CUSTOMER_SEGMENTS,
+        CUSTOMER_VALUE,
+        FEATURE_REGISTRY,
+        REVENUE_MONTHLY,
+        SEGMENT_PROFILES,
+    )
 
     windows = sorted({w for r in config.regions.values() for w in r.feature_windows_days})
     c360 = [c for c in column_comments(windows) if c != "as_of_date"]  # the features table's partition, not a 360 column
     columns = {
-        "gold.customer_360": c360,
-        "silver.customer_golden": GOLDEN_SCHEMA.fieldNames(),
-        "gold.finance_revenue_monthly": list(REVENUE_MONTHLY_COMMENTS),
-        "gold.finance_cohort_retention": list(COHORT_RETENTION_COMMENTS),
-        "gold.finance_customer_value": list(CUSTOMER_VALUE_COMMENTS),
+        CUSTOMER_360: c360,
+        CUSTOMER_GOLDEN: GOLDEN_SCHEMA.fieldNames(),
+        REVENUE_MONTHLY: list(REVENUE_MONTHLY_COMMENTS),
+        COHORT_RETENTION: list(COHORT_RETENTION_COMMENTS),
+        CUSTOMER_VALUE: list(CUSTOMER_VALUE_COMMENTS),
     }
-    others = ["gold.customer_features", "gold.feature_registry", "gold.customer_segments", "gold.churn_scores", "gold.segment_profiles"]
+    others = [CUSTOMER_FEATURES, FEATURE_REGISTRY, CUSTOMER_SEGMENTS, CHURN_SCORES, SEGMENT_PROFILES]
     return columns, [*columns, *others]
 
 

@@ -1,100 +1,30 @@
-"""The pipeline: a run context handed to every stage, the ordered stages, and the run log.
+"""The pipeline: the ordered stages and ``run_pipeline``, which runs them and logs the run.
 
-Each stage is a ``run(ctx) -> StageResult`` function. ``run_pipeline`` runs them in order for
-the selected regions and appends one row per run to ``ops.pipeline_runs`` and the stages'
-counts to ``ops.run_metrics``, so every run's rows in and rows out can be queried later.
+Orchestration sits above the stages (beside ``cli`` and ``jobs``); nothing below imports it. Each
+stage is a ``run(ctx) -> StageResult`` function (``customer360.context``). ``run_pipeline`` runs them
+in order for the selected regions and records the run (``context.record_run``: ``ops.pipeline_runs``,
+``ops.run_metrics``; ``governance.lineage``: ``ops.job_runs``).
 """
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from pyspark.sql import SparkSession
-from pyspark.sql import types as T
-
-from customer360.config import AppConfig, RegionConfig
-from customer360.lakehouse import Lakehouse
+from customer360.context import RunContext, Stage, StageResult, record_run, stage_totals
+from customer360.governance.lineage import record_job_run
 from customer360.lakehouse.catalog import CatalogSync
-from customer360.session import SessionCapabilities, detect_capabilities, get_session
 
 log = logging.getLogger(__name__)
 
-PIPELINE_RUNS = "ops.pipeline_runs"
-RUN_METRICS = "ops.run_metrics"
-
-PIPELINE_RUNS_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("started_at", T.TimestampType(), False),
-        T.StructField("finished_at", T.TimestampType(), False),
-        T.StructField("env", T.StringType(), False),
-        T.StructField("engine", T.StringType(), False),
-        T.StructField("regions", T.ArrayType(T.StringType(), False), False),
-        T.StructField("stages", T.ArrayType(T.StringType(), False), False),
-        T.StructField("status", T.StringType(), False),
-        T.StructField("error", T.StringType(), True),
-        T.StructField("git_commit", T.StringType(), True),
-    ]
-)
-
-RUN_METRICS_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("stage", T.StringType(), False),
-        T.StructField("table", T.StringType(), True),
-        T.StructField("metric", T.StringType(), False),
-        T.StructField("value", T.LongType(), False),
-        T.StructField("recorded_at", T.TimestampType(), False),
-        T.StructField("region", T.StringType(), False),
-    ]
-)
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """Everything a stage needs: config, session, storage, and which regions to process."""
-
-    config: AppConfig
-    spark: SparkSession
-    lakehouse: Lakehouse
-    regions: tuple[str, ...]
-    run_id: str
-    capabilities: SessionCapabilities
-    #: the date gold features are computed as of (``--as-of``); None: config, else the data's end
-    as_of: date | None = None
-
-    def region(self, code: str) -> RegionConfig:
-        return self.config.regions[code]
-
-
-@dataclass(frozen=True)
-class Metric:
-    region: str
-    metric: str
-    value: int
-    table: str | None = None
-
-
-@dataclass
-class StageResult:
-    stage: str
-    metrics: list[Metric] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    #: problems that did not stop the stage (e.g. a source file that failed); the run exits non-zero
-    errors: list[str] = field(default_factory=list)
-
-
-Stage = Callable[[RunContext], StageResult]
 
 def default_stages() -> list[tuple[str, Stage]]:
     """The pipeline's stages in run order; each later capability adds its ``run`` here."""
-    from customer360.bronze.ingest import run as ingest
+    from customer360.bronze.stage import run as ingest
     from customer360.facts.stage import run as facts
     from customer360.gold.stage import run as gold
-    from customer360.governance.gate import run as quality
+    from customer360.governance.stage import run as quality
     from customer360.identity.stage import run as identity
     from customer360.ml.stage import run as ml
     from customer360.monitoring.stage import run as monitoring
@@ -111,29 +41,6 @@ def stage_commands() -> dict[str, Stage]:
     from customer360.ml.stage import score, train
 
     return {**dict(default_stages()), "train": train, "score": score}
-
-
-def build_context(
-    config: AppConfig,
-    *,
-    regions: Sequence[str] | None = None,
-    spark: SparkSession | None = None,
-    run_id: str | None = None,
-    as_of: date | None = None,
-    metastore: bool = True,
-) -> RunContext:
-    spark = spark or get_session(config, metastore=metastore)
-    capabilities = detect_capabilities(spark)
-    log.info("session: %s", capabilities.describe())
-    return RunContext(
-        config=config,
-        spark=spark,
-        lakehouse=Lakehouse(spark, config.lakehouse),
-        regions=config.select_regions(regions),
-        run_id=run_id or uuid.uuid4().hex[:16],
-        capabilities=capabilities,
-        as_of=as_of,
-    )
 
 
 @dataclass
@@ -178,7 +85,10 @@ def run_pipeline(ctx: RunContext, *, stages: Sequence[tuple[str, Stage]] | None 
         raise
     finally:
         finished = _utc_now()
-        _record_run(ctx, chosen, results, started, finished, status, error, job=job)
+        record_run(ctx, [name for name, _ in chosen], results, started, finished, status, error)
+        record_job_run(
+            ctx, job=job, started=started, finished=finished, status=status, error=error, row_counts=stage_totals(results)
+        )
         catalog = register_names(ctx)
     return RunSummary(ctx.run_id, status, results, started, finished, catalog)
 
@@ -197,55 +107,6 @@ def register_names(ctx: RunContext) -> CatalogSync | None:
         result = CatalogSync(catalog=ctx.lakehouse.catalog.describe())
         result.failed.append(("*", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"))
         return result
-
-
-def _record_run(
-    ctx: RunContext,
-    stages: Sequence[tuple[str, Stage]],
-    results: Sequence[StageResult],
-    started: datetime,
-    finished: datetime,
-    status: str,
-    error: str | None,
-    *,
-    job: str = "run",
-) -> None:
-    from customer360.governance.lineage import git_commit, record_job_run
-
-    spark, lakehouse = ctx.spark, ctx.lakehouse
-    run_row = (
-        ctx.run_id,
-        started,
-        finished,
-        ctx.config.env,
-        lakehouse.engine_name,
-        list(ctx.regions),
-        [name for name, _ in stages],
-        status,
-        error,
-        git_commit(),
-    )
-    # One small file per run, not one per default partition.
-    run_df = spark.createDataFrame([run_row], PIPELINE_RUNS_SCHEMA).coalesce(1)
-    lakehouse.write(run_df, PIPELINE_RUNS, mode="append")
-    metric_rows = [
-        (ctx.run_id, result.stage, m.table, m.metric, int(m.value), finished, m.region)
-        for result in results
-        for m in result.metrics
-    ]
-    if metric_rows:
-        lakehouse.write(
-            spark.createDataFrame(metric_rows, RUN_METRICS_SCHEMA).coalesce(1),
-            RUN_METRICS,
-            mode="append",
-            partition_by=["region"],
-        )
-    totals: dict[str, int] = {}
-    for result in results:
-        for m in result.metrics:
-            key = ".".join(p for p in (result.stage, m.table, m.metric) if p)
-            totals[key] = totals.get(key, 0) + int(m.value)
-    record_job_run(ctx, job=job, started=started, finished=finished, status=status, error=error, row_counts=totals)
 
 
 def engines_line(ctx: RunContext) -> str:

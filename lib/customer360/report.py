@@ -20,7 +20,8 @@ from typing import Any
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
-from customer360.pipeline import RunContext
+from customer360.context import RunContext
+from customer360.tables import CHURN_SCORES, CUSTOMER_360, CUSTOMER_SEGMENTS, CUSTOMER_XREF, DQ_RESULTS, REVENUE_MONTHLY, SEGMENT_PROFILES
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,14 @@ def _latest_per_region(df: DataFrame, column: str = "as_of_date") -> DataFrame:
 
 
 def _segments(ctx: RunContext) -> dict[str, Any]:
-    segments = _table(ctx, "gold.customer_segments")
+    segments = _table(ctx, CUSTOMER_SEGMENTS)
     if segments is None:
-        return _missing("gold.customer_segments", "c360 score")
+        return _missing(CUSTOMER_SEGMENTS, "c360 score")
     current = _latest_per_region(segments)
     sizes = current.groupBy("region", "segment_id", "segment", "model_version").agg(F.count(F.lit(1)).alias("customers"))
     rows = sorted(sizes.collect(), key=lambda r: (r["region"], r["segment_id"]))
     profiles = {}
-    table = _table(ctx, "gold.segment_profiles")
+    table = _table(ctx, SEGMENT_PROFILES)
     if table is not None:
         versions = {(r["region"], r["model_version"]) for r in rows}
         for p in table.select("region", "model_version", "segment_id", "share_of_revenue", "distinguishing_features").collect():
@@ -70,9 +71,9 @@ def _segments(ctx: RunContext) -> dict[str, Any]:
 
 
 def _rfm(ctx: RunContext) -> dict[str, Any]:
-    c360 = _table(ctx, "gold.customer_360")
+    c360 = _table(ctx, CUSTOMER_360)
     if c360 is None:
-        return _missing("gold.customer_360", "c360 gold")
+        return _missing(CUSTOMER_360, "c360 gold")
     scores = ("rfm_recency_score", "rfm_frequency_score", "rfm_monetary_score")
     stacked = None
     for column in scores:
@@ -87,9 +88,9 @@ def _rfm(ctx: RunContext) -> dict[str, Any]:
 
 
 def _churn(ctx: RunContext) -> dict[str, Any]:
-    scores = _table(ctx, "gold.churn_scores")
+    scores = _table(ctx, CHURN_SCORES)
     if scores is None:
-        return _missing("gold.churn_scores", "c360 score")
+        return _missing(CHURN_SCORES, "c360 score")
     current = _latest_per_region(scores)
     binned = current.withColumn("bin", F.least(F.floor(F.col("churn_score") * 10), F.lit(9)).cast("int"))
     counts = binned.groupBy("region", "bin").agg(
@@ -116,9 +117,9 @@ def _churn(ctx: RunContext) -> dict[str, Any]:
 
 
 def _identity(ctx: RunContext) -> dict[str, Any]:
-    xref = _table(ctx, "silver.customer_xref")
+    xref = _table(ctx, CUSTOMER_XREF)
     if xref is None:
-        return _missing("silver.customer_xref", "c360 identity")
+        return _missing(CUSTOMER_XREF, "c360 identity")
     sizes = xref.groupBy("region", "customer_id").agg(F.count(F.lit(1)).alias("records"))
     capped = sizes.withColumn("records", F.least(F.col("records"), F.lit(CLUSTER_CAP)))
     counts = capped.groupBy("region", "records").agg(F.count(F.lit(1)).alias("customers")).collect()
@@ -130,9 +131,9 @@ def _identity(ctx: RunContext) -> dict[str, Any]:
 
 
 def _revenue(ctx: RunContext) -> dict[str, Any]:
-    revenue = _table(ctx, "gold.finance_revenue_monthly")
+    revenue = _table(ctx, REVENUE_MONTHLY)
     if revenue is None:
-        return _missing("gold.finance_revenue_monthly", "c360 gold")
+        return _missing(REVENUE_MONTHLY, "c360 gold")
     rows = revenue.select("region", "month", "reporting_currency", "net_revenue", "orders").orderBy("region", "month").collect()
     return {
         "rows": [
@@ -144,9 +145,9 @@ def _revenue(ctx: RunContext) -> dict[str, Any]:
 
 
 def _quality(ctx: RunContext) -> dict[str, Any]:
-    if not ctx.lakehouse.exists("ops.dq_results"):
-        return _missing("ops.dq_results", "c360 quality")
-    results = ctx.lakehouse.read("ops.dq_results").where(F.col("region").isin(*ctx.regions, "all"))
+    if not ctx.lakehouse.exists(DQ_RESULTS):
+        return _missing(DQ_RESULTS, "c360 quality")
+    results = ctx.lakehouse.read(DQ_RESULTS).where(F.col("region").isin(*ctx.regions, "all"))
     # each table's latest check run per region (regions are checked by separate runs)
     latest = Window.partitionBy("table", "region").orderBy(F.col("checked_at").desc())
     newest = results.withColumn("_at", F.first("checked_at").over(latest)).where(F.col("checked_at") == F.col("_at"))

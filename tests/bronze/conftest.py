@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from customer360.config import load_config
-from customer360.pipeline import build_context
+from customer360.context import build_context
 
 from tests.conftest import CONF_DIR
 

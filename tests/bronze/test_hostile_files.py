@@ -12,7 +12,9 @@ import random
 import pyarrow.parquet as pq
 import pyspark.sql.functions as F
 
-from customer360.bronze.ingest import QUARANTINE, UNTERMINATED, ingested_files, run
+from customer360.bronze.ingest import UNTERMINATED, ingested_files
+from customer360.bronze.stage import run
+from customer360.tables import QUARANTINE
 
 from tests.bronze.conftest import NOW
 from tests.bronze.test_ingest import CRM_HEADER, CRM_ROWS, _orders_table

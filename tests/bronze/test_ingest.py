@@ -11,8 +11,10 @@ import pytest
 from chispa import assert_df_equality
 
 from customer360.bronze.contracts import CONTRACTS
-from customer360.bronze.ingest import INGESTED_FILES, QUARANTINE, ingest_source, ingested_files, run
-from customer360.pipeline import build_context
+from customer360.bronze.ingest import ingest_source, ingested_files
+from customer360.bronze.stage import run
+from customer360.tables import INGESTED_FILES, QUARANTINE
+from customer360.context import build_context
 
 from tests.bronze.conftest import NOW, put
 

@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 from customer360 import cli
 from customer360.config import RoleConfig, load_config
 from customer360.governance.activation import ExportError, audience, export
-from customer360.pipeline import build_context
+from customer360.context import build_context
 
 from tests.conftest import CONF_DIR
 

@@ -18,14 +18,11 @@ import pyspark.sql.functions as F
 from pyspark.sql import types as T
 import pytest
 
-from customer360.bronze.ingest import run as ingest
+from customer360.bronze.stage import run as ingest
 from customer360.config import load_config
 from customer360.cli import main
 from customer360.governance import erasure
 from customer360.governance.erasure import (
-    ERASURE_FILES,
-    REQUESTS,
-    TOMBSTONES,
     ErasureError,
     erase,
     find_person,
@@ -33,7 +30,8 @@ from customer360.governance.erasure import (
     phone_spellings,
     quarantine_match,
 )
-from customer360.pipeline import build_context
+from customer360.context import build_context
+from customer360.tables import ERASURE_FILES, ERASURE_REQUESTS, ERASURE_TOMBSTONES
 from tests.conftest import CONF_DIR, PLANTED, PLANTED_TRACES
 
 pytestmark = pytest.mark.slow
@@ -125,7 +123,7 @@ def test_everyone_else_is_untouched_and_tables_still_read(erased):
 
 def test_the_tombstone_holds_tokens_only(erased):
     ctx, _, _, person, _, _, _, report = erased
-    tombstones = ctx.lakehouse.read(TOMBSTONES).collect()
+    tombstones = ctx.lakehouse.read(ERASURE_TOMBSTONES).collect()
     assert len(tombstones) == report.tombstones
     kinds = {r["kind"] for r in tombstones}
     assert kinds == {"erased_record", "erased_raw_row", "email"}
@@ -282,12 +280,12 @@ def test_an_interrupted_erasure_stays_marked_and_the_next_one_finishes_it(erased
     assert traces(tmp_path / "lh", needles) == {}
     lh = ctx.lakehouse
     assert lh.read("gold.customer_360").count() == c360_before - 1
-    [row] = lh.read(REQUESTS).collect()
+    [row] = lh.read(ERASURE_REQUESTS).collect()
     assert (row.request_id, row.status, row.regions, row.customer_ids, row.records, row.tokens) == (request_id, "done", ["de"], [], {}, {})
-    assert [r.version for r in lh.history(REQUESTS).collect()] == [lh.version(REQUESTS)]
+    assert [r.version for r in lh.history(ERASURE_REQUESTS).collect()] == [lh.version(ERASURE_REQUESTS)]
     # one set of tombstones, the same tokens as the uninterrupted erasure's
-    tokens = sorted((r.token, r.kind, r.region) for r in lh.read(TOMBSTONES).collect())
-    assert tokens == sorted((r.token, r.kind, r.region) for r in erased[0].lakehouse.read(TOMBSTONES).collect())
+    tokens = sorted((r.token, r.kind, r.region) for r in lh.read(ERASURE_TOMBSTONES).collect())
+    assert tokens == sorted((r.token, r.kind, r.region) for r in erased[0].lakehouse.read(ERASURE_TOMBSTONES).collect())
     # every other table equals the uninterrupted erasure's, row for row
     for name in lh.tables():
         if name.startswith("ops."):

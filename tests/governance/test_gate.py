@@ -5,11 +5,14 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 import pytest
 
+from customer360 import tables
 from customer360.config import load_config
 from customer360.gold import stage as gold
-from customer360.governance import gate
+from customer360.governance import stage as quality
 from customer360.governance.quality import DataQualityError
-from customer360.pipeline import PIPELINE_RUNS, StageResult, build_context, run_pipeline
+from customer360.context import StageResult, build_context
+from customer360.pipeline import run_pipeline
+from customer360.tables import PIPELINE_RUNS
 from tests.conftest import CONF_DIR
 
 XREF_SCHEMA = "source string, source_record_id string, customer_id string, run_id string, region string"
@@ -32,7 +35,7 @@ def test_a_failed_error_check_stops_the_pipeline_before_gold(spark, tmp_path):
     _bad_xref(ctx)
     published = []
     with pytest.raises(DataQualityError) as failure:
-        run_pipeline(ctx, stages=[("quality", gate.run), ("gold", lambda c: published.append(1) or StageResult("gold"))])
+        run_pipeline(ctx, stages=[("quality", quality.run), ("gold", lambda c: published.append(1) or StageResult("gold"))])
     assert published == []
     message = str(failure.value)
     assert "silver.customer_xref:unique(source,source_record_id) [us]" in message
@@ -40,7 +43,7 @@ def test_a_failed_error_check_stops_the_pipeline_before_gold(spark, tmp_path):
     assert ctx.lakehouse.read(PIPELINE_RUNS).first().status == "failed"
     results = {
         (r.check, r.region): (r.passed, r.failing_rows, r.rows)
-        for r in ctx.lakehouse.read(gate.DQ_RESULTS).where("table = 'silver.customer_xref'").collect()
+        for r in ctx.lakehouse.read(tables.DQ_RESULTS).where("table = 'silver.customer_xref'").collect()
     }
     assert results == {
         ("silver.customer_xref:not_null(customer_id,source,source_record_id)", "us"): (False, 1, 3),
@@ -54,10 +57,10 @@ def test_warn_checks_are_recorded_and_do_not_stop(spark, tmp_path):
     )
     ctx = _ctx(spark, tmp_path / "lh", warn_only)
     _bad_xref(ctx)
-    result = gate.run(ctx)
+    result = quality.run(ctx)
     assert any(line.startswith("  WARN ") and "unique(source,source_record_id)" in line for line in result.lines)
     assert {(m.metric, m.value) for m in result.metrics} == {("dq_errors", 0), ("dq_warnings", 1)}
-    assert ctx.lakehouse.read(gate.DQ_RESULTS).where("NOT passed").count() == 1
+    assert ctx.lakehouse.read(tables.DQ_RESULTS).where("NOT passed").count() == 1
 
 
 def test_the_gold_stage_checks_its_outputs_before_writing_any(spark, pipeline_sample, tmp_path):
@@ -66,9 +69,9 @@ def test_the_gold_stage_checks_its_outputs_before_writing_any(spark, pipeline_sa
     ctx = _ctx(
         spark, sample_ctx.config.lakehouse.root, impossible, f"ingest.landing_root={data.sources}", regions=("de",)
     )
-    versions = {name: ctx.lakehouse.version(name) for name in (gold.CUSTOMER_360, gold.CUSTOMER_FEATURES, gold.REVENUE_MONTHLY)}
+    versions = {name: ctx.lakehouse.version(name) for name in (tables.CUSTOMER_360, tables.CUSTOMER_FEATURES, tables.REVENUE_MONTHLY)}
     with pytest.raises(DataQualityError, match=r"segments_assigned \[de\]"):
         gold.run(ctx)
     assert {name: ctx.lakehouse.version(name) for name in versions} == versions
-    recorded = ctx.lakehouse.read(gate.DQ_RESULTS).where(F.col("check") == "segments_assigned").collect()
+    recorded = ctx.lakehouse.read(tables.DQ_RESULTS).where(F.col("check") == "segments_assigned").collect()
     assert [(r.region, r.passed) for r in recorded] == [("de", False)] and recorded[0].failing_rows == recorded[0].rows > 0

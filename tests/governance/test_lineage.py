@@ -7,7 +7,8 @@ import pytest
 from customer360.config import load_config
 from customer360.errors import C360Error
 from customer360.governance.lineage import JOB_RUNS, config_hash, git_commit
-from customer360.pipeline import Metric, StageResult, build_context, run_pipeline
+from customer360.context import Metric, StageResult, build_context
+from customer360.pipeline import run_pipeline
 from customer360.session import detect_capabilities
 from tests.conftest import CONF_DIR
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import pyspark.sql.functions as F
 import pytest
 
-from customer360.bronze.ingest import run as ingest
+from customer360 import tables
+from customer360.bronze.stage import run as ingest
 from customer360.config import load_config
 from customer360.generate import generate
 from customer360.identity import stage
 from customer360.identity.evaluate import evaluate
 from customer360.identity.tokenize import python_token
-from customer360.pipeline import build_context
+from customer360.context import build_context
 
 from tests.conftest import CONF_DIR
 
@@ -58,8 +59,8 @@ def resolved(spark, tmp_path_factory):
 def test_every_identity_record_gets_exactly_one_customer(resolved):
     ctx, _, result = resolved
     lh = ctx.lakehouse
-    records = lh.read(stage.IDENTITY_RECORDS)
-    xref = lh.read(stage.CUSTOMER_XREF)
+    records = lh.read(tables.IDENTITY_RECORDS)
+    xref = lh.read(tables.CUSTOMER_XREF)
     assert result.errors == []
     assert xref.count() == records.count() == xref.select("source", "source_record_id").distinct().count()
     assert records.join(xref, ["source", "source_record_id"], "left_anti").count() == 0
@@ -77,7 +78,7 @@ def test_every_identity_record_gets_exactly_one_customer(resolved):
 def test_resolution_matches_the_ground_truth(resolved, spark):
     ctx, data, _ = resolved
     truth = spark.read.parquet(str(data.truth / "record_person.parquet"))
-    result = evaluate(ctx.lakehouse.read(stage.CUSTOMER_XREF), truth)
+    result = evaluate(ctx.lakehouse.read(tables.CUSTOMER_XREF), truth)
     assert result.records_without_truth == 0
     assert result.precision >= 0.99, result.lines()
     assert result.recall >= 0.95, result.lines()
@@ -86,27 +87,27 @@ def test_resolution_matches_the_ground_truth(resolved, spark):
 def test_silver_carries_tokens_and_only_the_vault_holds_values(resolved):
     ctx, _, _ = resolved
     lh = ctx.lakehouse
-    row = lh.read(stage.IDENTITY_RECORDS).where("source = 'crm_customers' AND email IS NOT NULL").first()
+    row = lh.read(tables.IDENTITY_RECORDS).where("source = 'crm_customers' AND email IS NOT NULL").first()
     assert re.fullmatch(r"[0-9a-f]{64}", row.email) and re.fullmatch(r"[0-9a-f]{64}", row.last_name)
-    vault = {(r.kind, r.token): r.value for r in lh.read(stage.PII_VAULT).collect()}
+    vault = {(r.kind, r.token): r.value for r in lh.read(tables.PII_VAULT).collect()}
     email = vault[("email", row.email)]
     assert "@" in email and email == email.lower().strip()
     assert python_token(email, key=DEV_KEY, kind="email") == row.email
-    golden = lh.read(stage.CUSTOMER_GOLDEN)
-    assert golden.count() == lh.read(stage.CUSTOMER_XREF).select("customer_id").distinct().count()
+    golden = lh.read(tables.CUSTOMER_GOLDEN)
+    assert golden.count() == lh.read(tables.CUSTOMER_XREF).select("customer_id").distinct().count()
     sample = golden.where("email IS NOT NULL").first()
     assert ("email", sample.email) in vault and sample.customer_type in ("B2B", "B2C")
     # placeholder emails never reach the graph
-    hub_reasons = {r.reason for r in lh.read(stage.IDENTITY_HUBS).collect()}
+    hub_reasons = {r.reason for r in lh.read(tables.IDENTITY_HUBS).collect()}
     assert all(re.match(r"more than \d+ record profiles|used by more than \d+ login email", r) for r in hub_reasons)
 
 
 def test_incremental_runs_keep_ids_and_audit_a_merge(resolved, spark):
     ctx, data, _ = resolved
     lh = ctx.lakehouse
-    before = {(r.source, r.source_record_id): r.customer_id for r in lh.read(stage.CUSTOMER_XREF).collect()}
-    vault = {(r.kind, r.token): r.value for r in lh.read(stage.PII_VAULT).collect()}
-    golden = lh.read(stage.CUSTOMER_GOLDEN).where("email IS NOT NULL").orderBy("customer_id").limit(2).collect()
+    before = {(r.source, r.source_record_id): r.customer_id for r in lh.read(tables.CUSTOMER_XREF).collect()}
+    vault = {(r.kind, r.token): r.value for r in lh.read(tables.PII_VAULT).collect()}
+    golden = lh.read(tables.CUSTOMER_GOLDEN).where("email IS NOT NULL").orderBy("customer_id").limit(2).collect()
     first, second = ({"id": g.customer_id, "email": vault[("email", g.email)]} for g in golden)
 
     # run 2: one more record of an existing customer, and a new person
@@ -117,11 +118,11 @@ def test_incremental_runs_keep_ids_and_audit_a_merge(resolved, spark):
     run2 = dataclasses.replace(ctx, run_id="run-2")
     ingest(run2, now=datetime(2026, 7, 2, 12))
     result = stage.run(run2, now=datetime(2026, 7, 2, 13))
-    after = {(r.source, r.source_record_id): r.customer_id for r in lh.read(stage.CUSTOMER_XREF).collect()}
+    after = {(r.source, r.source_record_id): r.customer_id for r in lh.read(tables.CUSTOMER_XREF).collect()}
     assert {k: after[k] for k in before} == before  # nobody renumbered
     assert after[("crm_customers", "CRM-NEW-1")] == first["id"]
     assert after[("crm_customers", "CRM-NEW-2")] not in set(before.values())
-    assert lh.read(stage.IDENTITY_AUDIT).where("run_id = 'run-2'").count() == 0
+    assert lh.read(tables.IDENTITY_AUDIT).where("run_id = 'run-2'").count() == 0
     assert any("0 merges, 0 splits" in line for line in result.lines)
 
     # run 3: a record carrying both customers' emails? No: one email per record, so bridge them
@@ -136,18 +137,18 @@ def test_incremental_runs_keep_ids_and_audit_a_merge(resolved, spark):
     ingest(run3, now=datetime(2026, 7, 3, 12))
     result3 = stage.run(run3, now=datetime(2026, 7, 3, 13))
     assert "bronze.crm_customers: 1 older version(s) of re-loaded record ids replaced by the latest" in result3.lines
-    xref3 = lh.read(stage.CUSTOMER_XREF)
+    xref3 = lh.read(tables.CUSTOMER_XREF)
     assert xref3.count() == xref3.select("source", "source_record_id").distinct().count()
-    newcomer = lh.read(stage.IDENTITY_RECORDS).where("source_record_id = 'CRM-NEW-2'").collect()
+    newcomer = lh.read(tables.IDENTITY_RECORDS).where("source_record_id = 'CRM-NEW-2'").collect()
     assert [r.email for r in newcomer] == [python_token("zed.n@example.org", key=DEV_KEY, kind="email")]
-    merged = {(r.source, r.source_record_id): r.customer_id for r in lh.read(stage.CUSTOMER_XREF).collect()}
+    merged = {(r.source, r.source_record_id): r.customer_id for r in lh.read(tables.CUSTOMER_XREF).collect()}
     survivor = min(first["id"], second["id"])  # both created in run 1: the tie goes to the smaller id
     assert merged[("crm_customers", "CRM-BRIDGE-A")] == merged[("crm_customers", "CRM-BRIDGE-B")] == survivor
     for key, old in before.items():
         assert merged[key] == (survivor if old in (first["id"], second["id"]) else old)
-    audit = lh.read(stage.IDENTITY_AUDIT).where("run_id = 'run-3'").collect()
+    audit = lh.read(tables.IDENTITY_AUDIT).where("run_id = 'run-3'").collect()
     assert [(a.event, a.old_ids, a.new_id) for a in audit] == [("merge", sorted([first["id"], second["id"]]), survivor)]
-    registry = {r.customer_id: r for r in lh.read(stage.CUSTOMER_IDS).collect()}
+    registry = {r.customer_id: r for r in lh.read(tables.CUSTOMER_IDS).collect()}
     loser = max(first["id"], second["id"])
     assert (registry[loser].retired_run_id, registry[loser].retired_reason) == ("run-3", "merge")
     assert registry[survivor].retired_at is None
@@ -157,9 +158,9 @@ def test_no_clear_personal_data_outside_the_vault(resolved, spark, tmp_path_fact
     """Checkpoint files and every silver/ops table but the vault hold tokens, never values."""
     ctx, _, _ = resolved
     lh = ctx.lakehouse
-    emails = [r.value for r in lh.read(stage.PII_VAULT).where("kind = 'email'").limit(20).collect()]
+    emails = [r.value for r in lh.read(tables.PII_VAULT).where("kind = 'email'").limit(20).collect()]
     assert emails
-    assert "profile_key" not in lh.read(stage.IDENTITY_RECORDS).columns
+    assert "profile_key" not in lh.read(tables.IDENTITY_RECORDS).columns
     roots = [Path(ctx.lakehouse.root)]
     checkpoint_dir = spark.sparkContext.getCheckpointDir()
     if checkpoint_dir:

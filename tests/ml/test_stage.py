@@ -14,11 +14,12 @@ import pyarrow.parquet as pq
 import pyspark.sql.functions as F
 import pytest
 
+from customer360 import tables
 from customer360.config import load_config
-from customer360.gold import stage as gold
 from customer360.ml import stage as ml
 from customer360.ml import tracking
-from customer360.pipeline import build_context
+from customer360.context import build_context
+from customer360.features.store import region_feature_set_version
 
 from tests.conftest import CONF_DIR, raw_contact_values
 
@@ -56,12 +57,12 @@ def test_first_run_trains_registers_and_promotes_both_models(trained):
     assert (str(seg.version), str(churn.version)) == ("1", "1")
 
     seg_run = client.get_run(seg.run_id)
-    features_version = gold.region_feature_set_version(ctx, "us")
+    features_version = region_feature_set_version(ctx, "us")
     assert seg_run.data.params["feature_set_version"] == features_version
     assert seg_run.data.params["as_of"] == "2026-06-30"
     # the Delta versions read are logged, and they are versions the table really has
     logged = int(seg_run.data.params["input_version.gold.customer_features"])
-    assert 0 <= logged <= ctx.lakehouse.version(gold.CUSTOMER_FEATURES)
+    assert 0 <= logged <= ctx.lakehouse.version(tables.CUSTOMER_FEATURES)
     # every candidate k is logged with its silhouette and cost; the chosen k is one of them
     steps = sorted(m.step for m in client.get_metric_history(seg.run_id, "candidate_silhouette"))
     assert steps == [3, 4] and seg_run.data.metrics["k"] in (3, 4)
@@ -110,14 +111,14 @@ def test_no_raw_contact_detail_or_customer_id_reaches_mlflow(trained, tmp_path):
 def test_scores_cover_exactly_the_customers_who_may_be_profiled(trained):
     _, _, ctx, _ = trained
     lh = ctx.lakehouse
-    features = lh.read(gold.CUSTOMER_FEATURES).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
-    c360 = lh.read(gold.CUSTOMER_360).where("region = 'us'")
+    features = lh.read(tables.CUSTOMER_FEATURES).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
+    c360 = lh.read(tables.CUSTOMER_360).where("region = 'us'")
     allowed = {r[0] for r in c360.where("profiling_consent").select("customer_id").collect()}
     refused = {r[0] for r in c360.where("NOT profiling_consent").select("customer_id").collect()}
     assert refused, "the sample should have customers without profiling consent"
     expected = {r[0] for r in features.select("customer_id").collect()} & allowed
-    segments = lh.read(gold.CUSTOMER_SEGMENTS).where("region = 'us'")
-    scores = lh.read(gold.CHURN_SCORES).where("region = 'us'")
+    segments = lh.read(tables.CUSTOMER_SEGMENTS).where("region = 'us'")
+    scores = lh.read(tables.CHURN_SCORES).where("region = 'us'")
     assert sorted(r[0] for r in segments.select("customer_id").collect()) == sorted(expected)
     assert sorted(r[0] for r in scores.select("customer_id").collect()) == sorted(expected)
     assert {tuple(r) for r in segments.select("model_name", "model_version").distinct().collect()} == {("c360_us_segmentation", "1")}
@@ -145,8 +146,8 @@ def test_scores_cover_exactly_the_customers_who_may_be_profiled(trained):
 
 def test_segment_profiles_add_up_and_rules_come_first(trained):
     _, _, ctx, _ = trained
-    profiles = ctx.lakehouse.read(ml.SEGMENT_PROFILES).where("region = 'us' AND model_version = '1'").collect()
-    assert sum(p.customers for p in profiles) == ctx.lakehouse.read(gold.CUSTOMER_SEGMENTS).where("region = 'us'").count()
+    profiles = ctx.lakehouse.read(tables.SEGMENT_PROFILES).where("region = 'us' AND model_version = '1'").collect()
+    assert sum(p.customers for p in profiles) == ctx.lakehouse.read(tables.CUSTOMER_SEGMENTS).where("region = 'us'").count()
     assert sum(p.share_of_customers for p in profiles) == pytest.approx(1.0)
     assert sum(p.share_of_revenue for p in profiles) == pytest.approx(1.0)
     rules = [p for p in profiles if p.assigned_by == "rule"]
@@ -155,8 +156,8 @@ def test_segment_profiles_add_up_and_rules_come_first(trained):
     assert len({p.segment for p in profiles}) == len(profiles)  # names are unique within the region
     assert all(p.centroid and len(p.distinguishing_features) == 3 for p in clusters if p.customers)
     # a customer with no orders is a prospect, whatever a model would say
-    segments = ctx.lakehouse.read(gold.CUSTOMER_SEGMENTS).where("region = 'us'")
-    features = ctx.lakehouse.read(gold.CUSTOMER_FEATURES).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
+    segments = ctx.lakehouse.read(tables.CUSTOMER_SEGMENTS).where("region = 'us'")
+    features = ctx.lakehouse.read(tables.CUSTOMER_FEATURES).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
     no_orders = segments.join(features.where("coalesce(orders_total, 0) = 0").select("customer_id"), "customer_id")
     assert {r[0] for r in no_orders.select("segment").distinct().collect()} == {"Prospects"}
 
@@ -173,7 +174,7 @@ def test_a_retrain_on_the_same_data_keeps_the_champions_and_the_segment_ids(trai
     client = _client(ctx)
     assert str(client.get_model_version_by_alias("c360_us_churn", "champion").version) == "1"
     assert client.get_run(client.get_model_version("c360_us_churn", "2").run_id).data.tags["promoted"] == "false"
-    profiles = ctx.lakehouse.read(ml.SEGMENT_PROFILES).where("region = 'us'")
+    profiles = ctx.lakehouse.read(tables.SEGMENT_PROFILES).where("region = 'us'")
     by_version = {
         v: sorted((r.segment_id, r.segment, r.customers) for r in profiles.where(F.col("model_version") == v).collect())
         for v in ("1", "2")
@@ -184,12 +185,12 @@ def test_a_retrain_on_the_same_data_keeps_the_champions_and_the_segment_ids(trai
 def test_scoring_another_date_writes_that_date_and_leaves_the_360_alone(trained):
     _, _, ctx, _ = trained
     lh = ctx.lakehouse
-    c360_before = sorted(map(tuple, lh.read(gold.CUSTOMER_360).where("region = 'us'").collect()), key=repr)
+    c360_before = sorted(map(tuple, lh.read(tables.CUSTOMER_360).where("region = 'us'").collect()), key=repr)
     result = ml.score(dataclasses.replace(ctx, as_of=date(2026, 5, 31), run_id="ml-5"))
     assert result.errors == []
-    dates = {r[0] for r in lh.read(gold.CHURN_SCORES).where("region = 'us'").select("as_of_date").distinct().collect()}
+    dates = {r[0] for r in lh.read(tables.CHURN_SCORES).where("region = 'us'").select("as_of_date").distinct().collect()}
     assert dates == {date(2026, 5, 31), date(2026, 6, 30)}
-    assert sorted(map(tuple, lh.read(gold.CUSTOMER_360).where("region = 'us'").collect()), key=repr) == c360_before
+    assert sorted(map(tuple, lh.read(tables.CUSTOMER_360).where("region = 'us'").collect()), key=repr) == c360_before
 
 
 def test_scoring_refuses_features_of_another_version(trained, spark):

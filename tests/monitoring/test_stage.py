@@ -14,17 +14,10 @@ import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
 from customer360.config import load_config
-from customer360.monitoring.stage import (
-    ALERTS,
-    ALERTS_SCHEMA,
-    DRIFT_METRICS,
-    DRIFT_SCHEMA,
-    FAIRNESS_REPORT,
-    MonitoringInputError,
-    run,
-)
+from customer360.context import Metric, build_context
 from customer360.monitoring.fairness import FAIRNESS_SCHEMA
-from customer360.pipeline import Metric, build_context
+from customer360.monitoring.stage import ALERTS_SCHEMA, DRIFT_SCHEMA, MonitoringInputError, run
+from customer360.tables import ALERTS, DRIFT_METRICS, FAIRNESS_REPORT
 
 from tests.conftest import CONF_DIR
 from tests.monitoring.test_drift import numpy_psi

@@ -43,15 +43,14 @@ from customer360.bronze.contracts import (
     Column,
     SourceContract,
 )
+from customer360.context import RunContext
 from customer360.errors import C360Error
 from customer360.files import FileDigest, csv_header, file_digest  # noqa: F401 - FileDigest: bronze's public name too
 from customer360.lakehouse.core import sql_string_list, uri_to_path
-from customer360.pipeline import Metric, RunContext, StageResult
+from customer360.tables import INGESTED_FILES, QUARANTINE, bronze_table
 
 log = logging.getLogger(__name__)
 
-QUARANTINE = "bronze._quarantine"
-INGESTED_FILES = "ops.ingested_files"
 CORRUPT = "_corrupt_record"
 #: a time stamp with no zone at all; anything else (offsets, zone names) is parsed as written
 _NAIVE_TIME_RE = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
@@ -543,7 +542,7 @@ def _file_row(source: str, f: SourceFile, digest: str, status: str, run_id: str,
     )
 
 
-def _zero_counts() -> dict[str, int]:
+def zero_counts() -> dict[str, int]:
     return {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "rows_erased": 0}
 
 
@@ -611,7 +610,7 @@ def _plan(
             report.files_changed.append(f.relative)
             log.warning("%s changed after it was loaded; not loading it again (sha256 %s, was %s)", f.relative, digest, previous[0])
 
-    bronze = f"bronze.{contract.name}"
+    bronze = bronze_table(contract.name)
     if interrupted:  # rows of a load that died before it was recorded go before anything else
         log.warning("%s: removing rows of interrupted loads of %s", contract.name, interrupted)
         if ctx.lakehouse.exists(bronze):
@@ -657,7 +656,7 @@ def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> So
     """Read, validate and write the planned files; their outcome goes to ``ledger``."""
     contract, report, ready, load_files = plan.contract, plan.report, plan.ready, plan.load_files
     columns_by_file = plan.columns_by_file
-    bronze = f"bronze.{contract.name}"
+    bronze = bronze_table(contract.name)
     if not load_files:
         return report
 
@@ -742,7 +741,7 @@ def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> So
 
     region_of = {f.relative: f.region for f in load_files}
     for (relative, state), n in per_file.items():
-        counts = report.by_region.setdefault(region_of[relative], _zero_counts())
+        counts = report.by_region.setdefault(region_of[relative], zero_counts())
         counts["rows_read"] += n
         counts[{"good": "rows_loaded", "bad": "rows_quarantined", "erased": "rows_erased"}[state]] += n
     report.rows_read = sum(per_file.values())
@@ -799,7 +798,7 @@ def _load_one_by_one(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: date
         report.rows_erased += part.rows_erased
         report.new_columns += [c for c in part.new_columns if c not in report.new_columns]
         for region, counts in part.by_region.items():
-            mine = report.by_region.setdefault(region, _zero_counts())
+            mine = report.by_region.setdefault(region, zero_counts())
             for key, value in counts.items():
                 mine[key] += value
     return report
@@ -836,16 +835,8 @@ def _fail(
     ledger.add([_file_row(contract.name, f, d, "failed", ledger.ctx.run_id, now, message=message) for f, d in files])
 
 
-def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:
-    """The bronze stage: ingest every source (or the named ones) for the context's regions."""
-    if ctx.spark.conf.get("spark.sql.session.timeZone") != "UTC":
-        raise C360Error("bronze ingestion converts local times assuming spark.sql.session.timeZone=UTC; set it")
-    names = list(sources or CONTRACTS)
-    unknown = [n for n in names if n not in CONTRACTS]
-    if unknown:
-        raise C360Error(f"unknown source(s) {unknown}; known: {', '.join(CONTRACTS)}")
-    now = now or datetime.now(timezone.utc)
-    result = StageResult("ingest")
+def ingest_sources(ctx: RunContext, names: Sequence[str], *, now: datetime) -> list[SourceReport]:
+    """Ingest the named sources for the context's regions, one report per source."""
     # every source is planned first, so the files of all of them are marked `loading` in one
     # commit, and their outcomes are recorded in one more (two appends per run, not two per source)
     ledger = FileLedger(ctx)
@@ -863,18 +854,5 @@ def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime 
             log.exception("could not record the files of the sources ingested before the failure")
         raise
     ledger.flush()
-    for name, report in zip(names, reports):
-        result.lines.append(report.line())
-        result.errors += report.files_failed
-        table = f"bronze.{name}"
-        for region in ctx.regions:
-            counts = report.by_region.get(region, _zero_counts())
-            result.metrics += [Metric(region, metric, value, table) for metric, value in counts.items()]
-        for metric, value in (
-            ("files_new", report.files_new),
-            ("files_unchanged", report.files_unchanged),
-            ("files_changed", len(report.files_changed)),
-            ("files_failed", len(report.files_failed)),
-        ):
-            result.metrics.append(Metric("all", metric, value, table))
-    return result
+    return reports
+

@@ -13,6 +13,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
 from customer360.bronze.versions import VERSION_COLUMN, with_version_rank
+from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
 from customer360.facts.activity import CONSENT_COMMENTS, TICKETS_COMMENTS, keyed_by_customer, with_consent_subject
 from customer360.facts.orders import (
@@ -24,17 +25,18 @@ from customer360.facts.orders import (
 )
 from customer360.facts.web_events import WEB_EVENTS_COMMENTS, silver_web_events
 from customer360.lakehouse.core import sql_string_list, with_comments
-from customer360.pipeline import Metric, RunContext, StageResult
+from customer360.tables import (
+    CUSTOMER_XREF,
+    IDENTITY_RECORDS,
+    SILVER_CONSENT,
+    SILVER_ORDERS,
+    SILVER_QUARANTINE,
+    SILVER_TICKETS,
+    SILVER_WEB_EVENTS,
+    bronze_table,
+)
 
 log = logging.getLogger(__name__)
-
-CUSTOMER_XREF = "silver.customer_xref"
-IDENTITY_RECORDS = "silver.identity_records"
-SILVER_ORDERS = "silver.orders"
-SILVER_WEB_EVENTS = "silver.web_events"
-SILVER_TICKETS = "silver.support_tickets"
-SILVER_CONSENT = "silver.consent"
-SILVER_QUARANTINE = "silver._quarantine"
 
 
 class FactsInputError(C360Error):
@@ -42,7 +44,7 @@ class FactsInputError(C360Error):
 
 
 def _latest(ctx: RunContext, source: str, id_column: str, result: StageResult) -> DataFrame | None:
-    table = f"bronze.{source}"
+    table = bronze_table(source)
     if not ctx.lakehouse.exists(table):
         result.lines.append(f"{table}: not ingested yet, skipped")
         return None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pyspark.sql import types as T
 
 from customer360.config import FeaturesConfig
+from customer360.lakehouse.core import described_columns
 
 
 @dataclass(frozen=True)
@@ -108,31 +109,17 @@ def feature_set_version(features: Sequence[Feature], parameters: Mapping[str, fl
     return "fs-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-REGISTRY_SCHEMA = T.StructType(
-    [
-        T.StructField("feature_set_version", T.StringType(), False),
-        T.StructField("name", T.StringType(), False),
-        T.StructField("family", T.StringType(), False),
-        T.StructField("description", T.StringType(), False),
-        T.StructField("window_days", T.IntegerType(), True),
-        T.StructField("version", T.IntegerType(), False),
-        T.StructField("data_type", T.StringType(), False),
-        T.StructField("parameters", T.StringType(), True),
-        T.StructField("region", T.StringType(), False),
-    ]
+REGISTRY_SCHEMA, REGISTRY_COMMENTS = described_columns(
+    ("feature_set_version", T.StringType(), False, "hash of the region's expanded feature definitions; gold rows carry it"),
+    ("name", T.StringType(), False, "feature column name"),
+    ("family", T.StringType(), False, "orders, trend, rfm, category, web, support, outliers or coverage"),
+    ("description", T.StringType(), False, "what the feature measures"),
+    ("window_days", T.IntegerType(), True, "look-back window in days; null for features without one"),
+    ("version", T.IntegerType(), False, "definition version; bumped when the computation changes"),
+    ("data_type", T.StringType(), False, "Spark SQL type of the column"),
+    ("parameters", T.StringType(), True, "JSON of the settings the version was computed with (thresholds, bot rules, session timeout)"),
+    ("region", T.StringType(), False, "region whose windows the row describes (partition)"),
 )
-
-REGISTRY_COMMENTS = {
-    "feature_set_version": "hash of the region's expanded feature definitions; gold rows carry it",
-    "name": "feature column name",
-    "family": "orders, trend, rfm, category, web, support, outliers or coverage",
-    "description": "what the feature measures",
-    "window_days": "look-back window in days; null for features without one",
-    "version": "definition version; bumped when the computation changes",
-    "data_type": "Spark SQL type of the column",
-    "parameters": "JSON of the settings the version was computed with (thresholds, bot rules, session timeout)",
-    "region": "region whose windows the row describes (partition)",
-}
 
 
 def registry_rows(region: str, windows: Sequence[int], parameters: Mapping[str, float | int] | None = None) -> list[tuple]:

@@ -10,21 +10,24 @@ from __future__ import annotations
 from pyspark.sql import types as T
 
 from customer360.lakehouse import Lakehouse
+from customer360.tables import (
+    CHURN_SCORES,
+    COHORT_RETENTION,
+    CUSTOMER_360,
+    CUSTOMER_FEATURES,
+    CUSTOMER_SEGMENTS,
+    CUSTOMER_VALUE,
+    FEATURE_REGISTRY,
+    REVENUE_MONTHLY,
+    SEGMENT_PROFILES,
+    TABLES,
+)
 
-#: gold table -> what one row is (the order of the document)
-GOLD_TABLES: dict[str, str] = {
-    "gold.customer_360": "One row per customer of the latest run: golden record (PII as tokens), consent, the "
-    "features of the run's as-of date, the current segment and churn score.",
-    "gold.customer_features": "One row per customer and as-of date: the behavioural features (the history the "
-    "models train on).",
-    "gold.feature_registry": "The definition of every feature of each feature-set version.",
-    "gold.customer_segments": "One row per customer and scoring date: the segment the champion model assigned.",
-    "gold.churn_scores": "One row per customer and scoring date: churn probability and prediction of the champion model.",
-    "gold.segment_profiles": "One row per segment of each trained segmentation model: size, revenue share, feature means.",
-    "gold.finance_revenue_monthly": "Revenue per region and month in the reporting currency.",
-    "gold.finance_cohort_retention": "Customers of each first-order month still ordering N months later.",
-    "gold.finance_customer_value": "Lifetime value per customer: revenue, returns, cost and margin.",
-}
+#: the gold tables in the order of the document (what one row is: ``tables.TABLES[name].description``)
+GOLD_TABLES: tuple[str, ...] = (
+    CUSTOMER_360, CUSTOMER_FEATURES, FEATURE_REGISTRY, CUSTOMER_SEGMENTS, CHURN_SCORES, SEGMENT_PROFILES,
+    REVENUE_MONTHLY, COHORT_RETENTION, CUSTOMER_VALUE,
+)
 
 
 def _type(data_type: T.DataType) -> str:
@@ -46,7 +49,8 @@ def gold_tables_markdown(lakehouse: Lakehouse) -> str:
         "",
     ]
     missing = [t for t in GOLD_TABLES if not lakehouse.exists(t)]
-    for table, description in GOLD_TABLES.items():
+    for table in GOLD_TABLES:
+        description = TABLES[table].description
         if table in missing:
             continue
         schema = lakehouse.schema(table)

@@ -36,11 +36,10 @@ from sqlglot.errors import SqlglotError
 from customer360.errors import AccessError, QueryRefused
 from customer360.governance.sqlguard import QueryBounds, check_query, check_scan, refuse_shadowing_ctes
 from customer360.lakehouse.core import LAYERS, Lakehouse
+from customer360.tables import PII_VAULT  # the restricted token -> value table
 
 PiiTreatment = Literal["clear", "token", "mask", "drop"]
 PII_TREATMENTS: tuple[str, ...] = get_args(PiiTreatment)
-#: the restricted token -> value table (customer360.identity.stage.PII_VAULT)
-PII_VAULT = "silver.pii_vault"
 MASK = "***"
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

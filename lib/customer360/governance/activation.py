@@ -29,12 +29,10 @@ from pyspark.sql import DataFrame
 
 from customer360.errors import C360Error
 from customer360.governance.access import AccessError, AccessPolicy, policy_from_mapping, role_view
+from customer360.tables import CUSTOMER_360, CUSTOMER_SEGMENTS, PII_VAULT
 
 log = logging.getLogger(__name__)
 
-CUSTOMER_360 = "gold.customer_360"
-CUSTOMER_SEGMENTS = "gold.customer_segments"
-PII_VAULT = "silver.pii_vault"
 CONTACT_COLUMNS = ("first_name", "last_name", "email", "phone")
 REASONS = ("erasure_requested", "no_profiling_consent", "no_marketing_consent", "no_contact_email")
 

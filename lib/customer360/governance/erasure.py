@@ -59,19 +59,22 @@ from customer360.identity.records import PII_ATTRIBUTES
 from customer360.identity.standardize import standardize_email_for
 from customer360.identity.tokenize import hmac_token, python_token
 from customer360.lakehouse.common import uri_to_path
-from customer360.lakehouse.core import sql_string_list
+from customer360.lakehouse.core import described_columns, sql_string_list
+from customer360.tables import (
+    CUSTOMER_XREF,
+    ERASURE_FILES,
+    ERASURE_REQUESTS,
+    ERASURE_TOMBSTONES,
+    IDENTITY_AUDIT,
+    IDENTITY_RECORDS,
+    PII_VAULT,
+    QUARANTINE,
+    SILVER_WEB_EVENTS,
+    bronze_table,
+)
 
 log = logging.getLogger(__name__)
 
-TOMBSTONES = "ops.erasure_tombstones"
-XREF = "silver.customer_xref"
-IDENTITY_RECORDS = "silver.identity_records"
-PII_VAULT = "silver.pii_vault"
-IDENTITY_AUDIT = "silver.identity_audit"
-WEB_EVENTS = "silver.web_events"
-BRONZE_QUARANTINE = "bronze._quarantine"
-ERASURE_FILES = "ops.erasure_source_files"
-REQUESTS = "ops.erasure_requests"
 PENDING, DONE = "pending", "done"
 #: tables whose rows name a customer in another column than customer_id
 HOUSEHOLD_COLUMN = "household_id"
@@ -83,42 +86,23 @@ RAW_ROW_KIND = "erased_raw_row"
 EMAIL_CANDIDATE = r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+"
 PHONE_CANDIDATE = r"\+?[0-9(][0-9 ().\-/]{5,}[0-9]"
 
-TOMBSTONE_SCHEMA = T.StructType(
-    [
-        T.StructField("token", T.StringType(), False),
-        T.StructField("kind", T.StringType(), False),
-        T.StructField("request_id", T.StringType(), False),
-        T.StructField("erased_at", T.TimestampType(), False),
-        T.StructField("region", T.StringType(), False),
-    ]
+TOMBSTONE_SCHEMA, TOMBSTONE_COMMENTS = described_columns(
+    ("token", T.StringType(), False, "HMAC token of an erased record key (source:record id) or identifier; no personal data"),
+    ("kind", T.StringType(), False, "erased_record, erased_raw_row (a quarantined row), or the identifier kind (email, loyalty_id)"),
+    ("request_id", T.StringType(), False, "the erasure that wrote it"),
+    ("erased_at", T.TimestampType(), False, "when, UTC"),
+    ("region", T.StringType(), False, "region (partition)"),
 )
-TOMBSTONE_COMMENTS = {
-    "token": "HMAC token of an erased record key (source:record id) or identifier; no personal data",
-    "kind": "erased_record, erased_raw_row (a quarantined row), or the identifier kind (email, loyalty_id)",
-    "request_id": "the erasure that wrote it",
-    "erased_at": "when, UTC",
-    "region": "region (partition)",
-}
 
 
-ERASURE_FILES_SCHEMA = T.StructType(
-    [
-        T.StructField("request_id", T.StringType(), False),
-        T.StructField("source", T.StringType(), False),
-        T.StructField("file", T.StringType(), False),
-        T.StructField("rows", T.LongType(), False),
-        T.StructField("erased_at", T.TimestampType(), False),
-        T.StructField("region", T.StringType(), False),
-    ]
+ERASURE_FILES_SCHEMA, ERASURE_FILES_COMMENTS = described_columns(
+    ("request_id", T.StringType(), False, "the erasure (ops.erasure_tombstones.request_id)"),
+    ("source", T.StringType(), False, "the source system whose landing file it is"),
+    ("file", T.StringType(), False, "landing file (source/region/name) that held rows of the erased person: its owner must erase them"),
+    ("rows", T.LongType(), False, "rows of the person in the file (loaded and quarantined); re-ingesting the file loads none of them"),
+    ("erased_at", T.TimestampType(), False, "when, UTC"),
+    ("region", T.StringType(), False, "region (partition)"),
 )
-ERASURE_FILES_COMMENTS = {
-    "request_id": "the erasure (ops.erasure_tombstones.request_id)",
-    "source": "the source system whose landing file it is",
-    "file": "landing file (source/region/name) that held rows of the erased person: its owner must erase them",
-    "rows": "rows of the person in the file (loaded and quarantined); re-ingesting the file loads none of them",
-    "erased_at": "when, UTC",
-    "region": "region (partition)",
-}
 
 
 class ErasureError(C360Error):
@@ -172,28 +156,20 @@ class ErasureReport:
         return lines
 
 
-REQUESTS_SCHEMA = T.StructType(
-    [
-        T.StructField("request_id", T.StringType(), False),
-        T.StructField("status", T.StringType(), False),
-        T.StructField("regions", T.ArrayType(T.StringType(), False), False),
-        T.StructField("customer_ids", T.ArrayType(T.StringType(), False), False),
-        T.StructField("records", T.MapType(T.StringType(), T.ArrayType(T.StringType(), False)), False),
-        T.StructField("tokens", T.MapType(T.StringType(), T.ArrayType(T.StringType(), False)), False),
-        T.StructField("requested_at", T.TimestampType(), False),
-        T.StructField("finished_at", T.TimestampType(), True),
-    ]
+REQUESTS_SCHEMA, REQUESTS_COMMENTS = described_columns(
+    ("request_id", T.StringType(), False, "the erasure (ops.erasure_tombstones.request_id)"),
+    ("status", T.StringType(), False, "pending (marked, not finished: the next c360 erase or pipeline run finishes it) or done"),
+    ("regions", T.ArrayType(T.StringType(), False), False, "regions the person had records in"),
+    ("customer_ids", T.ArrayType(T.StringType(), False), False, "while pending: the customer ids to erase; empty once done"),
+    ("records", T.MapType(T.StringType(), T.ArrayType(T.StringType(), False)), False,
+     "while pending: source -> the person's record ids; empty once "
+     "done"),
+    ("tokens", T.MapType(T.StringType(), T.ArrayType(T.StringType(), False)), False,
+     "while pending: identifier kind -> HMAC tokens of the person's values; empty once "
+     "done"),
+    ("requested_at", T.TimestampType(), False, "when the request was marked, UTC"),
+    ("finished_at", T.TimestampType(), True, "when it was done, UTC (null while pending)"),
 )
-REQUESTS_COMMENTS = {
-    "request_id": "the erasure (ops.erasure_tombstones.request_id)",
-    "status": "pending (marked, not finished: the next c360 erase or pipeline run finishes it) or done",
-    "regions": "regions the person had records in",
-    "customer_ids": "while pending: the customer ids to erase; empty once done",
-    "records": "while pending: source -> the person's record ids; empty once done",
-    "tokens": "while pending: identifier kind -> HMAC tokens of the person's values; empty once done",
-    "requested_at": "when the request was marked, UTC",
-    "finished_at": "when it was done, UTC (null while pending)",
-}
 
 
 def record_token(source: str, record_id: str, *, key: bytes) -> str:
@@ -217,10 +193,10 @@ def find_person(ctx, *, customer_id: str | None = None, email: str | None = None
     if (customer_id is None) == (email is None):
         raise ErasureError("name the person with exactly one of --customer-id or --email")
     lakehouse = ctx.lakehouse
-    for table in (XREF, IDENTITY_RECORDS):
+    for table in (CUSTOMER_XREF, IDENTITY_RECORDS):
         if not lakehouse.exists(table):
             raise ErasureError(f"{table} does not exist: nothing to erase (run the identity stage first)")
-    xref = lakehouse.read(XREF)
+    xref = lakehouse.read(CUSTOMER_XREF)
     records = lakehouse.read(IDENTITY_RECORDS)
     if email is not None:
         token = email_token(ctx, email)
@@ -234,13 +210,13 @@ def find_person(ctx, *, customer_id: str | None = None, email: str | None = None
         ids = [customer_id]
     mine = xref.where(F.col("customer_id").isin(*ids)).select("region", "source", "source_record_id").collect()
     if not mine:
-        raise ErasureError(f"customer {customer_id} is not in {XREF}")
+        raise ErasureError(f"customer {customer_id} is not in {CUSTOMER_XREF}")
     by_source: dict[str, set[str]] = {}
     for r in mine:
         by_source.setdefault(r["source"], set()).add(r["source_record_id"])
     regions = sorted({r["region"] for r in mine})
-    if lakehouse.exists(WEB_EVENTS):
-        stitched = lakehouse.read(WEB_EVENTS).where(F.col("region").isin(*regions) & F.col("customer_id").isin(*ids))
+    if lakehouse.exists(SILVER_WEB_EVENTS):
+        stitched = lakehouse.read(SILVER_WEB_EVENTS).where(F.col("region").isin(*regions) & F.col("customer_id").isin(*ids))
         by_source.setdefault("web_events", set()).update(r[0] for r in stitched.select("event_id").collect())
     by_source = {source: ids for source, ids in by_source.items() if ids}
     keys = ctx.spark.createDataFrame([(r["region"], r["source"], r["source_record_id"]) for r in mine], "region string, source string, source_record_id string")
@@ -468,9 +444,9 @@ def erase_requests(ctx, *, customer_id: str | None = None, email: str | None = N
 
 def pending_erasures(lakehouse) -> list[tuple[str, Person]]:
     """Requests marked but not finished (an erasure killed or failed half-way), oldest first."""
-    if not lakehouse.exists(REQUESTS):
+    if not lakehouse.exists(ERASURE_REQUESTS):
         return []
-    rows = lakehouse.read(REQUESTS).where(F.col("status") == PENDING).orderBy("requested_at", "request_id").collect()
+    rows = lakehouse.read(ERASURE_REQUESTS).where(F.col("status") == PENDING).orderBy("requested_at", "request_id").collect()
     return [
         (r["request_id"], Person(
             customer_ids=list(r["customer_ids"]), regions=list(r["regions"]),
@@ -492,8 +468,8 @@ def finish_pending(ctx, *, now: datetime | None = None) -> list[ErasureReport]:
         report.resumed = True
         _close(ctx, request_id, person, now)
         reports.append(report)
-    if not reports and ctx.lakehouse.exists(REQUESTS) and ctx.lakehouse.history(REQUESTS, limit=2).count() > 1:
-        _purge(ctx.lakehouse, REQUESTS)  # a run killed after its request was closed, before this purge
+    if not reports and ctx.lakehouse.exists(ERASURE_REQUESTS) and ctx.lakehouse.history(ERASURE_REQUESTS, limit=2).count() > 1:
+        _purge(ctx.lakehouse, ERASURE_REQUESTS)  # a run killed after its request was closed, before this purge
     return reports
 
 
@@ -509,7 +485,7 @@ def _mark(ctx, request_id: str, person: Person, now: datetime) -> None:
 
     row = _request_row(request_id, PENDING, person, now, None, person.regions)
     df = with_comments(ctx.spark.createDataFrame([row], REQUESTS_SCHEMA), REQUESTS_COMMENTS)
-    ctx.lakehouse.write(df, REQUESTS, mode="append")
+    ctx.lakehouse.write(df, ERASURE_REQUESTS, mode="append")
     log.info("erasure %s marked: customer id(s) %s in %s", request_id, ", ".join(person.customer_ids), ", ".join(person.regions))
 
 
@@ -517,11 +493,11 @@ def _close(ctx, request_id: str, person: Person, now: datetime) -> None:
     """The request done, with nothing of the person left in it or in the table's old versions."""
     from customer360.lakehouse.core import with_comments
 
-    requested = ctx.lakehouse.read(REQUESTS).where(F.col("request_id") == request_id).select("requested_at").first()
+    requested = ctx.lakehouse.read(ERASURE_REQUESTS).where(F.col("request_id") == request_id).select("requested_at").first()
     row = _request_row(request_id, DONE, None, requested["requested_at"] if requested else now, now, person.regions)
     df = with_comments(ctx.spark.createDataFrame([row], REQUESTS_SCHEMA), REQUESTS_COMMENTS)
-    ctx.lakehouse.merge(df, REQUESTS, keys=["request_id"])
-    _purge(ctx.lakehouse, REQUESTS)
+    ctx.lakehouse.merge(df, ERASURE_REQUESTS, keys=["request_id"])
+    _purge(ctx.lakehouse, ERASURE_REQUESTS)
 
 
 def _purge(lakehouse, name: str) -> int:
@@ -552,17 +528,17 @@ def _carry_out(ctx, request_id: str, person: Person, now: datetime) -> ErasureRe
     # everything read before anything is written: the person's quarantined rows (their content
     # hashes are tombstoned) and the landing files that held their rows
     quarantined: list = []
-    if BRONZE_QUARANTINE in tables:
+    if QUARANTINE in tables:
         match = _person_in_quarantine(ctx, person)
         quarantined = (
-            lakehouse.read(BRONZE_QUARANTINE)
+            lakehouse.read(QUARANTINE)
             .where(F.col("region").isin(*person.regions) & match)
             .select("region", "source", "file", F.sha2("raw_payload", 256).alias("content_hash"))
             .collect()
         )
     files = Counter((r["region"], r["source"], r["file"]) for r in quarantined)
     for source, mapping in config.sources.items():
-        name, ids = f"bronze.{source}", person.records.get(source)
+        name, ids = bronze_table(source), person.records.get(source)
         if ids and name in tables:
             held = (
                 lakehouse.read(name).where(F.col("region").isin(*person.regions) & F.col(mapping.attributes["source_record_id"]).isin(*sorted(ids)))
@@ -586,12 +562,12 @@ def _carry_out(ctx, request_id: str, person: Person, now: datetime) -> ErasureRe
     from customer360.lakehouse.core import with_comments
 
     # one commit each, once per request: a repeated pass finds them written and reports them
-    written = _of_request(lakehouse, TOMBSTONES, request_id, ["request_id"])
+    written = _of_request(lakehouse, ERASURE_TOMBSTONES, request_id, ["request_id"])
     if written:
         report.tombstones = len(written)
     elif rows:
         df = with_comments(ctx.spark.createDataFrame(rows, TOMBSTONE_SCHEMA), TOMBSTONE_COMMENTS).coalesce(1)
-        lakehouse.write(df, TOMBSTONES, mode="append", partition_by=["region"])
+        lakehouse.write(df, ERASURE_TOMBSTONES, mode="append", partition_by=["region"])
         report.tombstones = len(rows)
     listed_before = _of_request(lakehouse, ERASURE_FILES, request_id, ["file", "rows"])
     if listed_before:
@@ -603,21 +579,21 @@ def _carry_out(ctx, request_id: str, person: Person, now: datetime) -> ErasureRe
 
     # 1. bronze: each source's rows of the person's records, and their quarantined rows
     for source, mapping in config.sources.items():
-        name = f"bronze.{source}"
+        name = bronze_table(source)
         ids = person.records.get(source)
         if ids and name in tables:
             delete(name, _in(mapping.attributes["source_record_id"], ids))
     if quarantined:
-        removed = _rewrite(lakehouse, BRONZE_QUARANTINE, person.regions, lambda df: df.where(~match))
-        report.rows_deleted[BRONZE_QUARANTINE] = removed
-    if BRONZE_QUARANTINE in tables:  # also when an earlier pass removed the rows but not the old files
-        touched.append(BRONZE_QUARANTINE)
+        removed = _rewrite(lakehouse, QUARANTINE, person.regions, lambda df: df.where(~match))
+        report.rows_deleted[QUARANTINE] = removed
+    if QUARANTINE in tables:  # also when an earlier pass removed the rows but not the old files
+        touched.append(QUARANTINE)
 
     # 2. silver and gold by customer id or record key; the identity records and the xref (what
     # finds the person) last, so a failed erasure can be run again
     id_set = set(person.customer_ids)
     for name in tables:
-        if name.startswith("bronze.") or name in (IDENTITY_RECORDS, PII_VAULT, TOMBSTONES, XREF) or name.startswith("ops."):
+        if name.startswith("bronze.") or name in (IDENTITY_RECORDS, PII_VAULT, ERASURE_TOMBSTONES, CUSTOMER_XREF) or name.startswith("ops."):
             continue
         columns = set(lakehouse.schema(name).fieldNames())
         if "region" not in columns:
@@ -662,7 +638,7 @@ def _carry_out(ctx, request_id: str, person: Person, now: datetime) -> ErasureRe
         doomed = all_tokens - in_use
         if doomed:
             delete(PII_VAULT, _in("token", doomed))
-    delete(XREF, ids_sql)
+    delete(CUSTOMER_XREF, ids_sql)
 
     # 4. no old copies: deletion vectors purged into rewritten files (REORG ... APPLY (PURGE)),
     # vacuum (old data files and Change Data Feed files), then the log truncated to a checkpoint
@@ -689,9 +665,9 @@ def _carry_out(ctx, request_id: str, person: Person, now: datetime) -> ErasureRe
 
 def tombstoned(lakehouse, regions: Sequence[str]) -> DataFrame | None:
     """The tombstones of ``regions`` (token, kind, region), or None when there are none."""
-    if not lakehouse.exists(TOMBSTONES):
+    if not lakehouse.exists(ERASURE_TOMBSTONES):
         return None
-    df = lakehouse.read(TOMBSTONES).where(F.col("region").isin(*regions)).select("token", "kind", "region")
+    df = lakehouse.read(ERASURE_TOMBSTONES).where(F.col("region").isin(*regions)).select("token", "kind", "region")
     return df if df.limit(1).count() else None
 
 

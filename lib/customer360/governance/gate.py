@@ -1,6 +1,6 @@
 """The data-quality gate: ``conf/governance.yaml`` ``quality.checks`` evaluated per region.
 
-* The ``quality`` stage (after facts) checks the configured bronze and silver tables.
+* The ``quality`` stage (after facts, ``governance.stage``) checks the configured bronze and silver tables.
 * The gold stage calls ``gate`` on the frames it is about to write, before it writes any of them.
 
 Every result is appended to ``ops.dq_results``; a failed ``error`` check then raises
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
 from customer360.config import AppConfig
+from customer360.context import Metric, RunContext, StageResult
 from customer360.governance.quality import (
     COMMENTS,
     Check,
@@ -26,9 +26,7 @@ from customer360.governance.quality import (
     results_frame,
 )
 from customer360.lakehouse.core import with_comments
-from customer360.pipeline import Metric, RunContext, StageResult
-
-DQ_RESULTS = "ops.dq_results"
+from customer360.tables import DQ_RESULTS
 
 
 def checks_for(config: AppConfig, table: str) -> list[Check]:
@@ -69,20 +67,3 @@ def gate(ctx: RunContext, frames: Mapping[str, DataFrame], result: StageResult, 
         ]
     raise_on_errors(results)
     return results
-
-
-def run(ctx: RunContext) -> StageResult:
-    """The ``quality`` stage: the configured bronze and silver tables of the run's regions."""
-    result = StageResult("quality")
-    frames, missing = {}, []
-    for table in ctx.config.quality.checks:
-        if not table.startswith(("bronze.", "silver.")):
-            continue
-        if ctx.lakehouse.exists(table):
-            frames[table] = ctx.lakehouse.read(table).where(F.col("region").isin(*ctx.regions))
-        else:
-            missing.append(table)
-    if missing:
-        result.lines.append(f"not checked (no table yet): {', '.join(missing)}")
-    gate(ctx, frames, result)
-    return result

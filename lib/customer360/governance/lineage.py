@@ -11,98 +11,50 @@ import getpass
 import hashlib
 import logging
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pyspark.sql import types as T
 
+from customer360.context import RunContext, git_commit
 from customer360.lakehouse.common import WriteResult
-
-if TYPE_CHECKING:
-    from customer360.pipeline import RunContext
+from customer360.lakehouse.core import described_columns, with_comments
+from customer360.tables import JOB_RUNS, PIPELINE_RUNS, RUN_METRICS
 
 log = logging.getLogger(__name__)
 
-JOB_RUNS = "ops.job_runs"
-
-JOB_RUNS_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("job", T.StringType(), False),
-        T.StructField("user", T.StringType(), True),
-        T.StructField("env", T.StringType(), False),
-        T.StructField("config_hash", T.StringType(), False),
-        T.StructField("git_commit", T.StringType(), True),
-        T.StructField("engine", T.StringType(), False),
-        T.StructField("regions", T.ArrayType(T.StringType(), False), False),
-        T.StructField(
-            "inputs",
-            T.ArrayType(T.StructType([T.StructField("table", T.StringType(), False), T.StructField("version", T.LongType(), False)])),
-            False,
-        ),
-        T.StructField(
-            "outputs",
-            T.ArrayType(
-                T.StructType(
-                    [
-                        T.StructField("table", T.StringType(), False),
-                        T.StructField("version", T.LongType(), False),
-                        T.StructField("operations", T.StringType(), False),
-                        T.StructField("rows_written", T.LongType(), True),
-                    ]
-                )
-            ),
-            False,
-        ),
-        T.StructField("row_counts", T.MapType(T.StringType(), T.LongType(), False), False),
-        T.StructField("status", T.StringType(), False),
-        T.StructField("started_at", T.TimestampType(), False),
-        T.StructField("finished_at", T.TimestampType(), False),
-        T.StructField("duration_s", T.DoubleType(), False),
-        T.StructField("error", T.StringType(), True),
-    ]
+TABLE_READ = T.StructType([T.StructField("table", T.StringType(), False), T.StructField("version", T.LongType(), False)])
+TABLE_WRITTEN = T.StructType([
+    T.StructField("table", T.StringType(), False),
+    T.StructField("version", T.LongType(), False),
+    T.StructField("operations", T.StringType(), False),
+    T.StructField("rows_written", T.LongType(), True),
+])
+JOB_RUNS_SCHEMA, JOB_RUNS_COMMENTS = described_columns(
+    ("run_id", T.StringType(), False, "the job run (also the run_id of every row it wrote)"),
+    ("job", T.StringType(), False, "what ran: run (the pipeline), a stage name, erase, export, monitor, ..."),
+    ("user", T.StringType(), True, "OS or platform user who started it"),
+    ("env", T.StringType(), False, "configuration environment (conf/<env>.yaml)"),
+    ("config_hash", T.StringType(), False, "SHA-256 (16 hex) of the resolved configuration: equal hashes, equal settings"),
+    ("git_commit", T.StringType(), True, "commit of the code (C360_GIT_COMMIT, else the checkout's HEAD)"),
+    ("engine", T.StringType(), False, "Delta engine used (delta-spark or delta-rs)"),
+    ("regions", T.ArrayType(T.StringType(), False), False, "regions the job processed"),
+    ("inputs", T.ArrayType(TABLE_READ), False, "tables read, each with the Delta version read (the first read of a table)"),
+    ("outputs", T.ArrayType(TABLE_WRITTEN), False, "tables written: last version committed, operations, rows written in total"),
+    ("row_counts", T.MapType(T.StringType(), T.LongType(), False), False,
+     "the stages' counts summed over regions, as stage.table.metric -> value, and Delta's MERGE metrics "
+     "as merge.table.metric"),
+    ("status", T.StringType(), False, "succeeded, completed_with_errors or failed"),
+    ("started_at", T.TimestampType(), False, "start, UTC"),
+    ("finished_at", T.TimestampType(), False, "end, UTC"),
+    ("duration_s", T.DoubleType(), False, "seconds from start to end"),
+    ("error", T.StringType(), True, "the error that failed the job, or the problems that did not stop it"),
 )
-
-JOB_RUNS_COMMENTS = {
-    "run_id": "the job run (also the run_id of every row it wrote)",
-    "job": "what ran: run (the pipeline), a stage name, erase, export, monitor, ...",
-    "user": "OS or platform user who started it",
-    "env": "configuration environment (conf/<env>.yaml)",
-    "config_hash": "SHA-256 (16 hex) of the resolved configuration: equal hashes, equal settings",
-    "git_commit": "commit of the code (C360_GIT_COMMIT, else the checkout's HEAD)",
-    "engine": "Delta engine used (delta-spark or delta-rs)",
-    "regions": "regions the job processed",
-    "inputs": "tables read, each with the Delta version read (the first read of a table)",
-    "outputs": "tables written: last version committed, operations, rows written in total",
-    "row_counts": "the stages' counts summed over regions, as stage.table.metric -> value, and Delta's MERGE metrics as merge.table.metric",
-    "status": "succeeded, completed_with_errors or failed",
-    "started_at": "start, UTC",
-    "finished_at": "end, UTC",
-    "duration_s": "seconds from start to end",
-    "error": "the error that failed the job, or the problems that did not stop it",
-}
 
 
 def config_hash(config) -> str:
     """A short, stable fingerprint of the resolved configuration."""
     return hashlib.sha256(config.model_dump_json().encode("utf-8")).hexdigest()[:16]
-
-
-def git_commit() -> str | None:
-    """C360_GIT_COMMIT (set by deployments), else HEAD of the checkout the package runs from."""
-    if os.environ.get("C360_GIT_COMMIT"):
-        return os.environ["C360_GIT_COMMIT"]
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def current_user() -> str | None:
@@ -147,7 +99,7 @@ def job_run_row(
     status: str,
     error: str | None,
     row_counts: Mapping[str, int] | None = None,
-    exclude: Sequence[str] = (JOB_RUNS, "ops.pipeline_runs", "ops.run_metrics"),
+    exclude: Sequence[str] = (JOB_RUNS, PIPELINE_RUNS, RUN_METRICS),
 ) -> tuple:
     lineage = ctx.lakehouse.lineage
     counts = {k: int(v) for k, v in (row_counts or {}).items()}
@@ -163,8 +115,6 @@ def job_run_row(
 
 def record_job_run(ctx: RunContext, **kwargs) -> None:
     """Append the job's row to ``ops.job_runs`` (never raises: lineage must not hide the job's own outcome)."""
-    from customer360.lakehouse.core import with_comments
-
     row = job_run_row(ctx, **kwargs)
     try:
         df = ctx.spark.createDataFrame([row], JOB_RUNS_SCHEMA).coalesce(1)

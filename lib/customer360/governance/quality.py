@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from customer360.errors import C360Error
+from customer360.lakehouse.core import described_columns
 
 Severity = Literal["error", "warn"]
 Kind = Literal["not_null", "unique", "accepted_values", "range", "freshness", "row_count_change"]
@@ -156,39 +157,23 @@ class CheckResult:
     message: str
 
 
-DQ_RESULTS_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("checked_at", T.TimestampType(), False),
-        T.StructField("table", T.StringType(), False),
-        T.StructField("check", T.StringType(), False),
-        T.StructField("kind", T.StringType(), False),
-        T.StructField("severity", T.StringType(), False),
-        T.StructField("passed", T.BooleanType(), False),
-        T.StructField("observed", T.DoubleType(), True),
-        T.StructField("failing_rows", T.LongType(), False),
-        T.StructField("rows", T.LongType(), False),
-        T.StructField("threshold", T.StringType(), False),
-        T.StructField("message", T.StringType(), False),
-        T.StructField("region", T.StringType(), False),
-    ]
+DQ_RESULTS_SCHEMA, COMMENTS = described_columns(
+    ("run_id", T.StringType(), False, "Pipeline run that evaluated the check."),
+    ("checked_at", T.TimestampType(), False, "When the checks were evaluated, UTC."),
+    ("table", T.StringType(), False, "Table the check ran on, as <layer>.<table>."),
+    ("check", T.StringType(), False, "Name of the check (by default <table>:<kind>(<columns>))."),
+    ("kind", T.StringType(), False, "Kind of check: not_null, unique, accepted_values, range, freshness or row_count_change."),
+    ("severity", T.StringType(), False, "error stops the pipeline when the check fails; warn is only recorded."),
+    ("passed", T.BooleanType(), False, "Whether the check held for the region."),
+    ("observed", T.DoubleType(), True,
+     "Failing rows; for freshness the newest value's age in hours; for row_count_change the relative "
+     "change (null if nothing to observe)."),
+    ("failing_rows", T.LongType(), False, "Rows that violate the check (0 for freshness and row_count_change)."),
+    ("rows", T.LongType(), False, "Rows of the table in the region when checked."),
+    ("threshold", T.StringType(), False, "What the check allows, in words."),
+    ("message", T.StringType(), False, "ok, or what failed with the observed value and the threshold."),
+    ("region", T.StringType(), False, "Region the result is for (partition)."),
 )
-
-COMMENTS = {
-    "run_id": "Pipeline run that evaluated the check.",
-    "checked_at": "When the checks were evaluated, UTC.",
-    "table": "Table the check ran on, as <layer>.<table>.",
-    "check": "Name of the check (by default <table>:<kind>(<columns>)).",
-    "kind": "Kind of check: not_null, unique, accepted_values, range, freshness or row_count_change.",
-    "severity": "error stops the pipeline when the check fails; warn is only recorded.",
-    "passed": "Whether the check held for the region.",
-    "observed": "Failing rows; for freshness the newest value's age in hours; for row_count_change the relative change (null if nothing to observe).",
-    "failing_rows": "Rows that violate the check (0 for freshness and row_count_change).",
-    "rows": "Rows of the table in the region when checked.",
-    "threshold": "What the check allows, in words.",
-    "message": "ok, or what failed with the observed value and the threshold.",
-    "region": "Region the result is for (partition).",
-}
 
 
 # --- evaluation -----------------------------------------------------------------------------------

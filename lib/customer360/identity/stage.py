@@ -18,7 +18,6 @@ only the run's regions replaced):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pyspark.sql.functions as F
@@ -26,108 +25,32 @@ from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame
 
 from customer360.bronze.versions import with_version_rank
-from customer360.config import AppConfig, IdentityConfig, RegionConfig
+from customer360.config import AppConfig, RegionConfig
+from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
-from customer360.identity.golden import golden_records
 from customer360.identity.matching import MODEL_SCHEMA
-from customer360.identity.records import (
-    canonical_records,
-    standardize_records,
-    tokenize_records,
-    vault_entries,
-)
-from customer360.identity.resolve import ResolvedIdentities, resolve_identities, timed
-from customer360.identity.stable_ids import IdAssignment, assign_customer_ids
-from customer360.identity.tokenize import hmac_token
+from customer360.identity.records import canonical_records, standardize_records
 from customer360.lakehouse import Constraints, Lakehouse
+from customer360.identity.outputs import IdentityOutputs, build_outputs
 from customer360.lakehouse.core import sql_string_list
-from customer360.pipeline import Metric, RunContext, StageResult
+from customer360.tables import (
+    CUSTOMER_GOLDEN,
+    CUSTOMER_IDS,
+    CUSTOMER_XREF,
+    IDENTITY_AUDIT,
+    IDENTITY_GRAPH,
+    IDENTITY_HUBS,
+    IDENTITY_MODEL,
+    IDENTITY_RECORDS,
+    PII_VAULT,
+    bronze_table,
+)
 
 log = logging.getLogger(__name__)
-
-IDENTITY_RECORDS = "silver.identity_records"
-PII_VAULT = "silver.pii_vault"
-IDENTITY_GRAPH = "silver.identity_graph"
-IDENTITY_HUBS = "silver.identity_hubs"
-CUSTOMER_XREF = "silver.customer_xref"
-CUSTOMER_GOLDEN = "silver.customer_golden"
-CUSTOMER_IDS = "silver.customer_ids"
-IDENTITY_AUDIT = "silver.identity_audit"
-IDENTITY_MODEL = "ops.identity_model"
 
 
 class IdentityInputError(C360Error):
     """The identity stage has nothing to read, or a mapping does not fit the data."""
-
-
-@dataclass
-class IdentityOutputs:
-    """What one resolution produced, ready to write (all personal values tokenized)."""
-
-    identity_records: DataFrame
-    vault: DataFrame
-    xref: DataFrame
-    golden: DataFrame
-    assignment: IdAssignment
-    hubs: DataFrame
-    links: DataFrame
-    resolved: ResolvedIdentities
-
-
-def build_outputs(
-    clear: DataFrame,
-    *,
-    settings: IdentityConfig,
-    key: bytes,
-    run_id: str,
-    now: datetime,
-    previous_xref: DataFrame | None,
-    registry: DataFrame | None,
-    graphframes_available: bool = False,
-) -> IdentityOutputs:
-    """Resolve ``clear`` records and derive every output table (shared by stage and standalone)."""
-    resolved = resolve_identities(clear, settings, graphframes_available=graphframes_available)
-    records = resolved.records
-    # each step below is read by several outputs: materialize once and cut the lineage
-    with timed("identity: match rules per record"):
-        components = _materialize(resolved.components)
-    with timed("identity: stable customer ids"):
-        found = assign_customer_ids(components, previous=previous_xref, registry=registry, run_id=run_id, now=now)
-        assignment = IdAssignment(ids=_materialize(found.ids), audit=_materialize(found.audit), registry=_materialize(found.registry))
-    ids = assignment.ids
-    xref = components.join(ids, ["region", "source", "source_record_id"]).select(
-        "source", "source_record_id", "customer_id", "match_rule", "match_confidence", F.lit(run_id).alias("run_id"), "region"
-    )
-    with timed("identity: tokenized records"):
-        tokenized = _materialize(tokenize_records(records.drop("vid", "profile_key"), key=key, run_id=run_id))
-    # every survivorship rule reads the records with their customer: join them once
-    with_ids = _materialize(
-        tokenized.join(ids.select("region", "source", "source_record_id", "customer_id"), ["region", "source", "source_record_id"])
-    )
-    golden = golden_records(
-        with_ids,
-        settings.survivorship,
-        run_id=run_id,
-    )
-    hubs = resolved.hubs.select(
-        "kind",
-        F.when(F.col("kind").startswith("other:"), hmac_token(F.concat(F.expr("substring(kind, 7)"), F.lit(":"), F.col("value")), key=key, kind="other_id"))
-        .otherwise(F.coalesce(*[F.when(F.col("kind") == k, hmac_token(F.col("value"), key=key, kind=k)) for k in settings.strong_identifiers]))
-        .alias("token"),
-        "records",
-        "profiles",
-        "login_emails",
-        "reason",
-        F.lit(run_id).alias("run_id"),
-        "region",
-    )
-    links = resolved.links.withColumn("run_id", F.lit(run_id))
-    vault = vault_entries(records.drop("vid", "profile_key"), key=key, run_id=run_id)
-    return IdentityOutputs(tokenized, vault, xref, golden, assignment, hubs, links, resolved)
-
-
-def _materialize(df: DataFrame) -> DataFrame:
-    return df.localCheckpoint(eager=True)
 
 
 def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str]]:
@@ -141,7 +64,7 @@ def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str]]:
     union: DataFrame | None = None
     region_filter = f"region IN ({sql_string_list(ctx.regions)})"
     for source, mapping in sorted(ctx.config.sources.items()):
-        table = f"bronze.{source}"
+        table = bronze_table(source)
         if not ctx.lakehouse.exists(table):
             lines.append(f"{table}: not ingested yet, skipped")
             continue
@@ -206,7 +129,7 @@ def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
     if previous is not None:
         previous = previous.select("region", "source", "source_record_id", "customer_id").localCheckpoint(eager=True)
         resolved_before = {r[0] for r in previous.select("source").distinct().collect()}
-        missing = sorted(s for s in resolved_before if s not in ctx.config.sources or not lakehouse.exists(f"bronze.{s}"))
+        missing = sorted(s for s in resolved_before if s not in ctx.config.sources or not lakehouse.exists(bronze_table(s)))
         if missing:
             # resolving without them would retire or split every customer they belong to
             raise IdentityInputError(

@@ -32,18 +32,12 @@ from customer360.errors import C360Error, ConfigError
 from customer360.files import csv_header, file_digest
 from customer360.identity.matching import COMPARISONS
 from customer360.identity.records import standardize_records
-from customer360.identity.stage import (
-    CUSTOMER_GOLDEN,
-    CUSTOMER_IDS,
-    CUSTOMER_XREF,
-    IDENTITY_AUDIT,
-    PII_VAULT,
-    build_outputs,
-)
+from customer360.identity.outputs import build_outputs
 from customer360.identity.standardize import DEFAULT_DATE_FORMATS
 from customer360.lakehouse import Lakehouse
 from customer360.lakehouse.common import WriteResult, uri_to_path
 from customer360.lakehouse.core import parse_table_name
+from customer360.tables import CUSTOMER_GOLDEN, CUSTOMER_IDS, CUSTOMER_XREF, IDENTITY_AUDIT, PII_VAULT
 
 log = logging.getLogger(__name__)
 

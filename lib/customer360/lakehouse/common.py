@@ -28,6 +28,22 @@ SchemaMode = Literal["merge", "overwrite"]
 
 
 @dataclass(frozen=True)
+class WriteSpec:
+    """One write as an engine receives it, after ``Lakehouse.write`` has checked it."""
+
+    table: str
+    mode: WriteMode
+    partition_by: Sequence[str]
+    #: partition column -> the values whose rows the write replaces (None: by ``mode``)
+    replace: dict[str, list[str]] | None
+    schema_mode: SchemaMode | None
+    #: whether the table exists already
+    exists: bool
+    #: table properties a new table is created with
+    properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """What one committed write did. ``rows_written`` counts rows in the files it added."""
 
@@ -112,19 +128,7 @@ class StorageEngine(Protocol):
     def partition_columns(self, path: str) -> list[str]: ...
     def version(self, path: str) -> int: ...
     def read(self, path: str, *, version: int | None, as_of: datetime | None) -> DataFrame: ...
-    def write(
-        self,
-        df: DataFrame,
-        path: str,
-        *,
-        table: str,
-        mode: WriteMode,
-        partition_by: Sequence[str],
-        replace: dict[str, list[str]] | None,
-        schema_mode: SchemaMode | None,
-        exists: bool,
-        properties: Mapping[str, str],
-    ) -> WriteResult: ...
+    def write(self, df: DataFrame, path: str, spec: WriteSpec) -> WriteResult: ...
     def merge(
         self, df: DataFrame, path: str, *, table: str, keys: Sequence[str], schema_mode: SchemaMode | None
     ) -> WriteResult: ...

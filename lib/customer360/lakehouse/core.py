@@ -39,6 +39,7 @@ from customer360.lakehouse.common import (  # noqa: F401  (re-exported: callers 
     StorageEngine,
     WriteMode,
     WriteResult,
+    WriteSpec,
     partition_literal,
     redo_on_conflict,
     is_commit_conflict,
@@ -156,6 +157,16 @@ def align_to_table(df: DataFrame, table_schema: T.StructType, *, schema_mode: Sc
     ]
     columns += [F.col(f"`{name}`") for name in added]
     return df.select(*columns)
+
+
+def described_columns(*columns: tuple[str, T.DataType, bool, str]) -> tuple[T.StructType, dict[str, str]]:
+    """A table's schema and its column descriptions (for ``with_comments``) from one
+    ``(name, type, nullable, description)`` per column, so a column is named once."""
+    names = [c[0] for c in columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a column is declared twice: {names}")
+    schema = T.StructType([T.StructField(name, data_type, nullable) for name, data_type, nullable, _ in columns])
+    return schema, {name: description for name, _, _, description in columns}
 
 
 def with_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
@@ -415,23 +426,12 @@ class Lakehouse:
                     creating.update(constraint_properties(expressions))
                     log.info("%s: created with constraints %s", name, ", ".join(expressions))
                 self.engine.write(
-                    df.limit(0), path, table=name, mode="overwrite", partition_by=partition_by, replace=None,
-                    schema_mode=None, exists=False, properties=creating,
+                    df.limit(0), path, WriteSpec(name, "overwrite", partition_by, None, None, exists=False, properties=creating)
                 )
                 exists = True
             self._ensure_constraints(name, path, constraints)
         with self._constraint_errors(name, path):
-            result = self.engine.write(
-                df,
-                path,
-                table=name,
-                mode=mode,
-                partition_by=partition_by,
-                replace=replace,
-                schema_mode=schema_mode,
-                exists=exists,
-                properties=properties,
-            )
+            result = self.engine.write(df, path, WriteSpec(name, mode, partition_by, replace, schema_mode, exists, properties))
         self.lineage.wrote(result)
         log.info(
             "%s: %s v%d (%s rows, +%d/-%d files)",

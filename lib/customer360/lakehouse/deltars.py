@@ -41,8 +41,8 @@ from customer360.lakehouse.common import (
     partition_mismatch,
     REGION_COLUMN,
     SchemaMode,
-    WriteMode,
     WriteResult,
+    WriteSpec,
     constraint_violation,
     older_log_entries,
     partition_literal,
@@ -297,19 +297,9 @@ class DeltaRsEngine:
             if broken is not None and broken[f"c{i}"] == 1:
                 raise constraint_violation(table, f"CHECK constraint {name} ({expression})")
 
-    def write(
-        self,
-        df: DataFrame,
-        path: str,
-        *,
-        table: str,
-        mode: WriteMode,
-        partition_by: Sequence[str],
-        replace: dict[str, list[str]] | None,
-        schema_mode: SchemaMode | None,
-        exists: bool,
-        properties: Mapping[str, str],
-    ) -> WriteResult:
+    def write(self, df: DataFrame, path: str, spec: WriteSpec) -> WriteResult:
+        table, mode, partition_by, replace = spec.table, spec.mode, spec.partition_by, spec.replace
+        schema_mode, exists, properties = spec.schema_mode, spec.exists, spec.properties
         new_schema = _delta_schema(df.schema)
         # what this write path can keep true; Change Data Feed and deletion vectors need delta-spark
         configuration = {k: v for k, v in properties.items() if k not in DELTA_SPARK_ONLY_PROPERTIES}

@@ -23,8 +23,8 @@ from customer360.lakehouse.common import (
     partition_mismatch,
     REGION_COLUMN,
     SchemaMode,
-    WriteMode,
     WriteResult,
+    WriteSpec,
     older_log_entries,
     redo_on_conflict,
     sql_string_list,
@@ -149,19 +149,9 @@ class DeltaSparkEngine:
             metrics=metrics,
         )
 
-    def write(
-        self,
-        df: DataFrame,
-        path: str,
-        *,
-        table: str,
-        mode: WriteMode,
-        partition_by: Sequence[str],
-        replace: dict[str, list[str]] | None,
-        schema_mode: SchemaMode | None,
-        exists: bool,
-        properties: Mapping[str, str],
-    ) -> WriteResult:
+    def write(self, df: DataFrame, path: str, spec: WriteSpec) -> WriteResult:
+        table, mode, partition_by, replace = spec.table, spec.mode, spec.partition_by, spec.replace
+        schema_mode, exists, properties = spec.schema_mode, spec.exists, spec.properties
         before = self.version(path) if exists else -1
         tag = f"c360-write-{uuid.uuid4().hex}"
         writer = df.write.format("delta").mode(mode).option("userMetadata", tag)

@@ -24,31 +24,22 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from customer360.config import SegmentRule
+from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
-from customer360.facts.stage import SILVER_ORDERS
+from customer360.features.store import ensure_features, features_as_of, read_features, region_feature_set_version
 from customer360.gold.customer360 import with_ml_columns
-from customer360.gold.stage import (
-    CHURN_SCORES,
-    CUSTOMER_360,
-    CUSTOMER_FEATURES,
-    CUSTOMER_SEGMENTS,
-    ensure_features,
-    features_as_of,
-    read_features,
-    region_feature_set_version,
-)
-from customer360.lakehouse.core import with_comments
+from customer360.lakehouse.core import described_columns, with_comments
 from customer360.ml import churn as churn_lib
 from customer360.ml import tracking
 from customer360.ml.metrics import binary_metrics, calibration_table, expected_cost, lift_table
+from customer360.ml.scoring import profiling_allowed, scoring_date
 from customer360.ml.segment_model import FIT_PARTITIONS, assign_segments, fit_segmentation
 from customer360.ml.segmentation import VECTOR, SegmentationError, SegmentInfo, rule_segment, silhouette
-from customer360.config import SegmentRule
-from customer360.pipeline import Metric, RunContext, StageResult
+from customer360.tables import CHURN_SCORES, CUSTOMER_360, CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_PROFILES, SILVER_ORDERS
 
 log = logging.getLogger(__name__)
 
-SEGMENT_PROFILES = "gold.segment_profiles"
 SEGMENTATION, CHURN = "segmentation", "churn"
 
 
@@ -56,47 +47,32 @@ class ScoringError(C360Error):
     """Scoring cannot run: no champion, or features of another version than the model's."""
 
 
-PROFILE_SCHEMA = T.StructType([
-    T.StructField("model_name", T.StringType(), False),
-    T.StructField("model_version", T.StringType(), False),
-    T.StructField("segment_id", T.IntegerType(), False),
-    T.StructField("segment", T.StringType(), False),
-    T.StructField("global_segment", T.StringType(), False),
-    T.StructField("assigned_by", T.StringType(), False),
-    T.StructField("customers", T.LongType(), False),
-    T.StructField("share_of_customers", T.DoubleType(), False),
-    T.StructField("share_of_revenue", T.DoubleType(), False),
-    T.StructField("feature_means", T.MapType(T.StringType(), T.DoubleType(), True), False),
-    T.StructField("feature_medians", T.MapType(T.StringType(), T.DoubleType(), True), False),
-    T.StructField("distinguishing_features", T.ArrayType(T.StringType(), False), False),
-    T.StructField("centroid", T.MapType(T.StringType(), T.DoubleType(), False), True),
-    T.StructField("as_of_date", T.DateType(), False),
-    T.StructField("trained_at", T.TimestampType(), False),
-    T.StructField("is_champion_at_training", T.BooleanType(), False),
-    T.StructField("run_id", T.StringType(), False),
-    T.StructField("region", T.StringType(), False),
-])
-
-PROFILE_COMMENTS = {
-    "model_name": "registered segmentation model (MLflow)",
-    "model_version": "registered model version",
-    "segment_id": "segment id, kept across model versions when a segment's centroid matches the previous model's",
-    "segment": "operational segment name (kept with the id)",
-    "global_segment": "name in the global taxonomy (ml.segmentation.taxonomy, or the rule's name)",
-    "assigned_by": "rule (ml.segmentation.rules, applied first) or cluster",
-    "customers": "customers in the segment at training",
-    "share_of_customers": "customers / all segmented customers of the region",
-    "share_of_revenue": "the segment's lifetime net revenue / all segmented customers' (reporting currency)",
-    "feature_means": "mean of each segmentation feature (raw values)",
-    "feature_medians": "approximate median of each segmentation feature (raw values)",
-    "distinguishing_features": "the three features whose (transformed) mean is farthest from all segmented customers', as z-scores",
-    "centroid": "mean of each filled, log-transformed feature (clusters only): what later models are matched on",
-    "as_of_date": "as-of date of the features the model was trained on",
-    "trained_at": "training time, UTC",
-    "is_champion_at_training": "the model became the champion when trained",
-    "run_id": "pipeline run that trained the model",
-    "region": "region (partition)",
-}
+PROFILE_SCHEMA, PROFILE_COMMENTS = described_columns(
+    ("model_name", T.StringType(), False, "registered segmentation model (MLflow)"),
+    ("model_version", T.StringType(), False, "registered model version"),
+    ("segment_id", T.IntegerType(), False, "segment id, kept across model versions when a segment's centroid matches the previous model's"),
+    ("segment", T.StringType(), False, "operational segment name (kept with the id)"),
+    ("global_segment", T.StringType(), False, "name in the global taxonomy (ml.segmentation.taxonomy, or the rule's name)"),
+    ("assigned_by", T.StringType(), False, "rule (ml.segmentation.rules, applied first) or cluster"),
+    ("customers", T.LongType(), False, "customers in the segment at training"),
+    ("share_of_customers", T.DoubleType(), False, "customers / all segmented customers of the region"),
+    ("share_of_revenue", T.DoubleType(), False, "the segment's lifetime net revenue / all segmented customers' (reporting currency)"),
+    ("feature_means", T.MapType(T.StringType(), T.DoubleType(), True), False, "mean of each segmentation feature (raw values)"),
+    ("feature_medians", T.MapType(T.StringType(), T.DoubleType(), True), False,
+     "approximate median of each segmentation feature (raw "
+     "values)"),
+    ("distinguishing_features", T.ArrayType(T.StringType(), False), False,
+     "the three features whose (transformed) mean is farthest from all segmented customers', as "
+     "z-scores"),
+    ("centroid", T.MapType(T.StringType(), T.DoubleType(), False), True,
+     "mean of each filled, log-transformed feature (clusters only): what later models are matched "
+     "on"),
+    ("as_of_date", T.DateType(), False, "as-of date of the features the model was trained on"),
+    ("trained_at", T.TimestampType(), False, "training time, UTC"),
+    ("is_champion_at_training", T.BooleanType(), False, "the model became the champion when trained"),
+    ("run_id", T.StringType(), False, "pipeline run that trained the model"),
+    ("region", T.StringType(), False, "region (partition)"),
+)
 
 SEGMENTS_SCHEMA_COMMENTS = {
     "customer_id": "stable customer id",
@@ -202,27 +178,6 @@ def _train_regions(ctx: RunContext, client, regions: list[str], result: StageRes
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def scoring_date(ctx: RunContext, region: str) -> date:
-    """``--as-of``, else features.as_of, else the as-of date of the region's customer_360 rows."""
-    if ctx.as_of or ctx.config.features.as_of:
-        return ctx.as_of or ctx.config.features.as_of
-    if not ctx.lakehouse.exists(CUSTOMER_360):
-        raise C360Error("gold.customer_360 does not exist: run `c360 gold` first")
-    found = ctx.lakehouse.read(CUSTOMER_360).where(F.col("region") == region).agg(F.max("features_as_of")).first()[0]
-    if found is None:
-        raise C360Error(f"region {region}: gold.customer_360 has no features: run `c360 gold --region {region}` first")
-    return found
-
-
-def profiling_allowed(ctx: RunContext, region: str) -> DataFrame:
-    """region, customer_id of the customers who may be profiled (gold.customer_360's current consent)."""
-    return (
-        ctx.lakehouse.read(CUSTOMER_360)
-        .where((F.col("region") == region) & F.col("profiling_consent"))
-        .select("region", "customer_id")
-    )
 
 
 def _profiled(ctx: RunContext, region: str, day: date) -> DataFrame:

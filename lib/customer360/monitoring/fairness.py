@@ -18,6 +18,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from customer360.errors import C360Error
+from customer360.lakehouse.core import described_columns
 
 #: (lowest age, highest age) in whole years, both inclusive; None = open ended
 AGE_BANDS: tuple[tuple[int, int | None], ...] = ((18, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, None))
@@ -177,41 +178,26 @@ def _row(
 
 # --- table ----------------------------------------------------------------------------------------
 
-FAIRNESS_SCHEMA = T.StructType(
-    [
-        T.StructField("attribute", T.StringType(), False),
-        T.StructField("group", T.StringType(), False),
-        T.StructField("metric", T.StringType(), False),
-        T.StructField("value", T.DoubleType(), True),
-        T.StructField("reference_group", T.StringType(), False),
-        T.StructField("reference_value", T.DoubleType(), True),
-        T.StructField("disparate_impact", T.DoubleType(), True),
-        T.StructField("equal_opportunity_difference", T.DoubleType(), True),
-        T.StructField("members", T.LongType(), False),
-        T.StructField("flagged", T.BooleanType(), False),
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("as_of_date", T.DateType(), False),
-        T.StructField("recorded_at", T.TimestampType(), False),
-        T.StructField("region", T.StringType(), False),
-    ]
+FAIRNESS_SCHEMA, COMMENTS = described_columns(
+    ("attribute", T.StringType(), False, "customer attribute the groups come from, e.g. age_band or gender"),
+    ("group", T.StringType(), False, "value of the attribute; 'unknown' where it is null"),
+    ("metric", T.StringType(), False, "churn_predicted_rate, mean_churn_score, true_positive_rate or segment_share:<segment>"),
+    ("value", T.DoubleType(), True, "the metric for the group; null where it cannot be computed (no scores)"),
+    ("reference_group", T.StringType(), False, "the attribute's largest known group, which the others are compared with"),
+    ("reference_value", T.DoubleType(), True, "the metric for the reference group"),
+    ("disparate_impact", T.DoubleType(), True,
+     "value / reference_value for rate metrics (churn_predicted_rate, segment_share:*); null otherwise or "
+     "when the reference is 0"),
+    ("equal_opportunity_difference", T.DoubleType(), True, "value - reference_value for true_positive_rate; null for other metrics"),
+    ("members", T.LongType(), False, "customers in the group"),
+    ("flagged", T.BooleanType(), False,
+     "outside the four-fifths rule (rates) or the equal opportunity limit (true_positive_rate); never for "
+     "small or unknown groups"),
+    ("run_id", T.StringType(), False, "pipeline run that wrote the row"),
+    ("as_of_date", T.DateType(), False, "date the scores and segments are as of"),
+    ("recorded_at", T.TimestampType(), False, "when the report was computed, UTC"),
+    ("region", T.StringType(), False, "region (partition)"),
 )
-
-COMMENTS = {
-    "attribute": "customer attribute the groups come from, e.g. age_band or gender",
-    "group": "value of the attribute; 'unknown' where it is null",
-    "metric": "churn_predicted_rate, mean_churn_score, true_positive_rate or segment_share:<segment>",
-    "value": "the metric for the group; null where it cannot be computed (no scores)",
-    "reference_group": "the attribute's largest known group, which the others are compared with",
-    "reference_value": "the metric for the reference group",
-    "disparate_impact": "value / reference_value for rate metrics (churn_predicted_rate, segment_share:*); null otherwise or when the reference is 0",
-    "equal_opportunity_difference": "value - reference_value for true_positive_rate; null for other metrics",
-    "members": "customers in the group",
-    "flagged": "outside the four-fifths rule (rates) or the equal opportunity limit (true_positive_rate); never for small or unknown groups",
-    "run_id": "pipeline run that wrote the row",
-    "as_of_date": "date the scores and segments are as of",
-    "recorded_at": "when the report was computed, UTC",
-    "region": "region (partition)",
-}
 
 
 def fairness_frame(

@@ -27,69 +27,52 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
-from customer360.gold.stage import CHURN_SCORES, CUSTOMER_360, CUSTOMER_FEATURES, CUSTOMER_SEGMENTS
-from customer360.lakehouse.core import sql_string_list, with_comments
+from customer360.lakehouse.core import described_columns, sql_string_list, with_comments
+from customer360.ml.scoring import scoring_date
 from customer360.monitoring.drift import psi, psi_level, realized_churn_of, segment_shift, with_churn_outcome
 from customer360.monitoring.fairness import COMMENTS as FAIRNESS_COMMENTS
 from customer360.monitoring.fairness import TRUE_POSITIVE_RATE, age_band, fairness_frame, fairness_report
-from customer360.pipeline import Metric, RunContext, StageResult
+from customer360.tables import (
+    ALERTS,
+    CHURN_SCORES,
+    CUSTOMER_360,
+    CUSTOMER_FEATURES,
+    CUSTOMER_SEGMENTS,
+    DRIFT_METRICS,
+    FAIRNESS_REPORT,
+    PII_VAULT,
+    SILVER_ORDERS,
+)
 
 log = logging.getLogger(__name__)
 
-ALERTS = "ops.alerts"
-DRIFT_METRICS = "ops.drift_metrics"
-FAIRNESS_REPORT = "ops.fairness_report"
-PII_VAULT = "silver.pii_vault"
-SILVER_ORDERS = "silver.orders"
 KEY_COLUMNS = ("region", "customer_id", "as_of_date", "feature_set_version", "run_id")
 
-ALERTS_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("raised_at", T.TimestampType(), False),
-        T.StructField("as_of_date", T.DateType(), False),
-        T.StructField("kind", T.StringType(), False),
-        T.StructField("subject", T.StringType(), False),
-        T.StructField("value", T.DoubleType(), True),
-        T.StructField("threshold", T.StringType(), False),
-        T.StructField("message", T.StringType(), False),
-        T.StructField("region", T.StringType(), False),
-    ]
+ALERTS_SCHEMA, ALERTS_COMMENTS = described_columns(
+    ("run_id", T.StringType(), False, "monitoring run that raised it"),
+    ("raised_at", T.TimestampType(), False, "when, UTC"),
+    ("as_of_date", T.DateType(), False, "the scoring date monitored"),
+    ("kind", T.StringType(), False, "feature_drift, score_drift, segment_shift, realized_churn or fairness"),
+    ("subject", T.StringType(), False, "the feature, segment, or fairness group and metric concerned"),
+    ("value", T.DoubleType(), True, "the observed value (PSI, relative share change, realized - predicted, disparate impact or EOD)"),
+    ("threshold", T.StringType(), False, "the limit it crossed"),
+    ("message", T.StringType(), False, "what happened, in a sentence"),
+    ("region", T.StringType(), False, "region (partition)"),
 )
-ALERTS_COMMENTS = {
-    "run_id": "monitoring run that raised it",
-    "raised_at": "when, UTC",
-    "as_of_date": "the scoring date monitored",
-    "kind": "feature_drift, score_drift, segment_shift, realized_churn or fairness",
-    "subject": "the feature, segment, or fairness group and metric concerned",
-    "value": "the observed value (PSI, relative share change, realized - predicted, disparate impact or EOD)",
-    "threshold": "the limit it crossed",
-    "message": "what happened, in a sentence",
-    "region": "region (partition)",
-}
-DRIFT_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("as_of_date", T.DateType(), False),
-        T.StructField("reference_date", T.DateType(), True),
-        T.StructField("metric", T.StringType(), False),
-        T.StructField("name", T.StringType(), False),
-        T.StructField("value", T.DoubleType(), True),
-        T.StructField("level", T.StringType(), False),
-        T.StructField("region", T.StringType(), False),
-    ]
+DRIFT_SCHEMA, DRIFT_COMMENTS = described_columns(
+    ("run_id", T.StringType(), False, "monitoring run"),
+    ("as_of_date", T.DateType(), False, "the scoring date monitored"),
+    ("reference_date", T.DateType(), True,
+     "the date compared with (previous features, scores or segments; the scored date for realized "
+     "churn)"),
+    ("metric", T.StringType(), False, "feature_psi, score_psi, segment_share_change, realized_minus_predicted_churn"),
+    ("name", T.StringType(), False, "feature, segment, or churn_score"),
+    ("value", T.DoubleType(), True, "PSI; relative change of the segment's share; realized - predicted churn rate"),
+    ("level", T.StringType(), False, "stable, shift, major_shift, unknown; flagged / ok for shares and churn"),
+    ("region", T.StringType(), False, "region (partition)"),
 )
-DRIFT_COMMENTS = {
-    "run_id": "monitoring run",
-    "as_of_date": "the scoring date monitored",
-    "reference_date": "the date compared with (previous features, scores or segments; the scored date for realized churn)",
-    "metric": "feature_psi, score_psi, segment_share_change, realized_minus_predicted_churn",
-    "name": "feature, segment, or churn_score",
-    "value": "PSI; relative change of the segment's share; realized - predicted churn rate",
-    "level": "stable, shift, major_shift, unknown; flagged / ok for shares and churn",
-    "region": "region (partition)",
-}
 
 
 class MonitoringInputError(C360Error):
@@ -126,8 +109,6 @@ def _birth_dates(ctx: RunContext, region: str, c360: DataFrame) -> DataFrame:
 
 def monitor_region(ctx: RunContext, region: str, now: datetime) -> tuple[list[tuple], list[tuple], DataFrame | None, list[str]]:
     """Drift rows, alert rows, the fairness frame and summary lines of one region."""
-    from customer360.ml.stage import scoring_date
-
     mon = ctx.config.monitoring
     lakehouse = ctx.lakehouse
     as_of = scoring_date(ctx, region)
