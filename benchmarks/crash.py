@@ -32,7 +32,6 @@ Writes ``benchmarks/results/crash.json``; ``--markdown`` prints the table for BE
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -43,14 +42,15 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also for a test loading this file
+from common import (  # noqa: E402
+    CONF_DIR, arguments, local_config, measured_at, pipeline_context, table_head, table_row, work_dir, write_json,
+)
+
 STAGES = ("ingest", "identity", "gold", "erase", "vacuum")
 #: tables whose rows record runs (ids, times, durations), not data: compared by neither side
 RUN_RECORDS = {"ops.job_runs", "ops.pipeline_runs", "ops.run_metrics", "ops.lineage", "ops.dq_results"}
@@ -233,13 +233,12 @@ def person_traces(root: Path, needles: list[str]) -> list[str]:
 class Bench:
     def __init__(self, work: Path, scale: float, seed: int, spark=None, settings: tuple[str, ...] = (),
                  vacuumed: tuple[str, ...] = VACUUMED, in_process: bool = False):
-        from customer360.config import load_config
         from customer360.generate import ensure_sample_data
         from customer360.session import get_session
 
         self.work, self.sample, self.scale, self.settings = work, work / "sample", scale, list(settings)
         self.vacuumed, self.in_process = vacuumed, in_process
-        config = load_config("local", conf_dir=CONF_DIR, overrides=[f"sample_data.dir={self.sample}"])
+        config = local_config(f"sample_data.dir={self.sample}")
         # the generator's seed is the configuration's (c360 run finds the sample made); ``seed`` draws the kills
         ensure_sample_data(self.sample, scale=scale, seed=config.sample_data.seed, regions=config.pipeline.regions)
         self.spark = spark or get_session(config, metastore=False)
@@ -275,11 +274,8 @@ class Bench:
         return time.monotonic() - began, events.times
 
     def lakehouse(self, root: Path):
-        from customer360.config import load_config
-        from customer360.context import build_context
-
-        config = load_config("local", conf_dir=CONF_DIR, overrides=[f"lakehouse.root={root}", f"sample_data.dir={self.sample}"])
-        return build_context(config, spark=self.spark, metastore=False).lakehouse
+        config = local_config(f"lakehouse.root={root}", f"sample_data.dir={self.sample}")
+        return pipeline_context(config, spark=self.spark, regions=None, metastore=False).lakehouse
 
     def sets(self, root: Path) -> list[str]:
         return options(root, self.sample, self.scale) + [a for v in self.settings for a in ("--set", v)]
@@ -429,18 +425,17 @@ def markdown(result: dict) -> str:
         f"Measured {result['measured_at']} with `{result['command']}` (scale {result['scale']}, seed {result['seed']}, "
         f"{result['kills_per_stage']} kills per stage; delta-spark; this 2-core machine).",
         "",
-        "| stage | clean run s | kills landed / tried | kill moments s (median, range) | table reads after kills | unreadable | "
-        "tables compared | rows compared | rows differing | rerun s |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        *table_head("stage", "clean run s", "kills landed / tried", "kill moments s (median, range)", "table reads after kills",
+                    "unreadable", "tables compared", "rows compared", "rows differing", "rerun s", align="lrrlrrrrrr"),
     ]
     for s in result["stages"]:
         moments = s["kill_moments"]
         spread = f"{statistics.median(moments):.1f} ({min(moments):.1f}-{max(moments):.1f})" if moments else "-"
-        lines.append(
-            f"| {s['stage']} | {s['clean_seconds']:.1f} | {s['kills_landed']} / {s['kills_tried']} | {spread} | "
-            f"{s['reads_after_kills']:,} | {len(s['unreadable'])} | {s['tables']} | {s['rows']:,} | {s['rows_differing']:,} | "
-            f"{s['rerun_seconds']:.1f} |"
-        )
+        lines.append(table_row(
+            s["stage"], f"{s['clean_seconds']:.1f}", f"{s['kills_landed']} / {s['kills_tried']}", spread,
+            f"{s['reads_after_kills']:,}", len(s["unreadable"]), s["tables"], f"{s['rows']:,}", f"{s['rows_differing']:,}",
+            f"{s['rerun_seconds']:.1f}",
+        ))
     totals = result["totals"]
     lines += ["", f"Totals: {totals['kills_landed']} kills landed of {totals['kills_tried']}; "
                   f"{totals['unreadable']} unreadable tables after a kill; {totals['rows_differing']} rows differing from "
@@ -457,12 +452,10 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, scale=0.0005, out="crash.json")
     parser.add_argument("--kills", type=int, default=8, help="kills to land per stage")
-    parser.add_argument("--scale", type=float, default=0.0005)
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--stages", default=",".join(STAGES))
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "crash.json"))
     parser.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md table")
     parser.add_argument("--work", default=None, help="working folder (default: a new temporary one, removed after)")
     args = parser.parse_args(argv)
@@ -470,10 +463,10 @@ def main(argv=None) -> int:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         parser.error(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="c360-crash-"))
+    work = work_dir("crash", args.work)
     bench = Bench(work, args.scale, args.seed)
     result = {
-        "benchmark": "crash", "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "benchmark": "crash", "measured_at": measured_at(),
         "command": "python benchmarks/crash.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "scale": args.scale, "seed": args.seed, "kills_per_stage": args.kills, "stages": [],
     }
@@ -487,7 +480,7 @@ def main(argv=None) -> int:
         "unreadable": sum(len(x["unreadable"]) for x in s), "rows": sum(x["rows"] for x in s),
         "rows_differing": sum(x["rows_differing"] for x in s),
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     if args.markdown:
         print(markdown(result))
     if not args.work:

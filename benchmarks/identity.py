@@ -10,20 +10,15 @@ generator's truth. Writes every timing and the medians as JSON.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import random
-import statistics
 import sys
-import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from run import StepTimes  # noqa: E402 - the harness's collector of the identity step times
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also for a test loading this file
+from common import (  # noqa: E402
+    Stopwatch, arguments, collect_step_times, generate_sample, measured_at, median_seconds, pipeline_context,
+    sample_config, work_dir, write_json,
+)
 
 
 def _components_benchmark(spark) -> list[dict]:
@@ -42,10 +37,10 @@ def _components_benchmark(spark) -> list[dict]:
     for name, vertices, edges in cases:
         v = spark.range(vertices).withColumnRenamed("id", "id")
         e = spark.createDataFrame(edges, "src long, dst long")
-        started = time.perf_counter()
-        result = connected_components(v, e)
-        components = result.components.select("component").distinct().count()
-        seconds = time.perf_counter() - started
+        with Stopwatch() as clock:
+            result = connected_components(v, e)
+            components = result.components.select("component").distinct().count()
+        seconds = clock.seconds
         out.append({"graph": name, "vertices": vertices, "edges": len(edges), "rounds": result.rounds,
                     "components": components, "seconds": round(seconds, 2)})
         print(f"  {name}: {result.rounds} rounds, {components:,} components, {seconds:.1f} s", flush=True)
@@ -53,42 +48,31 @@ def _components_benchmark(spark) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.1)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "identity.json"))
+    parser = arguments(__doc__, scale=0.1, repeats=2, out="identity.json")
     parser.add_argument("--skip-components", action="store_true")
     args = parser.parse_args(argv)
 
     from customer360.bronze.stage import run as ingest
-    from customer360.config import load_config
-    from customer360.generate import generate
     from customer360.identity import stage
     from customer360.identity.evaluate import evaluate
-    from customer360.context import build_context
+    from customer360.tables import CUSTOMER_XREF
 
-    logging.basicConfig(level=logging.WARNING)
-    times = StepTimes()
-    logging.getLogger("customer360").setLevel(logging.INFO)
-    logging.getLogger("customer360").addHandler(times)
-
-    work = Path(tempfile.mkdtemp(prefix="c360-identity-bench-"))
-    regions = ["us", "gb", "de", "fr"]
-    config = load_config("local", conf_dir=REPO / "conf", overrides=[f"lakehouse.root={work / 'lh'}", f"ingest.landing_root={work / 'sample' / 'sources'}"])
-    data = generate(work / "sample", scale=args.scale, seed=42, regions=regions,
-                    consent_regimes={c: config.regions[c].consent_regime for c in regions})
-    ctx = build_context(config, regions=regions, run_id="bench-ingest")
+    times = collect_step_times()
+    work = work_dir("identity-bench")
+    config = sample_config(work)
+    data = generate_sample(work / "sample", scale=args.scale, config=config)
+    ctx = pipeline_context(config, run_id="bench-ingest")
     ingest(ctx)
     truth = ctx.spark.read.parquet(str(data.truth / "record_person.parquet"))
 
     runs = []
     for repeat in range(args.repeats):
         times.steps = {}
-        run_ctx = build_context(config, spark=ctx.spark, regions=regions, run_id=f"bench-{repeat}")
-        started = time.perf_counter()
-        result = stage.run(run_ctx)
-        seconds = time.perf_counter() - started
-        scores = evaluate(run_ctx.lakehouse.read(stage.CUSTOMER_XREF), truth)
+        run_ctx = pipeline_context(config, spark=ctx.spark, run_id=f"bench-{repeat}")
+        with Stopwatch() as clock:
+            result = stage.run(run_ctx)
+        seconds = clock.seconds
+        scores = evaluate(run_ctx.lakehouse.read(CUSTOMER_XREF), truth)
         records = sum(m.value for m in result.metrics if m.metric == "records_in")
         runs.append({
             "run": "first (issues every id)" if repeat == 0 else "incremental (previous xref, ids kept)",
@@ -110,16 +94,15 @@ def main(argv=None) -> int:
     components = [] if args.skip_components else _components_benchmark(ctx.spark)
 
     report = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": measured_at(),
         "scale": args.scale,
         "people": data.people,
         "machine": "2 cores, Spark local[2], shuffle partitions from conf/local.yaml",
         "runs": runs,
-        "median_seconds": statistics.median(r["seconds"] for r in runs),
+        "median_seconds": median_seconds(runs),
         "connected_components": components,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(args.out, report)
     print(f"wrote {args.out}")
     return 0
 

@@ -49,20 +49,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also for a test loading this file
+from common import REPO, arguments, git_state, measured_at, table_head, table_row, work_dir, write_json  # noqa: E402
 
-from customer360.identity.synthetic import febrl_like, to_identity_mapping  # noqa: E402
+from customer360.identity.synthetic import febrl_like, to_identity_mapping  # noqa: E402 - the checkout's lib/, put on sys.path by common
 
-DEFAULT_OUT = REPO / "benchmarks" / "results" / "identity_splink.json"
 MAX_RECORDS = 1_000_000  # the issue's largest size; above it neither tool has been tried here
 SAMPLE_SECONDS = 0.2
 
@@ -334,12 +331,8 @@ def _versions() -> dict:
 
 def _working_tree() -> dict:
     """The commit, and the files under lib/ and conf/ that differ from it: c360's figures depend on both."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "lib", "conf"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "changed": None}
-    return {"commit": commit, "changed": sorted(line[3:] for line in dirty.splitlines())}
+    commit, changed = git_state("lib", "conf")
+    return {"commit": commit, "changed": changed}
 
 
 def _write_inputs(work: Path, args) -> pd.DataFrame:
@@ -414,8 +407,8 @@ def markdown(entry: dict) -> str:
         "",
         f"{entry['data']['records']:,} records, {entry['data']['persons']:,} persons, {entry['data']['true_pairs']:,} true pairs",
         "",
-        "| tool | precision | recall | F1 | predicted pairs | clusters | missed duplicates | household false pairs | seconds | peak RSS MB (process / tree) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table_head("tool", "precision", "recall", "F1", "predicted pairs", "clusters", "missed duplicates",
+                    "household false pairs", "seconds", "peak RSS MB (process / tree)"),
     ]
     for name, tool in entry["tools"].items():
         if tool.get("timed_out"):
@@ -426,11 +419,11 @@ def markdown(entry: dict) -> str:
             lines.append(f"| {name} | failed (exit {tool['exit_code']}, see {tool['log']}) |||||||||")
             continue
         errors = tool["errors"]
-        lines.append(
-            f"| {name} | {tool['precision']:.4f} | {tool['recall']:.4f} | {tool['f1']:.4f} | {tool['predicted_pairs']:,} | "
-            f"{tool['clusters']:,} | {errors['duplicates_missed']:,} / {errors['duplicates']:,} | {errors['household_false_pairs']:,} | "
-            f"{tool['seconds']:.1f} | {tool['peak_rss_mb']:,.0f} / {tool['tree_peak_rss_mb']:,.0f} |"
-        )
+        lines.append(table_row(
+            name, f"{tool['precision']:.4f}", f"{tool['recall']:.4f}", f"{tool['f1']:.4f}", f"{tool['predicted_pairs']:,}",
+            f"{tool['clusters']:,}", f"{errors['duplicates_missed']:,} / {errors['duplicates']:,}", f"{errors['household_false_pairs']:,}",
+            f"{tool['seconds']:.1f}", f"{tool['peak_rss_mb']:,.0f} / {tool['tree_peak_rss_mb']:,.0f}",
+        ))
     scored = []
     counted = entry["tools"].get("splink", {}).get("comparisons_estimated")
     if counted and counted["rules"]:
@@ -444,18 +437,18 @@ def markdown(entry: dict) -> str:
     if kinds:
         names = [n for n, t in entry["tools"].items() if not t.get("failed")]
         lines += ["", "Duplicates not in their original's cluster, by corruption kind (missed / duplicates):", "",
-                  "| corruption | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+                  *table_head("corruption", *names)]
         for kind in kinds:
             cells = []
             for name in names:
                 row = entry["tools"][name]["errors"]["missed_by_corruption"].get(kind)
                 cells.append(f"{row['missed']} / {row['duplicates']} ({row['missed_share']:.0%})" if row else "")
-            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+            lines.append(table_row(kind, *cells))
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, out="identity_splink.json")
     parser.add_argument("--originals", type=int, default=2000)
     parser.add_argument("--duplicates", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
@@ -465,7 +458,6 @@ def main(argv=None) -> int:
     parser.add_argument("--threshold", type=float, default=0.99, help="Splink's clustering threshold (match probability)")
     parser.add_argument("--skip-c360", action="store_true")
     parser.add_argument("--work-dir", help="folder for the inputs, logs and outputs (default: a new temporary folder)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--c360-set", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to c360 as --set (e.g. spark.driver_memory=12g for a million records)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",
@@ -487,8 +479,7 @@ def main(argv=None) -> int:
     if importlib.util.find_spec("splink") is None:  # the child imports it
         parser.error("splink is not installed: pip install -e '.[bench]'")
 
-    work = (Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="c360-splink-bench-"))).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_dir("splink-bench", args.work_dir)
     truth = _write_inputs(work, args)
     print(f"inputs under {work}", flush=True)
 
@@ -508,7 +499,7 @@ def main(argv=None) -> int:
 
     entry = {
         "key": _run_key(args),
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": measured_at(),
         "params": {"originals": args.originals, "duplicates": args.duplicates, "seed": args.seed, "mode": args.mode,
                    "max_duplicates_per_original": args.max_duplicates_per_original, "national_id": args.national_id,
                    "splink_threshold": args.threshold, "c360_set": args.c360_set, "time_limit_s": args.time_limit},
@@ -520,10 +511,9 @@ def main(argv=None) -> int:
         "tools": tools,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads(out.read_text())["runs"] if out.exists() else []
     runs = [r for r in runs if r["key"] != entry["key"]] + [entry]
-    out.write_text(json.dumps({"runs": runs}, indent=2) + "\n", encoding="utf-8")
+    write_json(out, {"runs": runs})
     print(markdown(entry))
     print(f"\nwrote {out}")
     return 1 if any(t.get("failed") for t in tools.values()) else 0

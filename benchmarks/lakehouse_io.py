@@ -8,40 +8,29 @@ what the Delta commit (staging, moving files, the delta-rs transaction) costs on
 """
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import platform
 import shutil
-import statistics
-import tempfile
-import time
-from datetime import datetime, timezone
+import sys
 from pathlib import Path
 
-import pyspark.sql.functions as F
-
-from customer360.config import load_config
-from customer360.lakehouse import Lakehouse
-from customer360.session import get_session
-
-REGIONS = ["us", "gb", "de", "fr"]
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also for a test loading this file
+from common import REGIONS, arguments, local_config, measured_at, median_seconds, timed, work_dir, write_json  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser()
+    parser = arguments(__doc__, repeats=3, out="lakehouse_io.json")
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="benchmarks/results/lakehouse_io.json")
     args = parser.parse_args(argv)
 
-    work = Path(tempfile.mkdtemp(prefix="c360-bench-"))
-    config = load_config("local", overrides=[f"lakehouse.root={work / 'lh'}", "spark.shuffle_partitions=4"])
+    import pyspark.sql.functions as F
+
+    from customer360.lakehouse import Lakehouse
+    from customer360.session import get_session
+
+    work = work_dir("bench")
+    config = local_config(f"lakehouse.root={work / 'lh'}", "spark.shuffle_partitions=4")
     spark = get_session(config)
     spark.sparkContext.setLogLevel("ERROR")
     lakehouse = Lakehouse(spark, config.lakehouse)
@@ -81,14 +70,14 @@ def main(argv=None) -> int:
         timings["delta_merge_1pct"].append(timed(lambda: lakehouse.merge(updates, name, keys=["customer_id"])))
         assert lakehouse.read(name).count() == args.rows
 
-    medians = {k: statistics.median(v) for k, v in timings.items()}
+    medians = {k: median_seconds(v) for k, v in timings.items()}
     result = {
         "benchmark": "lakehouse_io",
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": measured_at(),
         "engine": lakehouse.engine_name,
         "rows": args.rows,
         "repeats": args.repeats,
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(), "spark": spark.version},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "spark": spark.version},
         "seconds": timings,
         "median_seconds": medians,
         "rows_per_second": {k: args.rows / v for k, v in medians.items() if k in ("parquet_write", "delta_write")},
@@ -97,9 +86,7 @@ def main(argv=None) -> int:
             "delta_read_vs_parquet_read": medians["delta_read"] / medians["parquet_read"],
         },
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps({"median_seconds": medians, "ratios": result["ratios"]}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0

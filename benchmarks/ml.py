@@ -11,82 +11,60 @@ happens after 2026-06-30, the data's end, so it is the future the as-of-2026-06-
 """
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import sys
-import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also for a test loading this file
+from common import (  # noqa: E402
+    REGIONS, arguments, generate_sample, median_seconds, pipeline_context, repeat_stage, result_head,
+    sample_config, work_dir, write_json,
+)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.1)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ml.json"))
+    parser = arguments(__doc__, scale=0.1, repeats=2, out="ml.json")
     parser.add_argument("--evaluate-only", metavar="WORKDIR", default=None,
                         help="skip setup and timing: evaluate a previous run's work folder and update --out")
     args = parser.parse_args(argv)
 
-
     from customer360.bronze.stage import run as ingest
-    from customer360.config import load_config
     from customer360.facts import stage as facts
-    from customer360.generate import generate
     from customer360.gold import stage as gold
     from customer360.identity import stage as identity
     from customer360.ml import stage as ml
-    from customer360.context import build_context
+    from customer360.tables import CUSTOMER_360
 
-    regions = ["us", "gb", "de", "fr"]
-    work = Path(args.evaluate_only or tempfile.mkdtemp(prefix="c360-ml-bench-"))
-    config = load_config("local", conf_dir=REPO / "conf", overrides=[f"lakehouse.root={work / 'lh'}", f"ingest.landing_root={work / 'sample' / 'sources'}"])
+    work = work_dir("ml-bench", args.evaluate_only)
+    config = sample_config(work)
     truth_dir = work / "sample" / "truth"
     if args.evaluate_only:
-        ctx = build_context(config, regions=regions, run_id="bench-evaluate")
+        ctx = pipeline_context(config, run_id="bench-evaluate")
         report = json.loads(Path(args.out).read_text())
-        report.update(_evaluate(ctx, config, regions, truth_dir))
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        report.update(_evaluate(ctx, config, REGIONS, truth_dir))
+        write_json(args.out, report)
         print(json.dumps({k: v for k, v in report.items() if k not in ("train", "score")}, indent=2))
         return 0
-    generate(work / "sample", scale=args.scale, seed=42, regions=regions,
-             consent_regimes={c: config.regions[c].consent_regime for c in regions})
-    ctx = build_context(config, regions=regions, run_id="bench-setup")
+    generate_sample(work / "sample", scale=args.scale, config=config)
+    ctx = pipeline_context(config, run_id="bench-setup")
     for stage in (ingest, identity.run, facts.run, gold.run):
         stage(ctx)
     spark, lh = ctx.spark, ctx.lakehouse
 
-    runs: dict[str, list[dict]] = {"train": [], "score": []}
-    for name, stage, repeats in (("train", ml.train, args.repeats), ("score", ml.score, 3)):
-        for repeat in range(repeats):
-            run_ctx = build_context(config, spark=spark, regions=regions, run_id=f"bench-{name}-{repeat}")
-            started = time.perf_counter()
-            result = stage(run_ctx)
-            seconds = time.perf_counter() - started
-            runs[name].append({"seconds": round(seconds, 1), "lines": result.lines, "errors": result.errors})
-            print(f"{name} run {repeat}: {seconds:.1f} s", flush=True)
-            print("\n".join(result.lines), flush=True)
-
-    train_median = statistics.median(r["seconds"] for r in runs["train"])
-    score_median = statistics.median(r["seconds"] for r in runs["score"])
+    runs = {name: repeat_stage(name, stage, config, spark=spark, repeats=repeats, echo_lines=True)
+            for name, stage, repeats in (("train", ml.train, args.repeats), ("score", ml.score, 3))}
+    train_median = median_seconds(runs["train"])
+    score_median = median_seconds(runs["score"])
     report = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": "2 cores, local[2], delta-rs engine, MLflow sqlite store",
-        "scale": args.scale,
-        "regions": regions,
-        "customers": lh.read(gold.CUSTOMER_360).count(),
+        **result_head("2 cores, local[2], delta-rs engine, MLflow sqlite store", args.scale),
+        "customers": lh.read(CUSTOMER_360).count(),
         "train": {"median_seconds": train_median, "runs": runs["train"]},
         "score": {"median_seconds": score_median, "runs": runs["score"]},
         "workdir": str(work),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")  # the timings survive a failed evaluation
-    report.update(_evaluate(ctx, config, regions, truth_dir))
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)  # the timings survive a failed evaluation
+    report.update(_evaluate(ctx, config, REGIONS, truth_dir))
+    write_json(args.out, report)
     print(json.dumps({k: v for k, v in report.items() if k not in ("train", "score")}, indent=2))
     print(f"train median {train_median:.1f} s, score median {score_median:.1f} s; written {args.out}")
     return 0
@@ -98,9 +76,9 @@ def _evaluate(ctx, config, regions, truth_dir) -> dict:
     import pyspark.sql.functions as F
     from pyspark.sql import Window
 
-    from customer360.gold import stage as gold
-    from customer360.ml import stage as ml
     from customer360.ml import tracking
+    from customer360.ml.scoring import scoring_date
+    from customer360.tables import CHURN_SCORES, CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, CUSTOMER_XREF
     from customer360.ml.metrics import adjusted_rand_index, binary_metrics
 
     spark, lh = ctx.spark, ctx.lakehouse
@@ -121,14 +99,14 @@ def _evaluate(ctx, config, regions, truth_dir) -> dict:
     # ---- against the truth
     record_person = spark.read.parquet(str(truth_dir / "record_person.parquet"))
     people = spark.read.parquet(str(truth_dir / "people.parquet")).select("person_id", F.col("segment").alias("latent_segment"), "churned")
-    xref = lh.read("silver.customer_xref").select("region", "source", "source_record_id", "customer_id")
+    xref = lh.read(CUSTOMER_XREF).select("region", "source", "source_record_id", "customer_id")
     votes = xref.join(record_person, ["source", "source_record_id"]).groupBy("region", "customer_id", "person_id").count()
     best = Window.partitionBy("region", "customer_id").orderBy(F.desc("count"), "person_id")
     person_of = votes.withColumn("_n", F.row_number().over(best)).where("_n = 1").select("region", "customer_id", "person_id")
     truth = person_of.join(people, "person_id")
-    segments = lh.read(gold.CUSTOMER_SEGMENTS).join(truth, ["region", "customer_id"])
-    scores = lh.read(gold.CHURN_SCORES).join(truth, ["region", "customer_id"]).withColumn("label", F.col("churned").cast("double"))
-    features = lh.read(gold.CUSTOMER_FEATURES).where(F.col("as_of_date") == F.lit(ml.scoring_date(ctx, "us")))
+    segments = lh.read(CUSTOMER_SEGMENTS).join(truth, ["region", "customer_id"])
+    scores = lh.read(CHURN_SCORES).join(truth, ["region", "customer_id"]).withColumn("label", F.col("churned").cast("double"))
+    features = lh.read(CUSTOMER_FEATURES).where(F.col("as_of_date") == F.lit(scoring_date(ctx, "us")))
     against_truth = {}
     for region in regions:
         mine = F.col("region") == region

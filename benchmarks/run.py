@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import platform
@@ -35,15 +34,16 @@ import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-REGIONS = ["us", "gb", "de", "fr"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also for a test loading this file
+from common import (  # noqa: E402
+    LIB, REGIONS, REPO, RESULTS, Stopwatch, arguments, collect_step_times, git_state, local_config,
+    measured_at, pipeline_context, table_head, table_row, work_dir, write_json,
+)
+
 #: ingest through gold: the stages the I/O-floor target is about (no model training)
 CORE_STAGES = ["ingest", "identity", "facts", "quality", "gold"]
 ML_STAGES = ["ml", "monitoring"]
@@ -81,15 +81,15 @@ def _jvm_pid(spark) -> int | None:
     return proc.pid if proc is not None else None
 
 
-LIB = str(REPO / "lib") + os.sep
+LIB_PREFIX = str(LIB) + os.sep
 
 
 def _where(frame) -> str | None:
     """The innermost customer360 line of a stack (``path:line function``), or None."""
     while frame is not None:
         code = frame.f_code
-        if code.co_filename.startswith(LIB):
-            return f"{code.co_filename.removeprefix(LIB)}:{frame.f_lineno} {code.co_name}"
+        if code.co_filename.startswith(LIB_PREFIX):
+            return f"{code.co_filename.removeprefix(LIB_PREFIX)}:{frame.f_lineno} {code.co_name}"
         frame = frame.f_back
     return None
 
@@ -160,9 +160,9 @@ def sample(cache_dir: Path, scale: float, seed: int) -> tuple[object, float | No
     """The cached sample for (scale, seed): (data, seconds generating it, None when cached)."""
     from customer360.generate import ensure_sample_data
 
-    started = time.perf_counter()
-    data, made = ensure_sample_data(cache_dir / f"scale-{scale:g}-seed-{seed}", scale=scale, seed=seed, regions=REGIONS)
-    return data, (round(time.perf_counter() - started, 1) if made else None)
+    with Stopwatch() as clock:
+        data, made = ensure_sample_data(cache_dir / f"scale-{scale:g}-seed-{seed}", scale=scale, seed=seed, regions=REGIONS)
+    return data, (round(clock.seconds, 1) if made else None)
 
 
 def io_floor(spark, sources: Path, out: Path) -> dict:
@@ -177,16 +177,16 @@ def io_floor(spark, sources: Path, out: Path) -> dict:
         files = sorted(str(p) for ext in contract.extensions for p in (sources / name).glob(f"*/*{ext}"))
         if not files:
             continue
-        started = time.perf_counter()
-        if contract.format == "csv":
-            schema = T.StructType([T.StructField(c.name, T.StringType()) for c in contract.columns])
-            df = spark.read.schema(schema).option("header", True).csv(files)
-        elif contract.format == "json":
-            df = spark.read.schema(contract.schema).json(files)
-        else:
-            df = spark.read.parquet(*files)
-        df.write.mode("overwrite").parquet(str(out / name))
-        seconds = time.perf_counter() - started
+        with Stopwatch() as clock:
+            if contract.format == "csv":
+                schema = T.StructType([T.StructField(c.name, T.StringType()) for c in contract.columns])
+                df = spark.read.schema(schema).option("header", True).csv(files)
+            elif contract.format == "json":
+                df = spark.read.schema(contract.schema).json(files)
+            else:
+                df = spark.read.parquet(*files)
+            df.write.mode("overwrite").parquet(str(out / name))
+        seconds = clock.seconds
         rows = spark.read.parquet(str(out / name)).count()  # not timed
         per_source[name] = {"files": len(files), "rows": rows, "seconds": round(seconds, 2)}
         total += seconds
@@ -202,20 +202,6 @@ def _table_rows(lakehouse, table: str, version: int) -> int | None:
         return int(sum(v for v in actions.column("num_records").to_pylist() if v is not None))
     except Exception:  # noqa: BLE001 - a table without statistics counts as unknown
         return None
-
-
-class StepTimes(logging.Handler):
-    """Collects the 'identity: <step>: <s> s' lines the identity stage logs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.steps: dict[str, float] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("identity: ") and message.endswith(" s"):
-            name, _, seconds = message.removeprefix("identity: ").rpartition(": ")
-            self.steps[name] = float(seconds.removesuffix(" s"))
 
 
 class ComponentsProbe:
@@ -238,10 +224,10 @@ class ComponentsProbe:
             edges.select("src", "dst").write.mode("overwrite").parquet(str(self.folder / "edges"))
             v = spark.read.parquet(str(self.folder / "vertices"))
             e = spark.read.parquet(str(self.folder / "edges"))
-            started = time.perf_counter()
-            result = connected_components(v, e, **kwargs)
-            labels = result.components.localCheckpoint(eager=True)
-            seconds = time.perf_counter() - started
+            with Stopwatch() as clock:
+                result = connected_components(v, e, **kwargs)
+                labels = result.components.localCheckpoint(eager=True)
+            seconds = clock.seconds
             self.figures = {"engine": result.engine, "rounds": result.rounds, "spark_seconds": round(seconds, 2),
                             "vertices": labels.count(), "edges": e.count()}
             labels.write.mode("overwrite").parquet(str(self.folder / "labels"))
@@ -265,25 +251,23 @@ class ComponentsProbe:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components as scipy_components
 
-        started = time.perf_counter()
-        vertices = pq.read_table(self.folder / "vertices").column("id").to_numpy()
-        edges = pq.read_table(self.folder / "edges")
-        src, dst = edges.column("src").to_numpy(), edges.column("dst").to_numpy()
-        collect = time.perf_counter() - started
+        with Stopwatch() as collect:
+            vertices = pq.read_table(self.folder / "vertices").column("id").to_numpy()
+            edges = pq.read_table(self.folder / "edges")
+            src, dst = edges.column("src").to_numpy(), edges.column("dst").to_numpy()
 
-        started = time.perf_counter()
-        ids = np.unique(vertices)
-        n = len(ids)
-        matrix = coo_matrix((np.ones(len(src), dtype=np.int8), (np.searchsorted(ids, src), np.searchsorted(ids, dst))), shape=(n, n))
-        count, labels = scipy_components(matrix, directed=False)
-        seconds = time.perf_counter() - started
+        with Stopwatch() as solve:
+            ids = np.unique(vertices)
+            n = len(ids)
+            matrix = coo_matrix((np.ones(len(src), dtype=np.int8), (np.searchsorted(ids, src), np.searchsorted(ids, dst))), shape=(n, n))
+            count, labels = scipy_components(matrix, directed=False)
 
         spark_labels = pq.read_table(self.folder / "labels").to_pandas().set_index("id")["component"]
         spark_labels = spark_labels.reindex(ids).to_numpy()
         # the same partition: each Spark component is one scipy component and vice versa
         pairs = np.unique(np.stack([spark_labels, labels]), axis=1).shape[1]
         same = pairs == count == len(np.unique(spark_labels))
-        return {"collect_seconds": round(collect, 2), "scipy_seconds": round(seconds, 3), "components": int(count),
+        return {"collect_seconds": round(collect.seconds, 2), "scipy_seconds": round(solve.seconds, 3), "components": int(count),
                 "same_partition": bool(same)}
 
 
@@ -299,10 +283,9 @@ def run_stage(name: str, ctx, stage, sampler_spark, raw_rows: int | None) -> tup
     before = _versions(lakehouse)
     lakehouse.lineage.reset()
     window_start = time.time()
-    with MemorySampler(sampler_spark) as memory:
-        started = time.perf_counter()
+    with MemorySampler(sampler_spark) as memory, Stopwatch() as clock:
         result = stage(ctx)
-        seconds = time.perf_counter() - started
+    seconds = clock.seconds
     reads = dict(lakehouse.lineage.reads)
     outputs = lakehouse.lineage.outputs()
     inputs = {t: v for t, v in reads.items() if t in before and v <= before[t] and not t.startswith("ops.")}
@@ -329,14 +312,9 @@ def run_stage(name: str, ctx, stage, sampler_spark, raw_rows: int | None) -> tup
 
 
 def run_scale(args, scale: float) -> dict:
-    from customer360.config import load_config
-    from customer360.context import build_context
     from customer360.pipeline import default_stages
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    steps = StepTimes()
-    logging.getLogger("customer360").setLevel(logging.INFO)
-    logging.getLogger("customer360").addHandler(steps)
+    steps = collect_step_times("%(asctime)s %(name)s: %(message)s")
 
     commit = _git_commit()  # before the stages' modules load: what this process runs
     data, generated = sample(Path(args.cache_dir), scale, args.seed)
@@ -344,17 +322,17 @@ def run_scale(args, scale: float) -> dict:
     print(f"scale {scale:g}: {data.people:,} people, {raw_rows:,} raw rows "
           f"({'generated in %.0f s' % generated if generated is not None else 'cached'})", flush=True)
 
-    work = Path(tempfile.mkdtemp(prefix=f"c360-bench-{scale:g}-", dir=args.work_dir))
+    work = work_dir(f"bench-{scale:g}", parent=args.work_dir)
     event_logs = work / "eventlog"
     profiling = []
     if args.profile:
         event_logs.mkdir()
         profiling = [f"spark.conf={{spark.eventLog.enabled: 'true', spark.eventLog.dir: '{event_logs.as_uri()}', spark.eventLog.compress: 'false'}}"]
-    config = load_config("local", conf_dir=REPO / "conf", overrides=[*profiling,
-        f"lakehouse.root={work / 'lh'}", f"ingest.landing_root={data.sources}", f"pipeline.regions=[{', '.join(REGIONS)}]",
-        "sample_data.enabled=false", *args.set,
-    ])
-    ctx = build_context(config, regions=REGIONS, run_id=f"bench-{scale:g}")
+    config = local_config(
+        *profiling, f"lakehouse.root={work / 'lh'}", f"ingest.landing_root={data.sources}",
+        f"pipeline.regions=[{', '.join(REGIONS)}]", "sample_data.enabled=false", *args.set,
+    )
+    ctx = pipeline_context(config, run_id=f"bench-{scale:g}")
     spark = ctx.spark
 
     print("  I/O floor ...", flush=True)
@@ -425,7 +403,7 @@ def run_scale(args, scale: float) -> dict:
                   if k.startswith(("spark.sql.shuffle", "spark.master", "spark.driver.memory", "spark.sql.adaptive.enabled",
                                    "spark.default.parallelism", "spark.executor.memory", "spark.serializer"))}
     report = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": measured_at(),
         "label": args.label,
         "command": args.command,
         "git_commit": commit,
@@ -493,14 +471,9 @@ def profile(jobs: list[dict], window: list[float], top: int = 12) -> dict:
 
 
 def _git_commit() -> str | None:
-    """The commit measured, with ``+uncommitted`` when lib/, benchmarks/ or conf/ differ from it."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "lib", "benchmarks/run.py", "conf"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+uncommitted" if dirty else "")
+    """The commit measured, with ``+uncommitted`` when lib/, the harness or conf/ differ from it."""
+    commit, changed = git_state("lib", "benchmarks/run.py", "benchmarks/common.py", "conf")
+    return None if commit is None else commit + ("+uncommitted" if changed else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,18 +532,19 @@ def markdown(report: dict) -> str:
         "(`ops.*` bookkeeping not counted). Driver: the Python process (growth during the stage); the JVM holds the "
         "driver and, in local mode, the executors.",
         "",
-        "| stage | seconds | rows in | rows out | rows in/s | × I/O floor | driver peak MB (growth) | JVM heap peak MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| I/O floor (read each raw source, write Parquet) | {report['io_floor']['seconds']:.1f} | {d['raw_rows']:,} | "
-        f"{d['raw_rows']:,} | {d['raw_rows'] / report['io_floor']['seconds']:,.0f} | 1.00 | | |",
+        *table_head("stage", "seconds", "rows in", "rows out", "rows in/s", "× I/O floor", "driver peak MB (growth)",
+                    "JVM heap peak MB"),
+        table_row("I/O floor (read each raw source, write Parquet)", f"{report['io_floor']['seconds']:.1f}", f"{d['raw_rows']:,}",
+                  f"{d['raw_rows']:,}", f"{d['raw_rows'] / report['io_floor']['seconds']:,.0f}", "1.00", "", ""),
     ]
     for s in report["stages"]:
-        lines.append(
-            f"| {s['stage']} | {s['seconds']:.1f} | {_n(s['rows_in'])} | {s['rows_out']:,} | {_n(s['rows_in_per_second'])} | "
-            f"{s['ratio_to_floor']:.2f} | {s['peak_driver_python_mb']:,} (+{s['driver_python_growth_mb']:,}) | {s['peak_jvm_heap_mb']:,} |"
-        )
+        lines.append(table_row(
+            s["stage"], f"{s['seconds']:.1f}", _n(s["rows_in"]), f"{s['rows_out']:,}", _n(s["rows_in_per_second"]),
+            f"{s['ratio_to_floor']:.2f}", f"{s['peak_driver_python_mb']:,} (+{s['driver_python_growth_mb']:,})",
+            f"{s['peak_jvm_heap_mb']:,}",
+        ))
     t = report["ingest_to_gold"]
-    lines.append(f"| **ingest → gold** | **{t['seconds']:.1f}** | | | | **{t['ratio_to_floor']:.2f}** | | |")
+    lines.append(table_row("**ingest → gold**", f"**{t['seconds']:.1f}**", "", "", "", f"**{t['ratio_to_floor']:.2f}**", "", ""))
     cc = report["connected_components"]
     if cc:
         ident = next(s for s in report["stages"] if s["stage"] == "identity")
@@ -590,19 +564,17 @@ def markdown(report: dict) -> str:
 
 def scaling_markdown(result: dict, command: str, label: str | None) -> str:
     scales = result["scales"]
-    head = "| stage | " + " | ".join(f"scale {s:g} (s)" for s in scales) + " | cost per 10x data |"
     lines = [
         f"### Scaling{' (' + label + ')' if label else ''}: scales {', '.join(f'{s:g}' for s in scales)} "
         f"({', '.join(f'{r:,}' for r in result['raw_rows'])} raw rows)",
         "",
         f"```\n{command}\n```",
         "",
-        head,
-        "|---|" + "---:|" * (len(scales) + 1),
+        *table_head("stage", *(f"scale {s:g} (s)" for s in scales), "cost per 10x data"),
     ]
     for name, row in result["per_stage"].items():
         cost = row["cost_per_10x"]
-        lines.append(f"| {name} | " + " | ".join(f"{s:.1f}" for s in row["seconds"]) + f" | {cost if cost is not None else '-'}x |")
+        lines.append(table_row(name, *(f"{s:.1f}" for s in row["seconds"]), f"{cost if cost is not None else '-'}x"))
     return "\n".join(lines) + "\n"
 
 
@@ -615,7 +587,7 @@ def append_markdown(path: Path, text: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--scale", type=float, action="append", required=True, help="repeat for a scaling curve")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--with-ml", action="store_true", help="also run ml (train and score) and monitoring")
@@ -645,8 +617,7 @@ def main(argv=None) -> int:
 
     if len(args.scale) == 1:
         report = run_scale(args, args.scale[0])
-        path = out_dir / f"run-scale-{args.scale[0]:g}{suffix}.json"
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        path = write_json(out_dir / f"run-scale-{args.scale[0]:g}{suffix}.json", report)
         print(f"wrote {path}")
         if not args.no_markdown:
             append_markdown(Path(args.markdown), markdown(report))
@@ -673,7 +644,7 @@ def main(argv=None) -> int:
         reports.append(json.loads(path.read_text()))
     if len(reports) >= 2:
         result = scaling(reports)
-        (out_dir / f"run-scaling{suffix}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_json(out_dir / f"run-scaling{suffix}.json", result)
         print(json.dumps(result["per_stage"], indent=2))
         if not args.no_markdown:
             append_markdown(Path(args.markdown), scaling_markdown(result, args.command, args.label))
@@ -703,7 +674,7 @@ def compare_engines(args, out_dir: Path) -> int:
         status |= code != 0
         reports.append(json.loads(path.read_text()))
     result = engine_comparison(reports)
-    (out_dir / f"engines-scale-{scale:g}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / f"engines-scale-{scale:g}.json", result)
     if not args.no_markdown:
         append_markdown(Path(args.markdown), engines_markdown(result, reports, args.command))
     return int(status)
@@ -732,8 +703,7 @@ def engine_comparison(reports: list[dict]) -> dict:
 
 
 def engines_markdown(result: dict, reports: list[dict], command: str) -> str:
-    engines = result["engines"]
-    head = "| stage | " + " | ".join(f"{e} (s)" for e in engines) + " | " + " | ".join(f"{e} / {engines[0]}" for e in engines[1:]) + " |"
+    engines, others = result["engines"], [""] * (len(result["engines"]) - 1)
     lines = [
         f"### Engines at scale {result['scale']:g}: {', '.join(engines)} ({result['raw_rows']:,} raw rows)",
         "",
@@ -742,17 +712,15 @@ def engines_markdown(result: dict, reports: list[dict], command: str) -> str:
         "",
         f"```\n{command}\n```",
         "",
-        head,
-        "|---|" + "---:|" * (2 * len(engines) - 1),
-        "| I/O floor | " + " | ".join(f"{s:.1f}" for s in result["io_floor_seconds"]) + " |" + " |" * (len(engines) - 1),
+        *table_head("stage", *(f"{e} (s)" for e in engines), *(f"{e} / {engines[0]}" for e in engines[1:])),
+        table_row("I/O floor", *(f"{s:.1f}" for s in result["io_floor_seconds"]), *others),
     ]
     for name, row in result["per_stage"].items():
-        lines.append(f"| {name} | " + " | ".join("-" if s is None else f"{s:.1f}" for s in row["seconds"]) + " | "
-                     + " | ".join("-" if r is None else f"{r:.2f}" for r in row["ratio_to_first"][1:]) + " |")
+        lines.append(table_row(name, *("-" if s is None else f"{s:.1f}" for s in row["seconds"]),
+                               *("-" if r is None else f"{r:.2f}" for r in row["ratio_to_first"][1:])))
     total = result["ingest_to_gold_seconds"]
-    lines.append("| **ingest → gold** | " + " | ".join(f"**{s:.1f}**" for s in total) + " | "
-                 + " | ".join(f"**{s / total[0]:.2f}**" for s in total[1:]) + " |")
-    lines.append("| × own I/O floor | " + " | ".join(f"{r:.2f}" for r in result["ingest_to_gold_ratio_to_floor"]) + " |" + " |" * (len(engines) - 1))
+    lines.append(table_row("**ingest → gold**", *(f"**{s:.1f}**" for s in total), *(f"**{s / total[0]:.2f}**" for s in total[1:])))
+    lines.append(table_row("× own I/O floor", *(f"{r:.2f}" for r in result["ingest_to_gold_ratio_to_floor"]), *others))
     return "\n".join(lines) + "\n"
 
 
