@@ -345,3 +345,28 @@ def lakehouse_config(tmp_path) -> LakehouseConfig:
 @pytest.fixture
 def lakehouse(spark, lakehouse_config) -> Lakehouse:
     return Lakehouse(spark, lakehouse_config)
+
+
+def catalog_mismatches(ctx) -> list[str]:
+    """What the lakehouse of ``ctx`` holds that the catalog (customer360.tables) does not say."""
+    lakehouse, problems = ctx.lakehouse, []
+    for name in lakehouse.tables():
+        try:
+            entry = tables.table(name)
+        except KeyError as exc:
+            problems.append(str(exc))
+            continue
+        keys = list(entry.keys)
+        if entry.name == tables.BRONZE_SOURCE:
+            keys[0] = ctx.config.sources[name.split(".", 1)[1]].attributes["source_record_id"]
+        if lakehouse.partition_columns(name) != list(entry.partition_by):
+            problems.append(f"{name}: partitioned by {lakehouse.partition_columns(name)}, the catalog says {list(entry.partition_by)}")
+        df = lakehouse.read(name)
+        missing = [k for k in keys if k not in df.columns]
+        if missing:
+            problems.append(f"{name}: key columns {missing} are not in the table")
+            continue
+        repeated = df.count() - df.select(*keys).distinct().count()
+        if repeated:
+            problems.append(f"{name}: {repeated} rows repeat the key {keys}")
+    return problems

@@ -17,7 +17,7 @@ from customer360.pipeline import run_pipeline
 from customer360.tables import PIPELINE_RUNS, RUN_METRICS
 from customer360.session import find_jvm_jars
 
-from tests.conftest import CONF_DIR, raw_contact_values
+from tests.conftest import CONF_DIR, catalog_mismatches, raw_contact_values
 
 
 def _args(tmp_path, *extra):
@@ -74,6 +74,9 @@ def test_run_generates_ingests_and_logs_the_run(spark, tmp_path, capsys, caplog,
     assert f"    {PIPELINE_RUNS} v0" in out
     run = ctx.lakehouse.read(PIPELINE_RUNS).first()
     assert (run.env, run.engine, run.regions, run.status, run.error) == ("local", engine, ["de", "fr"], "succeeded", None)
+    # every table the run wrote (bronze to gold, the quality results, the run log) fits the catalog
+    assert {"ops.pipeline_runs", "ops.run_metrics", "ops.job_runs", "ops.dq_results", "gold.customer_360"} <= set(ctx.lakehouse.tables())
+    assert catalog_mismatches(ctx) == []
     metrics = ctx.lakehouse.read(RUN_METRICS).where("metric = 'rows_loaded'").groupBy("table").sum("value").collect()
     bronze_counts = {t: ctx.lakehouse.read(t).count() for t in (f"bronze.{s}" for s in SOURCES)}
     assert {r["table"]: r["sum(value)"] for r in metrics} == bronze_counts

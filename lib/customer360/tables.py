@@ -1,11 +1,12 @@
-"""Every table of the lakehouse: its full name, layer, partitioning, key columns and the stage
-(or command) that writes it.
+"""Every table of the lakehouse: its full name, layer, partitioning, key columns and the stages
+(or commands) that write it.
 
 Stages and libraries import table names from here, never from another stage, so what a stage
 owns (``written_by``) and what it only reads is visible in one place. The names are plain strings
 (``<layer>.<table>``), as ``Lakehouse.read`` and ``write`` take them; ``TABLES`` maps each name to
-its ``Table``. ``tests/test_tables.py`` checks the catalog against the tables a pipeline run wrote:
-the same partition columns, and key columns that identify one row.
+its ``Table``. ``tests/test_tables.py`` checks the catalog against the tables of test lakehouses (the
+shared sample through ml, a ``c360 run``, an erasure): the same partition columns, and key columns
+that identify one row.
 
 Bronze has one table per configured source (``bronze_table``), keyed by the source's record id
 (``conf/sources.yaml``) and the load; its entry here is the pattern ``bronze.<source>``.
@@ -22,8 +23,8 @@ Layer = Literal["bronze", "silver", "gold", "ops"]
 @dataclass(frozen=True)
 class Table:
     name: str
-    #: the stage that writes the table, or the command for tables no stage writes
-    written_by: str
+    #: the stages (or commands, for tables no stage writes) that write the table
+    written_by: tuple[str, ...]
     #: columns whose values identify one row (for bronze sources: see ``bronze_table``)
     keys: tuple[str, ...]
     partition_by: tuple[str, ...] = ("region",)
@@ -37,10 +38,11 @@ class Table:
 _TABLES: dict[str, Table] = {}
 
 
-def _table(name: str, *, written_by: str, keys: tuple[str, ...], partition_by: tuple[str, ...] = ("region",), description: str = "") -> str:
+def _table(name: str, *, written_by: str | tuple[str, ...], keys: tuple[str, ...], partition_by: tuple[str, ...] = ("region",), description: str = "") -> str:
     if name in _TABLES:
         raise ValueError(f"table {name} is declared twice")
-    _TABLES[name] = Table(name, written_by, keys, partition_by, description)
+    writers = (written_by,) if isinstance(written_by, str) else written_by
+    _TABLES[name] = Table(name, writers, keys, partition_by, description)
     return name
 
 
@@ -60,23 +62,23 @@ INGESTED_FILES = _table(
 
 # silver: identity
 IDENTITY_RECORDS = _table(
-    "silver.identity_records", written_by="identity", keys=("source", "source_record_id"),
+    "silver.identity_records", written_by="identity", keys=("region", "source", "source_record_id"),
     description="One row per source record, standardized, PII as tokens.",
 )
 PII_VAULT = _table(
-    "silver.pii_vault", written_by="identity", keys=("token",),
+    "silver.pii_vault", written_by="identity", keys=("region", "token"),
     description="Token -> clear value (restricted).",
 )
 IDENTITY_GRAPH = _table(
-    "silver.identity_graph", written_by="identity", keys=("src_source", "src_record_id", "dst_source", "dst_record_id", "rule"),
+    "silver.identity_graph", written_by="identity", keys=("region", "src_source", "src_record_id", "dst_source", "dst_record_id", "rule"),
     description="The links between records, one per rule that made it, with its probability.",
 )
 IDENTITY_HUBS = _table(
-    "silver.identity_hubs", written_by="identity", keys=("kind", "token"),
+    "silver.identity_hubs", written_by="identity", keys=("region", "kind", "token"),
     description="Identifier values shared by too many people to link on (family emails, shop phones).",
 )
 CUSTOMER_XREF = _table(
-    "silver.customer_xref", written_by="identity", keys=("source", "source_record_id"),
+    "silver.customer_xref", written_by="identity", keys=("region", "source", "source_record_id"),
     description="Every source record with its customer id, match rule and confidence.",
 )
 CUSTOMER_GOLDEN = _table(
@@ -98,34 +100,34 @@ IDENTITY_MODEL = _table(
 
 # silver: facts
 SILVER_ORDERS = _table(
-    "silver.orders", written_by="facts", keys=("order_line_id",),
+    "silver.orders", written_by="facts", keys=("region", "order_line_id"),
     description="Order lines with their customer, in the reporting currency.",
 )
 SILVER_WEB_EVENTS = _table(
-    "silver.web_events", written_by="facts", keys=("event_id",),
+    "silver.web_events", written_by="facts", keys=("region", "event_id"),
     description="Web and app events stitched to customers, with sessions and bot flags.",
 )
 SILVER_TICKETS = _table(
-    "silver.support_tickets", written_by="facts", keys=("ticket_id",),
+    "silver.support_tickets", written_by="facts", keys=("region", "ticket_id"),
     description="Support tickets with their customer.",
 )
 SILVER_CONSENT = _table(
-    "silver.consent", written_by="facts", keys=("consent_event_id",),
+    "silver.consent", written_by="facts", keys=("region", "consent_event_id"),
     description="Consent events with their customer.",
 )
 SILVER_QUARANTINE = _table(
-    "silver._quarantine", written_by="facts", keys=("source", "record_id"),
+    "silver._quarantine", written_by="facts", keys=("region", "source", "record_id"),
     description="Fact rows the facts stage could not use, with the reason.",
 )
 
 # gold
 CUSTOMER_360 = _table(
-    "gold.customer_360", written_by="gold", keys=("customer_id",),
+    "gold.customer_360", written_by=("gold", "ml"), keys=("customer_id",),
     description="One row per customer of the latest run: golden record (PII as tokens), consent, the features of the "
     "run's as-of date, the current segment and churn score.",
 )
 CUSTOMER_FEATURES = _table(
-    "gold.customer_features", written_by="gold", keys=("customer_id", "as_of_date", "feature_set_version"),
+    "gold.customer_features", written_by=("gold", "ml"), keys=("customer_id", "as_of_date", "feature_set_version"),
     partition_by=("region", "as_of_date"),
     description="One row per customer and as-of date: the behavioural features (the history the models train on).",
 )
@@ -160,7 +162,7 @@ CUSTOMER_VALUE = _table(
 
 # ops: quality, monitoring, erasure and the run log
 DQ_RESULTS = _table(
-    "ops.dq_results", written_by="quality", keys=("run_id", "region", "table", "check"),
+    "ops.dq_results", written_by=("quality", "gold"), keys=("run_id", "region", "table", "check"),
     description="Every data-quality check result (the quality stage and the gold stage's gate).",
 )
 ALERTS = _table(
@@ -180,7 +182,7 @@ ERASURE_REQUESTS = _table(
     description="Erasure requests and their status (pending until every table is rewritten).",
 )
 ERASURE_TOMBSTONES = _table(
-    "ops.erasure_tombstones", written_by="c360 erase", keys=("token", "kind"),
+    "ops.erasure_tombstones", written_by="c360 erase", keys=("request_id", "region", "kind", "token"),
     description="Tokens of erased identifiers: a later load of the same person is flagged.",
 )
 ERASURE_FILES = _table(
@@ -188,11 +190,11 @@ ERASURE_FILES = _table(
     description="Landing files an erasure rewrote, and how many rows it removed from each.",
 )
 PIPELINE_RUNS = _table(
-    "ops.pipeline_runs", written_by="c360 run", keys=("run_id",), partition_by=(),
+    "ops.pipeline_runs", written_by="every pipeline command", keys=("run_id",), partition_by=(),
     description="One row per pipeline run: regions, stages, status.",
 )
 RUN_METRICS = _table(
-    "ops.run_metrics", written_by="c360 run", keys=("run_id", "stage", "table", "metric", "region"),
+    "ops.run_metrics", written_by="every pipeline command", keys=("run_id", "stage", "table", "metric", "region"),
     description="The stages' counts of each run (rows in and out per table and region).",
 )
 JOB_RUNS = _table(

@@ -32,7 +32,7 @@ from customer360.governance.erasure import (
 )
 from customer360.context import build_context
 from customer360.tables import ERASURE_FILES, ERASURE_REQUESTS, ERASURE_TOMBSTONES
-from tests.conftest import CONF_DIR, PLANTED, PLANTED_TRACES
+from tests.conftest import CONF_DIR, PLANTED, PLANTED_TRACES, catalog_mismatches
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +119,9 @@ def test_everyone_else_is_untouched_and_tables_still_read(erased):
     # history before the erasure is gone: only the checkpointed version remains readable
     versions = [r.version for r in lh.history("silver.pii_vault").collect()]
     assert versions == [lh.version("silver.pii_vault")]
+    # the erasure's own tables and every rewritten one still fit the table catalog
+    assert {"ops.erasure_requests", "ops.erasure_tombstones", "ops.erasure_source_files"} <= set(lh.tables())
+    assert catalog_mismatches(ctx) == []
 
 
 def test_the_tombstone_holds_tokens_only(erased):
