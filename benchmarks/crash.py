@@ -50,14 +50,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import (  # noqa: E402
     CONF_DIR, arguments, local_config, measured_at, pipeline_context, table_head, table_row, work_dir, write_json,
 )
+from customer360.tables import (  # noqa: E402 - the checkout's lib/ is on sys.path once common is imported
+    CUSTOMER_360,
+    CUSTOMER_FEATURES,
+    CUSTOMER_GOLDEN,
+    CUSTOMER_XREF,
+    DQ_RESULTS,
+    IDENTITY_MODEL,
+    IDENTITY_RECORDS,
+    INGESTED_FILES,
+    JOB_RUNS,
+    PII_VAULT,
+    PIPELINE_RUNS,
+    RUN_METRICS,
+)
 
 STAGES = ("ingest", "identity", "gold", "erase", "vacuum")
 #: tables whose rows record runs (ids, times, durations), not data: compared by neither side
-RUN_RECORDS = {"ops.job_runs", "ops.pipeline_runs", "ops.run_metrics", "ops.lineage", "ops.dq_results"}
+RUN_RECORDS = {JOB_RUNS, PIPELINE_RUNS, RUN_METRICS, DQ_RESULTS}
 #: columns that hold when or in which run a row was written (and any ``*_run_id`` or ``*_at`` timestamp)
 VOLATILE = {"_ingested_at", "_run_id", "run_id", "ingested_at", "request_id", "erased_at", "loaded_at", "started_at",
             "finished_at", "computed_at", "updated_at", "created_at", "_computed_at", "recorded_at"}
-VACUUMED = ("gold.customer_360", "silver.customer_golden", "gold.customer_features")
+VACUUMED = (CUSTOMER_360, CUSTOMER_GOLDEN, CUSTOMER_FEATURES)
 
 
 def c360(*args: str, sets: list[str]) -> list[str]:
@@ -167,14 +181,14 @@ def read_all(lakehouse) -> dict[str, int | str]:
 
 #: tables each run appends its own rows to (a killed run that got that far keeps them, as it should):
 #: compared by the rows of their latest commit
-PER_RUN_LOGS = {"ops.identity_model"}
+PER_RUN_LOGS = {IDENTITY_MODEL}
 
 
 def current(lakehouse, name: str):
     """What a table says now: the file ledger is an append-only log of attempts (a killed run
     leaves its ``loading`` rows, by design), so its latest row per file; a per-run log (the model
     each identity run fitted) by its latest run's rows; any other table whole."""
-    if name == "ops.ingested_files":
+    if name == INGESTED_FILES:
         from customer360.bronze.ingest import ingested_files
 
         return ingested_files(lakehouse)
@@ -339,7 +353,7 @@ class Bench:
         import pyspark.sql.functions as F
 
         seconds, _ = self.run([c360("erase", "--pending", sets=self.sets(root))])
-        xref = self.lakehouse(root).read("silver.customer_xref")
+        xref = self.lakehouse(root).read(CUSTOMER_XREF)
         if xref.where(F.col("customer_id") == person).limit(1).count():  # every kill came before the request was marked
             seconds += self.run(self.commands(stage, root, person))[0]
         return seconds
@@ -349,13 +363,13 @@ class Bench:
         import pyspark.sql.functions as F
 
         lh = self.lakehouse(root)
-        xref = lh.read("silver.customer_xref").where(F.col("region") == "de")
+        xref = lh.read(CUSTOMER_XREF).where(F.col("region") == "de")
         chosen = (xref.groupBy("customer_id").agg(F.countDistinct("source").alias("sources"))
                   .orderBy(F.desc("sources"), "customer_id").first()["customer_id"])
         keys = xref.where(F.col("customer_id") == chosen).select("region", "source", "source_record_id")
-        records = lh.read("silver.identity_records").join(keys, ["region", "source", "source_record_id"])
+        records = lh.read(IDENTITY_RECORDS).join(keys, ["region", "source", "source_record_id"])
         tokens = {r[0] for r in records.select(F.explode(F.array("email", "phone")).alias("t")).where("t IS NOT NULL").collect()}
-        values = {r["value"] for r in lh.read("silver.pii_vault").where(F.col("token").isin(*tokens)).select("value").collect()}
+        values = {r["value"] for r in lh.read(PII_VAULT).where(F.col("token").isin(*tokens)).select("value").collect()}
         values |= {r["source_record_id"] for r in keys.collect()}  # unique per record, e.g. CRM-000123
         return chosen, sorted(v for v in values if v and len(v) >= 6)
 

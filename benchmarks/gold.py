@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     from customer360.facts import stage as facts
     from customer360.gold import stage as gold
     from customer360.identity import stage as identity
-    from customer360.tables import CUSTOMER_FEATURES, REVENUE_MONTHLY, SILVER_WEB_EVENTS, bronze_table
+    from customer360.tables import CUSTOMER_360, CUSTOMER_FEATURES, REVENUE_MONTHLY, SILVER_WEB_EVENTS, bronze_table
 
     work = work_dir("gold-bench")
     config = sample_config(work)
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     flagged = events.where("is_bot_session").select("visitor_key").distinct()
     true_positive = flagged.join(bots, "visitor_key").count()
     stitch = {r["stitch_rule"]: r["count"] for r in events.groupBy("stitch_rule").count().collect()}
-    c360 = lh.read(gold.CUSTOMER_360)
+    c360 = lh.read(CUSTOMER_360)
     facts_median = median_seconds(runs["facts"])
     gold_median = median_seconds(runs["gold"])
     report = {

@@ -25,9 +25,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("session and storage", ("customer360.session", "customer360.lakehouse", "customer360.lakehouse.*")),
     ("run context", ("customer360.context",)),
     ("stages", ("customer360.*.stage",)),
-    ("domain libraries", tuple(f"customer360.{p}*" for p in (
+    ("domain libraries", tuple(pattern for p in (
         "bronze", "identity", "facts", "features", "gold", "ml", "governance", "monitoring",
-    ))),
+    ) for pattern in (f"customer360.{p}", f"customer360.{p}.*"))),
     ("orchestration", (
         "customer360.pipeline", "customer360.cli", "customer360.jobs", "customer360.report", "customer360.notebook",
         "customer360.sqlshell", "customer360.sqlserver",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pyspark.sql import types as T
 
 from customer360.config import FeaturesConfig
-from customer360.lakehouse.core import described_columns
+from customer360.lakehouse.common import described_columns
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ by another version is generated again.
 ``regions`` holds each region's vocabularies, ``people`` the latent population and the column
 helpers, one module each the sources (``crm``, ``web_events``, ``orders``, ``support_tickets``,
 ``consent``), which depend on those two only, and ``writer`` the draw order, file layout, truth
-and manifest. Everything public is re-exported here: import from ``customer360.generate``.
+and manifest. What callers use is re-exported here (``__all__``): import it from
+``customer360.generate``; the sources' vocabularies stay in their modules.
 """
 from __future__ import annotations
 

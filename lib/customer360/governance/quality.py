@@ -24,7 +24,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from customer360.errors import C360Error
-from customer360.lakehouse.core import described_columns
+from customer360.lakehouse.common import described_columns
 
 Severity = Literal["error", "warn"]
 Kind = Literal["not_null", "unique", "accepted_values", "range", "freshness", "row_count_change"]

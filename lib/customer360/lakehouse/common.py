@@ -222,3 +222,13 @@ def partition_mismatch(table: str, column: str, allowed: Sequence[str], outside:
 #: table properties delta-rs's write path cannot keep true: Change Data Feed needs change files
 #: for updates and deletes, deletion vectors a reader that applies them
 DELTA_SPARK_ONLY_PROPERTIES = ("delta.enableChangeDataFeed", "delta.enableDeletionVectors")
+
+
+def described_columns(*columns: tuple[str, T.DataType, bool, str]) -> tuple[T.StructType, dict[str, str]]:
+    """A table's schema and its column descriptions (for ``with_comments``) from one
+    ``(name, type, nullable, description)`` per column, so a column is named once."""
+    names = [c[0] for c in columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a column is declared twice: {names}")
+    schema = T.StructType([T.StructField(name, data_type, nullable) for name, data_type, nullable, _ in columns])
+    return schema, {name: description for name, _, _, description in columns}

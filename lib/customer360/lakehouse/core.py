@@ -40,6 +40,7 @@ from customer360.lakehouse.common import (  # noqa: F401  (re-exported: callers 
     WriteMode,
     WriteResult,
     WriteSpec,
+    described_columns,
     partition_literal,
     redo_on_conflict,
     is_commit_conflict,
@@ -157,16 +158,6 @@ def align_to_table(df: DataFrame, table_schema: T.StructType, *, schema_mode: Sc
     ]
     columns += [F.col(f"`{name}`") for name in added]
     return df.select(*columns)
-
-
-def described_columns(*columns: tuple[str, T.DataType, bool, str]) -> tuple[T.StructType, dict[str, str]]:
-    """A table's schema and its column descriptions (for ``with_comments``) from one
-    ``(name, type, nullable, description)`` per column, so a column is named once."""
-    names = [c[0] for c in columns]
-    if len(set(names)) != len(names):
-        raise ValueError(f"a column is declared twice: {names}")
-    schema = T.StructType([T.StructField(name, data_type, nullable) for name, data_type, nullable, _ in columns])
-    return schema, {name: description for name, _, _, description in columns}
 
 
 def with_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:

@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from customer360.errors import C360Error
-from customer360.lakehouse.core import described_columns
+from customer360.lakehouse.common import described_columns
 
 #: (lowest age, highest age) in whole years, both inclusive; None = open ended
 AGE_BANDS: tuple[tuple[int, int | None], ...] = ((18, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, None))
