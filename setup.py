@@ -47,6 +47,11 @@ EXTRAS_REQUIRE = {
         "hypothesis==6.170.15",
         # an independent implementation the ML metric tests compare with
         "scikit-learn==1.9.1",
+        # the reference implementation of BG/NBD and Gamma-Gamma that tests/ml/test_clv.py compares
+        # ml/clv.py with (also the CDNOW data it ships); autograd is its gradient library, pinned to
+        # the release tested with numpy 2.4
+        "lifetimes==0.11.3",
+        "autograd==1.9.1",
         # PyHive's SASL PLAIN login, as the tests of c360 sql-server connect (beeline is the JDBC client)
         "thrift-sasl==0.4.3",
         "pure-sasl==0.6.2",

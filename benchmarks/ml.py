@@ -1,7 +1,8 @@
-"""ML benchmark: training and scoring times, model quality on the validation cutoff, and both
+"""ML benchmark: training and scoring times, the churn back-test of every candidate, and the
 models against the generator's ground truth (latent segments, churn after the data's end).
 
     .venv/bin/python benchmarks/ml.py --scale 0.1 [--repeats 2] [--out benchmarks/results/ml.json]
+    .venv/bin/python benchmarks/ml.py --reuse WORKDIR [--repeats 1]   (a previous run's sample and lakehouse)
 
 Generates the sample at ``--scale`` (seed 42) into a temporary folder and builds it through gold
 once; then trains every region ``--repeats`` times (the first run promotes, later runs on the same
@@ -26,6 +27,9 @@ def main(argv=None) -> int:
     parser = arguments(__doc__, scale=0.1, repeats=2, out="ml.json")
     parser.add_argument("--evaluate-only", metavar="WORKDIR", default=None,
                         help="skip setup and timing: evaluate a previous run's work folder and update --out")
+    parser.add_argument("--reuse", metavar="WORKDIR", default=None,
+                        help="skip generating and building the sample: time training and scoring on a previous run's "
+                             "work folder (its lakehouse through gold; earlier models stay registered)")
     args = parser.parse_args(argv)
 
     from customer360.bronze.stage import run as ingest
@@ -35,7 +39,7 @@ def main(argv=None) -> int:
     from customer360.ml import stage as ml
     from customer360.tables import CUSTOMER_360
 
-    work = work_dir("ml-bench", args.evaluate_only)
+    work = work_dir("ml-bench", args.evaluate_only or args.reuse)
     config = sample_config(work)
     truth_dir = work / "sample" / "truth"
     if args.evaluate_only:
@@ -45,10 +49,11 @@ def main(argv=None) -> int:
         write_json(args.out, report)
         print(json.dumps({k: v for k, v in report.items() if k not in ("train", "score")}, indent=2))
         return 0
-    generate_sample(work / "sample", scale=args.scale, config=config)
     ctx = pipeline_context(config, run_id="bench-setup")
-    for stage in (ingest, identity.run, facts.run, gold.run):
-        stage(ctx)
+    if not args.reuse:
+        generate_sample(work / "sample", scale=args.scale, config=config)
+        for stage in (ingest, identity.run, facts.run, gold.run):
+            stage(ctx)
     spark, lh = ctx.spark, ctx.lakehouse
 
     runs = {name: repeat_stage(name, stage, config, spark=spark, repeats=repeats, echo_lines=True)
@@ -89,9 +94,12 @@ def _evaluate(ctx, config, regions, truth_dir) -> dict:
         metrics = client.get_run(holder.run_id).data.metrics
         seg = client.get_model_version_by_alias(tracking.model_name(config, region, "segmentation"), "champion")
         seg_metrics = client.get_run(seg.run_id).data.metrics
+        params = client.get_run(holder.run_id).data.params
         validation[region] = {
             "churn_model_version": str(holder.version),
-            **{k: round(v, 4) for k, v in metrics.items() if k.split(".")[0] in ("gbt", "logistic", "recency") or k in ("train_rows", "train_churn_rate", "cold_start_score", "at_threshold.precision", "at_threshold.recall")},
+            "deployed": params.get("deployed"), "deployed_params": params.get("deployed.params"), "calibration": params.get("calibration"),
+            "validation_cutoffs": params.get("validation_cutoffs"),
+            **{k: round(v, 4) for k, v in metrics.items() if k.split(".")[0] in ("backtest", "newest_fold", "at_threshold", "calibration") or k in ("train_rows", "cold_start_score", "threshold")},
             "segmentation_model_version": str(seg.version),
             **{f"segmentation.{k}": round(v, 4) for k, v in seg_metrics.items() if not k.startswith("candidate")},
         }
@@ -118,7 +126,7 @@ def _evaluate(ctx, config, regions, truth_dir) -> dict:
             "ari_clusters_vs_latent": round(adjusted_rand_index(clustered, "segment_id", "latent_segment"), 4),
             "churn_customers_scored_by_model": model_scored.count(),
             "true_churn_rate": round(model_scored.agg(F.avg("label")).first()[0], 4),
-            "gbt_roc_auc_vs_true_churn": round(binary_metrics(model_scored, score="churn_score").roc_auc, 4),
+            "deployed_roc_auc_vs_true_churn": round(binary_metrics(model_scored, score="churn_score").roc_auc, 4),
             "recency_roc_auc_vs_true_churn": round(binary_metrics(with_recency.withColumn("_r", F.coalesce(F.col("recency_days").cast("double"), F.lit(0.0))), score="_r", probability=False).roc_auc, 4),
             "latent_segment_mix_by_segment": _mix(segments.where(mine)),
         }

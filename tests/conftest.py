@@ -293,6 +293,10 @@ ML_FAST = [
     "regions.us.segment_count={min: 3, max: 4}",
     "ml.segmentation.stability.bootstrap_samples=1",
     "ml.churn.gbt.max_iter=30",
+    "ml.churn.gbt.tune={}",
+    "ml.churn.logistic.tune={reg_param: [0.01, 0.1]}",
+    "ml.churn.random_forest.num_trees=20",
+    "ml.churn.backtest.folds=2",
 ]
 
 
@@ -324,6 +328,7 @@ def scored_sample(spark, pipeline_sample):
 
     before = de_rows()
     result = ml.run(ctx)
+    assert result.errors == [], result.errors  # a training failure shows here, not as a missing table later
     # region isolation: training and scoring us wrote nothing of de
     assert de_rows() == before
     return root, data, ctx, result

@@ -2,7 +2,8 @@
 team and finance look at after a run.
 
 Sections: segment sizes and profiles, RFM distribution, churn score distribution and the champion's
-validation lift curve, identity cluster sizes, revenue by region and month, data-quality summary.
+validation lift curve and calibration (reliability) chart, lifetime value per segment, identity
+cluster sizes, revenue by region and month, data-quality summary.
 ``report_data`` computes small aggregates with Spark (nothing per customer leaves the cluster);
 ``render_html`` embeds them as JSON with a small inline script that draws SVG charts in the
 browser: no network, no JavaScript library. Each chart marks itself ``data-drawn="<marks>"`` once
@@ -21,7 +22,9 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
 from customer360.context import RunContext
-from customer360.tables import CHURN_SCORES, CUSTOMER_360, CUSTOMER_SEGMENTS, CUSTOMER_XREF, DQ_RESULTS, REVENUE_MONTHLY, SEGMENT_PROFILES
+from customer360.tables import (
+    CHURN_SCORES, CLV_BY_SEGMENT, CUSTOMER_360, CUSTOMER_SEGMENTS, CUSTOMER_XREF, DQ_RESULTS, REVENUE_MONTHLY, SEGMENT_PROFILES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,19 +104,59 @@ def _churn(ctx: RunContext) -> dict[str, Any]:
                              for r in counts), key=lambda r: (r["region"], r["bin"])),
         "lift": {},
         "lift_missing": {},
+        "calibration": {},
+        "calibration_missing": {},
     }
     models = {r["region"]: r for r in current.select("region", "model_name", "model_version").distinct().collect()}
     if models:
+        from mlflow.exceptions import MlflowException
+
         from customer360.ml import tracking
 
+        # what a missing model version or artifact raises (MLflow's own error; an artifact store's
+        # I/O error; a file that is not JSON): the region's chart is listed as missing, the rest drawn
+        unavailable = (MlflowException, OSError, ValueError)
         client = tracking.configure(ctx.config)
         for region, model in sorted(models.items()):
+            label = f"{model['model_name']} v{model['model_version']}"
             try:
                 run_id = client.get_model_version(model["model_name"], model["model_version"]).run_id
+            except unavailable as exc:
+                out["lift_missing"][region] = f"{label}: no validation lift curve (model version not found: {type(exc).__name__})"
+                out["calibration_missing"][region] = f"{label}: no calibration table (model version not found: {type(exc).__name__})"
+                continue
+            try:
                 out["lift"][region] = tracking.load_json(run_id, "lift.json")
-            except Exception as exc:  # noqa: BLE001 - an older model has no lift.json: say so, draw the rest
-                out["lift_missing"][region] = f"{model['model_name']} v{model['model_version']}: no validation lift curve ({type(exc).__name__})"
+            except unavailable as exc:  # an older model has no lift.json: say so, draw the rest
+                out["lift_missing"][region] = f"{label}: no validation lift curve ({type(exc).__name__})"
+            try:
+                calibration = tracking.load_json(run_id, "calibration.json")
+                out["calibration"][region] = {key: calibration[key] for key in ("method", "held_out", "brier", "bins")}
+            except (*unavailable, KeyError, TypeError) as exc:  # older models logged none (or another format)
+                out["calibration_missing"][region] = f"{label}: no calibration table ({type(exc).__name__})"
     return out
+
+
+def _clv(ctx: RunContext) -> dict[str, Any]:
+    mart = _table(ctx, CLV_BY_SEGMENT)
+    if mart is None:
+        return _missing(CLV_BY_SEGMENT, "c360 score")
+    current = _latest_per_region(mart)
+    rows = current.select(
+        "region", "as_of_date", "segment", "customers", "clv_mean", "clv_total", "expected_purchases_total", "p_alive_mean", "reporting_currency",
+    ).collect()
+
+    def number(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    return {
+        "as_of": {r["region"]: str(r["as_of_date"]) for r in rows},
+        "rows": sorted(({
+            "region": r["region"], "segment": r["segment"], "customers": r["customers"], "clv_mean": number(r["clv_mean"]),
+            "clv_total": number(r["clv_total"]), "expected_purchases_total": number(r["expected_purchases_total"]),
+            "p_alive_mean": number(r["p_alive_mean"]), "currency": r["reporting_currency"],
+        } for r in rows), key=lambda r: (r["region"], r["segment"])),
+    }
 
 
 def _identity(ctx: RunContext) -> dict[str, Any]:
@@ -176,6 +219,7 @@ def report_data(ctx: RunContext) -> dict[str, Any]:
         "segments": _segments(ctx),
         "rfm": _rfm(ctx),
         "churn": _churn(ctx),
+        "clv": _clv(ctx),
         "identity": _identity(ctx),
         "revenue": _revenue(ctx),
         "quality": _quality(ctx),
@@ -190,6 +234,9 @@ CHARTS = (
     ("rfm", "rfm", "RFM distribution", "customers per recency, frequency and monetary score (1-5)"),
     ("churn-histogram", "churn", "Churn score distribution", "customers per churn-score tenth, latest scoring, per region"),
     ("churn-lift", "churn", "Lift curve (champion, validation)", "cumulative lift by score decile on the champion's validation set"),
+    ("churn-calibration", "churn", "Calibration (champion)",
+     "observed churn rate against mean predicted probability per probability bin; the dashed diagonal is perfect calibration"),
+    ("clv-by-segment", "clv", "Customer lifetime value by segment", "mean lifetime value per buyer of each segment, latest scoring, per region"),
     ("identity-clusters", "identity", "Identity cluster sizes", "customers by the number of source records resolved to them"),
     ("revenue", "revenue", "Net revenue by region and month", "net revenue in the reporting currency"),
     ("quality", "quality", "Data quality", "checks of each table's latest run: passed, failed warnings, failed errors"),
@@ -276,6 +323,36 @@ _SCRIPT = r"""
     legend(fig, series.map(s => s.name));
     return marks;
   }
+  // reliability: points (x, y) in [0, 1] x [0, 1], one line per series, the diagonal y = x dashed
+  function reliability(fig, series, xLabel, yLabel) {
+    const P = H - M.t - M.b, RW = M.l + P + M.r;
+    const svg = el('svg', {viewBox: `0 0 ${RW} ${H}`, role: 'img', style: 'max-width:420px'});
+    fig.appendChild(svg);
+    const px = v => M.l + P * Math.min(1, Math.max(0, v)), py = v => H - M.b - P * Math.min(1, Math.max(0, v));
+    el('line', {x1: px(0), y1: py(0), x2: px(1), y2: py(0), stroke: '#9aa3af'}, svg);
+    el('line', {x1: px(0), y1: py(0), x2: px(0), y2: py(1), stroke: '#9aa3af'}, svg);
+    el('line', {x1: px(0), y1: py(0), x2: px(1), y2: py(1), stroke: '#9aa3af', 'stroke-dasharray': '4 4'}, svg);
+    for (let i = 0; i <= 4; i++) {
+      el('text', {x: M.l - 6, y: py(i / 4) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#5a6473'}, svg).textContent = fmt(i / 4);
+      el('text', {x: px(i / 4), y: H - M.b + 14, 'text-anchor': 'middle', 'font-size': 11, fill: '#5a6473'}, svg).textContent = fmt(i / 4);
+    }
+    el('text', {x: M.l, y: 11, 'font-size': 11, fill: '#5a6473'}, svg).textContent = yLabel;
+    el('text', {x: px(0.5), y: H - M.b + 32, 'text-anchor': 'middle', 'font-size': 11, fill: '#5a6473'}, svg).textContent = xLabel;
+    let marks = 0;
+    series.forEach((s, j) => {
+      const pts = s.points.filter(p => p.x !== null && p.y !== null);
+      if (!pts.length) return;
+      const color = COLORS[j % COLORS.length];
+      el('path', {d: 'M' + pts.map(p => px(p.x) + ',' + py(p.y)).join('L'), fill: 'none', stroke: color, 'stroke-width': 2}, svg);
+      pts.forEach(p => {
+        const c = el('circle', {cx: px(p.x), cy: py(p.y), r: 3, fill: color}, svg);
+        el('title', {}, c).textContent = `${s.name} ${p.label}: predicted ${p.x}, observed ${p.y} (${p.rows} rows)`;
+        marks++;
+      });
+    });
+    legend(fig, series.map(s => s.name));
+    return marks;
+  }
   function unique(xs) { return [...new Set(xs)]; }
   function byRegion(rows, key, cats, value) {
     return unique(rows.map(r => r.region)).map(region => ({name: region, values: cats.map(c => { const r = rows.find(x => x.region === region && x[key] === c); return r ? r[value] : 0; })}));
@@ -287,6 +364,10 @@ _SCRIPT = r"""
     'churn-histogram': d => { const cats = [...Array(10).keys()]; return bars(this_fig, cats.map(b => (b / 10).toFixed(1) + '-' + ((b + 1) / 10).toFixed(1)), byRegion(d.histogram, 'bin', cats, 'customers'), 'customers'); },
     'churn-lift': d => { const regions = Object.keys(d.lift); if (!regions.length) return 0; const xs = d.lift[regions[0]].map(r => 'decile ' + r.bin);
                          return lines(this_fig, xs, regions.map(r => ({name: r, values: d.lift[r].map(x => x.cumulative_lift)})), 'cumulative lift'); },
+    'churn-calibration': d => { const regions = Object.keys(d.calibration || {}).sort(); if (!regions.length) return 0;
+                                return reliability(this_fig, regions.map(r => ({name: r, points: d.calibration[r].bins.map(b => ({label: b.bin, x: b.mean_predicted, y: b.observed_rate, rows: b.rows}))})), 'mean predicted probability', 'observed churn rate'); },
+    'clv-by-segment': d => { const cats = unique(d.rows.map(r => r.segment)); const currency = unique(d.rows.map(r => r.currency)).join('/');
+                             return bars(this_fig, cats, byRegion(d.rows, 'segment', cats, 'clv_mean'), 'mean CLV (' + currency + ')'); },
     'identity-clusters': d => { const cats = unique(d.rows.map(r => r.records)).sort((a, b) => a - b); return bars(this_fig, cats.map(c => c >= d.cap ? c + '+' : String(c)), byRegion(d.rows, 'records', cats, 'customers'), 'customers'); },
     'revenue': d => { const xs = unique(d.rows.map(r => r.month)).sort(); return lines(this_fig, xs, unique(d.rows.map(r => r.region)).map(region => ({name: region, values: xs.map(m => { const r = d.rows.find(x => x.region === region && x.month === m); return r ? r.net_revenue : null; })})), 'net revenue'); },
     'quality': d => { const cats = d.rows.map(r => r.table); return bars(this_fig, cats, [{name: 'passed', values: d.rows.map(r => r.passed)}, {name: 'warnings', values: d.rows.map(r => r.warnings)}, {name: 'errors', values: d.rows.map(r => r.errors)}], 'checks'); },
@@ -321,23 +402,50 @@ def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _details(data: dict[str, Any], section: str) -> str:
-    """Tables under a chart: segment profiles, failing checks, missing lift curves."""
+def _caption(data: dict[str, Any], chart_id: str, section: str) -> str:
+    """What a chart's caption adds from the data: each region's calibration method and Brier score."""
+    part = data.get(section) or {}
+    if chart_id != "churn-calibration" or part.get("missing"):
+        return ""
+    notes = []
+    for region, calibration in sorted((part.get("calibration") or {}).items()):
+        brier = calibration.get("brier")
+        brier_text = f"{brier:.4f}" if isinstance(brier, (int, float)) else "n/a"
+        notes.append(f"{region}: {calibration.get('method')} calibration, Brier score {brier_text} "
+                     f"({'held out' if calibration.get('held_out') else 'in-sample'})")
+    return "; ".join(notes)
+
+
+def _details(data: dict[str, Any], chart_id: str, section: str) -> str:
+    """Tables and notes under a chart: segment profiles, lifetime value per segment, failing checks,
+    missing lift curves and calibration tables."""
     part = data.get(section) or {}
     if part.get("missing"):
         return ""
-    if section == "segments":
+    if chart_id == "segment-sizes":
         return _table_html(
             ["region", "segment", "customers", "share of revenue", "distinguishing features"],
             [[r["region"], r["segment"], r["customers"],
               "" if r["share_of_revenue"] is None else f"{r['share_of_revenue']:.0%}", ", ".join(r["distinguishing_features"])]
              for r in part["rows"]],
         )
-    if section == "quality" and part.get("failing"):
+    if chart_id == "clv-by-segment":
+        def amount(value: float | None, spec: str) -> str:
+            return "" if value is None else format(value, spec)
+
+        return _table_html(
+            ["region", "as of", "segment", "customers", "mean CLV", "total CLV", "expected purchases", "mean P(alive)", "currency"],
+            [[r["region"], part["as_of"].get(r["region"], ""), r["segment"], r["customers"], amount(r["clv_mean"], ",.2f"),
+              amount(r["clv_total"], ",.2f"), amount(r["expected_purchases_total"], ",.1f"), amount(r["p_alive_mean"], ".3f"), r["currency"]]
+             for r in part["rows"]],
+        )
+    if chart_id == "quality" and part.get("failing"):
         return _table_html(["table", "check", "severity", "region", "message"],
                            [[r["table"], r["check"], r["severity"], r["region"], r["message"]] for r in part["failing"]])
-    if section == "churn" and part.get("lift_missing"):
+    if chart_id == "churn-lift" and part.get("lift_missing"):
         return "".join(f'<p class="missing">{_esc(m)}</p>' for m in part["lift_missing"].values())
+    if chart_id == "churn-calibration" and part.get("calibration_missing"):
+        return "".join(f'<p class="missing">{_esc(m)}</p>' for m in part["calibration_missing"].values())
     return ""
 
 
@@ -358,17 +466,16 @@ def render_html(data: dict[str, Any]) -> str:
     # the data can close the script element or open a comment
     payload = json.dumps(_finite(data), default=str, sort_keys=True, allow_nan=False).replace("<", "\\u003c")
     sections = []
-    done = set()
     for chart_id, section, title, caption in CHARTS:
         missing = (data.get(section) or {}).get("missing")
         body = (f'<p class="missing">{_esc(missing)}</p>' if missing else "")
+        note = _caption(data, chart_id, section)
         sections.append(
             f'<section><h2>{_esc(title)}</h2><figure class="chart" id="{chart_id}" data-section="{section}">'
-            f"<figcaption>{_esc(caption)}</figcaption>{body}</figure>"
-            + ("" if section in done else _details(data, section))
+            f"<figcaption>{_esc(caption)}{'. ' + _esc(note) if note else ''}</figcaption>{body}</figure>"
+            + _details(data, chart_id, section)
             + "</section>"
         )
-        done.add(section)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{_esc(data['title'])}</title><style>{_STYLE}</style></head><body>"

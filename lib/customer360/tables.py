@@ -143,6 +143,14 @@ CHURN_SCORES = _table(
     "gold.churn_scores", written_by="ml", keys=("customer_id", "as_of_date"), partition_by=("region", "as_of_date"),
     description="One row per customer and scoring date: churn probability and prediction of the champion model.",
 )
+CUSTOMER_CLV = _table(
+    "gold.customer_clv", written_by="ml", keys=("customer_id", "as_of_date"), partition_by=("region", "as_of_date"),
+    description="One row per buyer and scoring date: BG/NBD expected purchases and P(alive), Gamma-Gamma spend, lifetime value.",
+)
+CLV_BY_SEGMENT = _table(
+    "gold.finance_clv_by_segment", written_by="ml", keys=("as_of_date", "segment"), partition_by=("region", "as_of_date"),
+    description="Finance mart: customers, lifetime value and expected purchases per segment, region and scoring date.",
+)
 SEGMENT_PROFILES = _table(
     "gold.segment_profiles", written_by="ml", keys=("region", "model_name", "model_version", "segment_id"),
     description="One row per segment of each trained segmentation model: size, revenue share, feature means.",

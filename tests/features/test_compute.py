@@ -359,7 +359,7 @@ def test_web_features_sessions_pages_duration_days_and_conversion(spark):
 
 # --- support -----------------------------------------------------------------------------------
 
-def test_ticket_features_windows_recency_and_satisfaction(spark):
+def test_ticket_features_windows_recency_satisfaction_and_low_rated(spark):
     tickets = spark.createDataFrame(
         [
             ("t1", "r1", "s1", ts(2025, 3, 25), 4),  # first instant of 7d
@@ -373,15 +373,17 @@ def test_ticket_features_windows_recency_and_satisfaction(spark):
         TICKETS_SCHEMA,
     )
     got = ticket_features(tickets, as_of=AS_OF, windows=[7, 30]).select(
-        "region", "customer_id", "tickets_7d", "tickets_30d", "ticket_recency_days", "avg_satisfaction", "first_ticket_ts"
+        "region", "customer_id", "tickets_7d", "tickets_30d", "ticket_recency_days", "avg_satisfaction", "first_ticket_ts",
+        "low_rated_tickets_7d", "low_rated_tickets_30d",
     )
     expected = spark.createDataFrame(
         [
-            ("r1", "s1", 1, 3, 6, 11 / 3, ts(2025, 3, 1, 23, 59, 59)),  # (4 + 2 + 5) / 3 rated
-            ("r1", "s2", 0, 0, 80, None, ts(2025, 1, 10, 8)),
+            # (4 + 2 + 5) / 3 rated; rated 1 or 2: t3 (30d); t5's 1 is after the cut-off, t2 is unrated
+            ("r1", "s1", 1, 3, 6, 11 / 3, ts(2025, 3, 1, 23, 59, 59), 0, 1),
+            ("r1", "s2", 0, 0, 80, None, ts(2025, 1, 10, 8), 0, 0),
         ],
         "region string, customer_id string, tickets_7d bigint, tickets_30d bigint, ticket_recency_days int, "
-        "avg_satisfaction double, first_ticket_ts timestamp",
+        "avg_satisfaction double, first_ticket_ts timestamp, low_rated_tickets_7d bigint, low_rated_tickets_30d bigint",
     )
     assert_approx_df_equality(got, expected, 1e-4, ignore_nullable=True, ignore_row_order=True)
 
@@ -455,6 +457,34 @@ def test_customer_features_unconfigured_windows_are_null(spark, features):
         "active_days_180d bigint, tickets_180d bigint",
     )
     assert_approx_df_equality(got, expected, PRECISION, ignore_nullable=True, ignore_row_order=True)
+
+
+def test_customer_features_cadence_against_the_customers_own_pace(spark, features):
+    got = features.select(
+        "region", "customer_id", "overdue_ratio", "order_rate_ratio_30d", "order_rate_ratio_90d", "order_rate_ratio_180d",
+        "sessions_total", "session_rate_ratio_30d", "session_rate_ratio_180d", "orders_per_year",
+    )
+    expected = spark.createDataFrame(
+        [
+            # A1: 11 days since the last order, usual gap 64: 0.1719; 30d: (1 / 30) / (2 / 303 days of tenure)
+            ("ra", "A1", 11 / 64, 303 / 60, (2 / 90) / (2 / 303), None, 1, 10.1, None, 2 * 365 / 303),
+            # A2: tenure 21 days, shorter than either window: the window is the tenure, so the ratio is 1;
+            # orders per year over at least 30 days of tenure
+            ("ra", "A2", 5.0, 1.0, 1.0, None, 0, None, None, 2 * 365 / 30),
+            ("ra", "A3", None, 4.0, 120 / 90, None, 1, 0.0, None, 365 / 120),  # one order date: no usual gap
+            ("ra", "A4", None, None, None, None, 0, None, None, None),  # no orders, no sessions: null
+            ("ra", "A7", None, None, None, None, 0, None, None, None),
+            ("ra", "A8", None, 455 / 30, 455 / 90, None, 0, None, None, 365 / 455),
+            ("ra", "A9", 49 / 82, 0.0, (1 / 90) / (2 / 211), None, 0, None, None, 2 * 365 / 211),  # no order in 30 days: 0
+            ("rb", "B1", 1 / 135, (1 / 30) / (2 / 136), (1 / 90) / (2 / 136), 1.0, 1, 0.0, 1.0, 2 * 365 / 136),
+            ("rb", "B2", None, None, None, None, 0, None, None, None),
+            ("rb", "B3", None, 0.0, 303 / 90, 303 / 180, 0, None, None, 365 / 303),
+        ],
+        "region string, customer_id string, overdue_ratio double, order_rate_ratio_30d double, order_rate_ratio_90d double, "
+        "order_rate_ratio_180d double, sessions_total bigint, session_rate_ratio_30d double, session_rate_ratio_180d double, "
+        "orders_per_year double",
+    )
+    assert_approx_df_equality(got, expected, 1e-4, ignore_nullable=True, ignore_row_order=True)
 
 
 def test_customer_features_monetary_outlier_on_log_revenue_within_region(spark, features):

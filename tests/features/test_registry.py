@@ -13,13 +13,14 @@ from tests.features.conftest import REGION_WINDOWS
 
 NON_WINDOWED = [
     "recency_days", "orders_total", "net_revenue_total", "avg_order_value", "bulk_orders", "first_order_date",
-    "mean_interpurchase_days", "tenure_days", "rfm_recency_score", "rfm_frequency_score", "rfm_monetary_score",
-    "rfm_score", "top_category", "category_entropy", "ticket_recency_days", "avg_satisfaction",
-    "is_monetary_outlier", "is_cold_start",
+    "mean_interpurchase_days", "tenure_days", "orders_per_year", "overdue_ratio", "rfm_recency_score",
+    "rfm_frequency_score", "rfm_monetary_score", "rfm_score", "top_category", "category_entropy", "sessions_total",
+    "ticket_recency_days", "avg_satisfaction", "is_monetary_outlier", "is_cold_start",
 ]
 WINDOWED_STEMS = [
-    "frequency", "monetary", "frequency_trend", "monetary_trend", "sessions", "pages_per_session",
-    "avg_session_seconds", "active_days", "view_to_purchase", "tickets",
+    "frequency", "monetary", "frequency_trend", "monetary_trend", "order_rate_ratio", "session_rate_ratio", "sessions",
+    "sessions_trend", "pages_per_session", "avg_session_seconds", "active_days", "view_to_purchase", "tickets",
+    "low_rated_tickets",
 ]
 
 
@@ -33,14 +34,15 @@ def test_expand_names_windows_in_registry_order():
         "monetary_trend_7d", "monetary_trend_30d",
         "orders_total", "net_revenue_total", "avg_order_value", "bulk_orders", "first_order_date",
         "mean_interpurchase_days", "tenure_days",
+        "orders_per_year", "overdue_ratio", "order_rate_ratio_7d", "order_rate_ratio_30d", "session_rate_ratio_7d", "session_rate_ratio_30d",
         "rfm_recency_score", "rfm_frequency_score", "rfm_monetary_score", "rfm_score",
         "top_category", "category_entropy",
-        "sessions_7d", "sessions_30d",
+        "sessions_total", "sessions_7d", "sessions_30d", "sessions_trend_7d", "sessions_trend_30d",
         "pages_per_session_7d", "pages_per_session_30d",
         "avg_session_seconds_7d", "avg_session_seconds_30d",
         "active_days_7d", "active_days_30d",
         "view_to_purchase_7d", "view_to_purchase_30d",
-        "tickets_7d", "tickets_30d",
+        "tickets_7d", "tickets_30d", "low_rated_tickets_7d", "low_rated_tickets_30d",
         "ticket_recency_days", "avg_satisfaction", "is_monetary_outlier", "is_cold_start",
     ]
     by_name = {f.name: f for f in features}
@@ -60,7 +62,7 @@ def test_definitions_have_unique_names_and_descriptions():
     assert [d.name for d in DEFINITIONS if not d.description.strip()] == []
     assert [d.name for d in DEFINITIONS if d.windowed != ("{w}" in d.name)] == []
     expanded = [f.name for f in expand([7, 30, 90, 180])]
-    assert len(expanded) == len(set(expanded)) == 18 + 10 * 4
+    assert len(expanded) == len(set(expanded)) == 21 + 14 * 4
 
 
 def test_feature_set_version_is_stable_for_the_same_definitions_and_windows():
@@ -98,7 +100,7 @@ def test_feature_set_version_changes_with_windows_and_with_the_set():
 def test_registry_rows_shape(spark):
     rows = registry_rows("ra", [90, 30])
     version = feature_set_version(expand([30, 90]))
-    assert len(rows) == 18 + 10 * 2
+    assert len(rows) == 21 + 14 * 2
     assert {len(r) for r in rows} == {len(REGISTRY_SCHEMA.fields)}
     assert {(r[0], r[8]) for r in rows} == {(version, "ra")}
     by_name = {r[1]: r for r in rows}

@@ -1,31 +1,34 @@
-"""Churn: cutoffs, label windows to the microsecond (UTC), buyers only, cold start, class weights,
-the prior correction of a real fitted pipeline, the cost threshold, and the point-in-time guarantee
+"""Churn: label windows to the microsecond (UTC), buyers only, cold start, class weights, the
+candidate pipelines and baselines, the deployed (calibrated) pipeline, the cost threshold, and the point-in-time guarantee
 of features plus labels (later facts change neither the features at a cutoff nor, beyond the
 horizon, the labels)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import pyspark.sql.functions as F
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
-from pyspark.ml import PipelineModel, Transformer
-from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.ml.functions import vector_to_array
 
-from customer360.config import ChurnConfig, LogisticParams, load_config
+from customer360.config import ChurnConfig, ChurnCosts, ForestParams, GbtParams, LogisticParams, load_config
 from customer360.features.compute import customer_features
+from customer360.ml import calibration
 from customer360.ml.churn import (
+    PREFIX,
+    RAW_SCORE,
     ChurnError,
-    churn_probability,
-    cutoffs,
+    churn_scores,
     decision_threshold,
+    deployed,
     labelled,
     labelled_all,
     labels,
-    logistic_pipeline,
     missing_features,
+    model_pipeline,
+    raw_scores,
+    rule_model,
     trainable,
     with_class_weights,
 )
@@ -57,38 +60,6 @@ def churn_settings() -> ChurnConfig:
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
-
-
-# --- cutoffs -------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    ("step", "expected"),
-    [
-        (None, (date(2025, 1, 1), date(2025, 4, 1))),  # step = horizon: 2025-06-30 - 90 = 04-01, - 90 = 01-01
-        (120, (date(2024, 12, 2), date(2025, 4, 1))),  # 04-01 - 90 = 01-01, - 30 more = 2024-12-02
-    ],
-)
-def test_cutoffs_validation_ends_at_as_of_and_training_a_step_before(step, expected):
-    assert cutoffs(date(2025, 6, 30), horizon_days=90, step_days=step) == expected
-
-
-def test_cutoffs_across_a_leap_day():
-    # 2024-03-31 - 30 = 03-01; - 30 = 01-31 (February 2024 has 29 days)
-    assert cutoffs(date(2024, 3, 31), horizon_days=30, step_days=None) == (date(2024, 1, 31), date(2024, 3, 1))
-
-
-@pytest.mark.parametrize("step", [None, 90, 120])
-def test_cutoffs_training_outcomes_end_where_validation_features_begin(step):
-    # training labels look at (end of training, end of training + H]: that must end by the validation cutoff
-    training, validation = cutoffs(date(2025, 6, 30), horizon_days=90, step_days=step)
-    assert training + timedelta(days=90) <= validation
-
-
-def test_cutoffs_step_shorter_than_the_horizon_does_not_overlap_validation_outcomes():
-    # H = 90, step 30: training 2025-03-02, its labels use orders up to 2025-05-31, two months into
-    # validation's outcome window (2025-04-01, 2025-06-30]. Rejecting the step would do as well.
-    with pytest.raises(ChurnError, match=r"cutoff_step_days \(30\) is shorter than the churn horizon \(90 days\)"):
-        cutoffs(date(2025, 6, 30), horizon_days=90, step_days=30)
 
 
 # --- labels ---------------------------------------------------------------------------------------
@@ -184,13 +155,16 @@ def test_with_class_weights_needs_both_classes(spark, label):
         with_class_weights(df)
 
 
-def test_decision_threshold_from_costs(churn_settings):
-    # conf/ml.yaml: a false positive costs 1, a false negative 4: flag from p = 1 / 5
-    assert decision_threshold(churn_settings) == pytest.approx(0.2)
-    custom = ChurnConfig(features=("recency_days",), cost_false_positive=3.0, cost_false_negative=1.0)
-    p = decision_threshold(custom)
-    # at the threshold, acting and not acting cost the same: p * C_fn == (1 - p) * C_fp
-    assert (p, p * 1.0) == (pytest.approx(0.75), pytest.approx((1 - p) * 3.0))
+def test_decision_threshold_from_the_regions_cost_matrix():
+    # conf/base.yaml: offer 15, lost customer 120, an offer keeps half the churners: 15 / (0.5 * 120)
+    config = load_config("local", conf_dir=REPO / "conf")
+    assert decision_threshold(config.regions["us"].churn_costs) == pytest.approx(0.25)
+    costs = ChurnCosts(lost_customer=200.0, retention_offer=20.0, offer_success_rate=0.4)
+    p = decision_threshold(costs)
+    # at the threshold an offer's expected saving equals its cost: p * success * lost == offer
+    assert (p, p * 0.4 * 200.0) == (pytest.approx(0.25), pytest.approx(20.0))
+    # an offer dearer than what it can save: nobody is flagged (a churn probability never reaches 1.5)
+    assert decision_threshold(ChurnCosts(lost_customer=10.0, retention_offer=15.0)) == 1.0
 
 
 def test_missing_features_in_the_order_asked(spark):
@@ -198,62 +172,62 @@ def test_missing_features_in_the_order_asked(spark):
     assert (missing_features(df, ["a", "b", "c", "d"]), missing_features(df, ["c", "a"])) == (["b", "d"], [])
 
 
-# --- prior correction -----------------------------------------------------------------------------
+# --- candidate pipelines, baselines, the deployed pipeline ----------------------------------------
 
-class _FixedProbability(Transformer):
-    """Stands in for a fitted classifier: probability = [1 - p, p] from column p, with the helper
-    columns a churn pipeline leaves behind."""
-
-    def _transform(self, df):
-        return (
-            df.withColumn("_churn_features", F.lit(1.0))
-            .withColumn("churn_features", F.lit(1.0))
-            .withColumn("probability", array_to_vector(F.array(1.0 - F.col("p"), F.col("p"))))
-            .withColumn("rawPrediction", array_to_vector(F.array(-F.col("p"), F.col("p"))))
-            .withColumn("prediction", (F.col("p") > 0.5).cast("double"))
-        )
-
-
-def test_churn_probability_corrects_the_odds_by_the_prior_and_drops_helper_columns(spark):
-    # prior 0.25: odds x (0.25 / 0.75) = odds / 3. p 0.5 -> 1/3 / (4/3) = 0.25; p 0.8 -> (4/3) / (7/3) = 4/7;
-    # p 0.9 -> 3 / 4 = 0.75; p 0 -> 0; p 1 -> 1 (no division by zero)
-    df = spark.createDataFrame([("a", 0.5), ("b", 0.8), ("c", 0.9), ("d", 0.0), ("e", 1.0)], "customer_id string, p double")
-    got = churn_probability(PipelineModel(stages=[_FixedProbability()]), df, prior=0.25)
-    expected = spark.createDataFrame(
-        [("a", 0.5, 0.25), ("b", 0.8, 4 / 7), ("c", 0.9, 0.75), ("d", 0.0, 0.0), ("e", 1.0, 1.0)],
-        "customer_id string, p double, churn_score double",
-    )
-    assert_approx_df_equality(got, expected, PRECISION, ignore_nullable=True, ignore_row_order=True)
-
-
-def test_churn_probability_of_a_fitted_logistic_pipeline(spark, churn_settings):
-    rng = np.random.default_rng(12)
-    n = 24
-    names = list(churn_settings.features)
+def _random_customers(spark, names, *, n=60, seed=12):
+    rng = np.random.default_rng(seed)
     values = rng.gamma(2.0, 20.0, size=(n, len(names)))
     recency = rng.uniform(0, 200, n)
     values[:, names.index("recency_days")] = recency
-    churned = (recency + rng.normal(0, 60, n) > 120).astype(float)  # noisy: 7 churners of 24
+    churned = (recency + rng.normal(0, 60, n) > 120).astype(float)
     rows = []
     for i in range(n):
         feats = [None if (name == "ticket_recency_days" and i % 3 == 0) else float(v) for name, v in zip(names, values[i])]
         rows.append(("ra", f"c{i:02d}", *feats, float(churned[i])))
-    df = spark.createDataFrame(rows, "region string, customer_id string, " + ", ".join(f"{f} double" for f in names) + ", label double")
-    weighted, prior = with_class_weights(df)
-    assert prior == pytest.approx(7 / 24)  # not 1/2, so the correction is not a no-op
-    # the configured features and pipeline; few iterations keep the fit quick
-    settings = churn_settings.model_copy(update={"logistic": LogisticParams(reg_param=0.01, elastic_net_param=0.0, max_iter=15)})
-    model = logistic_pipeline(settings).fit(weighted)
+    return spark.createDataFrame(rows, "region string, customer_id string, " + ", ".join(f"{f} double" for f in names) + ", label double")
 
-    scored = churn_probability(model, df, prior=prior)
-    assert scored.columns == [*df.columns, "churn_score"]  # no _churn_*, churn_features, probability, rawPrediction, prediction
-    raw = {r["customer_id"]: r["p"] for r in model.transform(df).select("customer_id", vector_to_array("probability")[1].alias("p")).collect()}
-    expected = spark.createDataFrame(
-        [(c, p * prior / (p * prior + (1 - p) * (1 - prior))) for c, p in raw.items()], "customer_id string, churn_score double"
-    )
-    assert_approx_df_equality(scored.select("customer_id", "churn_score"), expected, 1e-9, ignore_nullable=True, ignore_row_order=True)
-    # a real model's probabilities, strictly inside (0, 1), spread over both sides of 1/2
-    assert all(0.0 < p < 1.0 for p in raw.values()) and min(raw.values()) < 0.5 < max(raw.values())
+
+@pytest.mark.parametrize("name", ["gbt", "logistic", "random_forest"])
+def test_each_candidate_pipeline_fits_and_its_raw_score_ranks_like_its_probability(spark, churn_settings, name):
+    names = list(churn_settings.features)
+    df = _random_customers(spark, names)
+    weighted, _ = with_class_weights(df)
+    quick = {"gbt": GbtParams(max_iter=5), "logistic": LogisticParams(max_iter=15), "random_forest": ForestParams(num_trees=5)}[name]
+    model = model_pipeline(name, quick, names).fit(weighted)
+    raw = raw_scores(model, df)
+    assert raw.columns == ["region", "customer_id", "label", RAW_SCORE]
+    probability = model.transform(df).select("customer_id", vector_to_array(f"{PREFIX}probability")[1].alias("p"))
+    pairs = sorted((r["p"], r[RAW_SCORE]) for r in raw.join(probability, "customer_id").collect())
+    # the churn entry of rawPrediction orders customers exactly as the churn probability does
+    assert [x for _, x in pairs] == sorted(x for _, x in pairs)
+    assert len({x for _, x in pairs}) > 3  # a real spread, not a constant
+    # no column is called "prediction" before the calibrator: that name is the calibrated probability's
+    assert "prediction" not in model.transform(df).columns
+
+
+def test_a_baseline_rule_scores_recency_and_an_unknown_rule_is_refused(spark):
+    df = spark.createDataFrame([("ra", "a", 10, 1.0), ("ra", "b", None, 0.0)], "region string, customer_id string, recency_days int, label double")
+    got = raw_scores(rule_model("recency"), df)
+    expected = spark.createDataFrame([("ra", "a", 1.0, 10.0), ("ra", "b", 0.0, 0.0)], f"region string, customer_id string, label double, {RAW_SCORE} double")
+    assert_df_equality(got, expected, ignore_nullable=True, ignore_row_order=True)
+    with pytest.raises(ChurnError, match="unknown churn baseline 'tenure'"):
+        rule_model("tenure")
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_the_deployed_pipeline_gives_the_calibrated_probability_of_the_raw_score(spark, churn_settings, method):
+    names = list(churn_settings.features)
+    df = _random_customers(spark, names, n=80)
+    weighted, _ = with_class_weights(df)
+    model = model_pipeline("logistic", LogisticParams(max_iter=15), names).fit(weighted)
+    raw = raw_scores(model, df)
+    calibrator = calibration.fit(method, raw)
+    pipeline = deployed(model, calibrator)
+    got = churn_scores(pipeline, df)
+    assert got.columns == [*df.columns, "churn_score"]  # helper columns dropped
+    expected = calibration.apply(calibrator, raw).select("customer_id", "churn_score")
+    assert_approx_df_equality(got.select("customer_id", "churn_score"), expected, 1e-9, ignore_nullable=True, ignore_row_order=True)
+    assert got.where("churn_score < 0 OR churn_score > 1").count() == 0
 
 
 # --- point in time: features at the cutoff and labels after it ------------------------------------

@@ -221,29 +221,33 @@ def test_calibration_table_bin_labels_are_the_true_edges_for_any_bin_count(spark
 
 def test_expected_cost_confusion_counts_and_cost(spark):
     # threshold 0.5 (inclusive): 0.9 churner TP, 0.6 stayer FP, 0.5 churner TP, 0.2 churner FN, 0.1 and 0.3 stayers TN
-    # cost (1 FP * 1 + 1 FN * 4) / 6
+    # offer 10, lost customer 100, an offer keeps a churner half the time:
+    # 2 TP * (10 + 0.5 * 100) + 1 FP * 10 + 1 FN * 100 = 230, over 6 customers; flagging nobody: 3 churners lost
     df = scores(spark, [0.9, 0.6, 0.2, 0.1, 0.5, 0.3], [1, 0, 1, 0, 1, 0]).withColumnRenamed("score", "p")
-    got = expected_cost(df, probability="p", threshold=0.5, cost_fp=1.0, cost_fn=4.0)
+    got = expected_cost(df, probability="p", threshold=0.5, retention_offer=10.0, lost_customer=100.0, offer_success_rate=0.5)
     assert got == {
         "true_positives": 2, "false_positives": 1, "false_negatives": 1,
-        "precision": pytest.approx(2 / 3), "recall": pytest.approx(2 / 3), "cost_per_customer": pytest.approx(5 / 6),
+        "precision": pytest.approx(2 / 3), "recall": pytest.approx(2 / 3), "cost_per_customer": pytest.approx(230 / 6),
+        "cost_per_customer_flagging_nobody": pytest.approx(300 / 6),
     }
 
 
 def test_expected_cost_when_nobody_is_flagged(spark):
     # nobody flagged: every churner is a false negative, precision and recall 0 by convention
     df = scores(spark, [0.9, 0.6, 0.2], [1, 0, 1]).withColumnRenamed("score", "p")
-    got = expected_cost(df, probability="p", threshold=0.95, cost_fp=1.0, cost_fn=4.0)
+    got = expected_cost(df, probability="p", threshold=0.95, retention_offer=1.0, lost_customer=4.0)
     assert got == {
         "true_positives": 0, "false_positives": 0, "false_negatives": 2,
         "precision": 0.0, "recall": 0.0, "cost_per_customer": pytest.approx(8 / 3),
+        "cost_per_customer_flagging_nobody": pytest.approx(8 / 3),
     }
 
 
 def test_expected_cost_of_an_empty_frame_is_zero(spark):
     df = spark.createDataFrame([], "p double, label double")
-    assert expected_cost(df, probability="p", threshold=0.5, cost_fp=1.0, cost_fn=4.0) == {
+    assert expected_cost(df, probability="p", threshold=0.5, retention_offer=1.0, lost_customer=4.0) == {
         "true_positives": 0, "false_positives": 0, "false_negatives": 0, "precision": 0.0, "recall": 0.0, "cost_per_customer": 0.0,
+        "cost_per_customer_flagging_nobody": 0.0,
     }
 
 

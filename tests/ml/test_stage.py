@@ -43,6 +43,11 @@ def trained(scored_sample):
     return scored_sample
 
 
+def example_of(name: str):
+    uri = f"models:/{name}@champion"
+    return mlflow.models.Model.load(uri).load_input_example(mlflow.artifacts.download_artifacts(uri))
+
+
 def _client(ctx):
     return tracking.configure(ctx.config)
 
@@ -70,16 +75,43 @@ def test_first_run_trains_registers_and_promotes_both_models(trained):
     assert "ari_bootstrap_mean" in seg_run.data.metrics and "ari_previous_as_of" in seg_run.data.metrics
 
     churn_run = client.get_run(churn.run_id)
-    metrics = churn_run.data.metrics
-    for model in ("gbt", "logistic", "recency"):
-        assert 0.0 <= metrics[f"{model}.roc_auc"] <= 1.0 and metrics[f"{model}.rows"] == metrics["gbt.rows"]
-    assert 0.0 <= metrics["gbt.brier"] <= 1.0 and "recency.brier" not in metrics
-    assert churn_run.data.params["training_cutoff"] == "2026-01-01" and churn_run.data.params["validation_cutoff"] == "2026-04-01"
-    assert metrics["threshold"] == pytest.approx(1.0 / (1.0 + 4.0))
-    assert "us: churn c360_us_churn v1 (champion)" in "\n".join(result.lines)
-    # the model loads back from the registry and scores
+    metrics, params = churn_run.data.metrics, churn_run.data.params
+    # every candidate and the baseline back-tested on two folds (ML_FAST), a third tunes logistic's reg_param
+    means = {name: metrics[f"backtest.{name}.roc_auc"] for name in ("gbt", "logistic", "random_forest", "recency")}
+    assert all(0.0 <= v <= 1.0 for v in means.values())
+    assert json.loads(params["validation_cutoffs"]) == ["2026-04-01", "2026-01-01"]
+    # the deployed candidate is the best by mean, and it is a model only when it beats the baseline
+    best = max(means, key=means.get)
+    assert params["deployed"] == best and metrics["backtest.mean"] == means[best]
+    # refit on the newest labelled window: features as of T - H, outcomes up to T
+    assert params["training_cutoff"] == "2026-04-01" and params["calibration"] in ("platt", "isotonic")
+    assert metrics["threshold"] == pytest.approx(15.0 / (0.5 * 120.0))  # conf/base.yaml churn_costs
+    table = tracking.load_json(churn.run_id, "backtest.json")
+    assert sorted({(r["fold"], r["reported"]) for r in table}) == [(0, True), (1, True), (2, False)]
+    # 2 reported folds x (gbt, logistic at 2 reg_params, random_forest, recency); the third fold only tunes logistic
+    assert len(table) == 2 * 5 + 2 and {r["candidate"] for r in table if not r["reported"]} == {"logistic"}
+    assert sum(r["selected"] for r in table) == 2 * 4
+    reliability = tracking.load_json(churn.run_id, "calibration.json")
+    assert reliability["held_out"] is True and reliability["method"] == params["calibration"]
+    assert sum(b["rows"] for b in reliability["bins"]) == metrics["newest_fold.rows"]
+    text = "\n".join(result.lines)
+    assert "us: churn back-test over 2 folds (H 90 d, roc auc; tuning on the next older fold):" in text
+    assert re.search(r"^    recency \(baseline\) +0\.\d{3}   0\.\d{3} 0\.\d{3}", text, re.M)
+    assert "registered c360_us_churn v1 (champion)" in text
+    # the model loads back from the registry: the deployed pipeline ends in its calibrator
     model = mlflow.spark.load_model("models:/c360_us_churn@champion")
-    assert model.stages[-1].__class__.__name__ == "GBTClassificationModel"
+    calibrators = {"platt": "GeneralizedLinearRegressionModel", "isotonic": "IsotonicRegressionModel"}
+    assert model.stages[-1].__class__.__name__ == calibrators[params["calibration"]]
+    # both registered models carry a signature (Unity Catalog requires one) and an input example
+    features = json.loads(params["features"])
+    for name, inputs in (("c360_us_churn", features), ("c360_us_segmentation", [f.name for f in ctx.config.ml.segmentation.features])):
+        info = mlflow.models.get_model_info(f"models:/{name}@champion")
+        assert info.signature.inputs.input_names() == inputs and info.signature.outputs.input_names() == ["prediction"]
+        example = example_of(name)
+        assert list(example.columns) == inputs and len(example) == 1
+    # the example's prediction is the model's: a probability for churn
+    scored = mlflow.pyfunc.load_model("models:/c360_us_churn@champion").predict(example_of("c360_us_churn"))
+    assert len(scored) == 1 and 0.0 <= float(list(scored)[0]) <= 1.0
 
 
 def test_no_raw_contact_detail_or_customer_id_reaches_mlflow(trained, tmp_path):
@@ -213,3 +245,41 @@ def test_too_little_data_is_reported_per_region(trained, spark):
     assert len(result.errors) == 1
     assert result.errors[0].startswith("us: training failed: region us: only ")
     assert "40 segments need at least 400" in result.errors[0]
+
+
+def test_lifetime_value_of_the_profiled_buyers_and_its_finance_mart(trained):
+    from customer360.ml import clv
+
+    _, _, ctx, result = trained
+    lh = ctx.lakehouse
+    value = lh.read(tables.CUSTOMER_CLV).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
+    scores = lh.read(tables.CHURN_SCORES).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
+    features = lh.read(tables.CUSTOMER_FEATURES).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
+    # exactly the scored (profiled) customers with an order by the as-of date
+    buyers = scores.join(features.where("orders_total > 0").select("customer_id"), "customer_id").select("customer_id")
+    assert sorted(r[0] for r in value.select("customer_id").collect()) == sorted(r[0] for r in buyers.collect())
+    assert value.where("p_alive < 0 OR p_alive > 1 OR clv < 0 OR expected_purchases < 0").count() == 0
+    assert {tuple(r) for r in value.select("horizon_days", "reporting_currency").distinct().collect()} == {(365, "EUR")}
+    # the values are the logged models' formulas on each customer's history
+    client = _client(ctx)
+    runs = client.search_runs(
+        [tracking.experiment_id(ctx.config, "clv")], "tags.region = 'us' AND params.as_of = '2026-06-30'", order_by=["attributes.start_time DESC"]
+    )
+    m = runs[0].data.metrics
+    bg = clv.BgNbdParams(m["bgnbd.r"], m["bgnbd.alpha"], m["bgnbd.a"], m["bgnbd.b"], m["bgnbd.log_likelihood"], m["bgnbd.n"])
+    gg = clv.GammaGammaParams(m["gamma_gamma.p"], m["gamma_gamma.q"], m["gamma_gamma.v"], m["gamma_gamma.log_likelihood"], m["gamma_gamma.n"])
+    rows = value.orderBy("customer_id").limit(25).toPandas()
+    expected = clv.lifetime_value(bg, gg, rows["frequency"], rows["recency_days"], rows["age_days"], rows["monetary_value"],
+                                  horizon_days=365, discount_rate_annual=0.10)
+    assert list(rows["clv"]) == pytest.approx(list(expected), rel=1e-9)
+    # customer_360 carries them; the finance mart adds up to the table per segment
+    c360 = lh.read(tables.CUSTOMER_360).where("region = 'us'")
+    joined = c360.join(value.select("customer_id", F.col("clv").alias("v")), "customer_id", "left")
+    assert joined.where("NOT (clv <=> v)").count() == 0
+    mart = lh.read(tables.CLV_BY_SEGMENT).where("region = 'us' AND as_of_date = DATE'2026-06-30'")
+    totals = mart.agg(F.sum("customers"), F.sum("clv_total")).first()
+    assert totals[0] == value.count()
+    assert totals[1] == pytest.approx(value.agg(F.sum("clv")).first()[0], abs=0.01 * mart.count())
+    segments = {r[0] for r in lh.read(tables.CUSTOMER_SEGMENTS).where("region = 'us'").select("segment").distinct().collect()}
+    assert {r[0] for r in mart.select("segment").collect()} <= segments
+    assert any(line.startswith("us: lifetime value of ") for line in result.lines)

@@ -40,7 +40,10 @@ from customer360.config.loading import (
     resolve_root,
 )
 from customer360.config.ml import (
+    BacktestConfig,
     ChurnConfig,
+    ClvConfig,
+    ForestParams,
     GbtParams,
     LogisticParams,
     MlConfig,
@@ -53,10 +56,14 @@ from customer360.config.ml import (
 )
 from customer360.config.monitoring import FairnessConfig, MonitoringConfig
 from customer360.config.quality import QualityCheckConfig, QualityConfig
-from customer360.config.regions import PostcodeRule, RegionConfig, SegmentCountBounds
+from customer360.config.regions import ChurnCosts, PostcodeRule, RegionConfig, SegmentCountBounds
 from customer360.config.sources import CANONICAL_ATTRIBUTES, IngestConfig, SampleDataConfig, SourceMapping
 
 __all__ = [
+    "BacktestConfig",
+    "ChurnCosts",
+    "ClvConfig",
+    "ForestParams",
     "BLOCKING_ATTRIBUTES",
     "CANONICAL_ATTRIBUTES",
     "CONF_DIR_ENV",

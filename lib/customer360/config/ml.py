@@ -78,7 +78,25 @@ class SegmentationConfig(FrozenModel):
         return self
 
 
-class GbtParams(FrozenModel):
+class TunableParams(FrozenModel):
+    """A model's parameters plus ``tune``: parameter -> values tried inside each back-test fold's
+    training window (the grid is their product; the fold's next older fold picks the point)."""
+
+    tune: dict[str, tuple[float, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tune_names_parameters(self) -> TunableParams:
+        names = set(type(self).model_fields) - {"tune"}
+        unknown = sorted(set(self.tune) - names)
+        if unknown:
+            raise ValueError(f"tune: {unknown} are not parameters of this model (known: {sorted(names)})")
+        empty = sorted(k for k, v in self.tune.items() if not v)
+        if empty:
+            raise ValueError(f"tune: {empty} need at least one value")
+        return self
+
+
+class GbtParams(TunableParams):
     max_iter: int = Field(default=150, ge=1)
     max_depth: int = Field(default=2, ge=1, le=30)
     step_size: float = Field(default=0.1, gt=0, le=1)
@@ -87,30 +105,73 @@ class GbtParams(FrozenModel):
     seed: int = 42
 
 
-class LogisticParams(FrozenModel):
+class LogisticParams(TunableParams):
     reg_param: float = Field(default=0.01, ge=0)
     elastic_net_param: float = Field(default=0.0, ge=0, le=1)
     max_iter: int = Field(default=100, ge=1)
 
 
+class ForestParams(TunableParams):
+    num_trees: int = Field(default=100, ge=1)
+    max_depth: int = Field(default=5, ge=1, le=30)
+    min_instances_per_node: int = Field(default=10, ge=1)
+    subsampling_rate: float = Field(default=0.8, gt=0, le=1)
+    feature_subset_strategy: Literal["auto", "all", "sqrt", "log2", "onethird"] = "sqrt"
+    seed: int = 42
+
+
+class BacktestConfig(FrozenModel):
+    #: time-ordered validation cut-offs (rolling origin): T - H, T - H - step, ... (T the as-of date, H the horizon)
+    folds: int = Field(default=3, ge=1, le=12)
+    #: days between cut-offs; null = the horizon. At least the horizon: a training label never overlaps its fold's outcomes
+    step_days: int | None = Field(default=None, ge=1)
+    #: candidate fits run at once (threads of one Spark application); small fits are bound by job scheduling
+    parallelism: int = Field(default=2, ge=1, le=16)
+
+
+CHURN_MODELS = ("gbt", "logistic", "random_forest")
+CHURN_BASELINES = ("recency",)
+
+
 class ChurnConfig(FrozenModel):
-    cutoff_step_days: int | None = Field(default=None, ge=1)
     features: tuple[str, ...] = Field(min_length=1)
+    #: the metric the back-test ranks candidates by (averaged over the folds)
+    primary_metric: Literal["roc_auc", "pr_auc", "top_decile_lift"] = "roc_auc"
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    #: MLlib models competing for deployment
+    candidates: tuple[Literal["gbt", "logistic", "random_forest"], ...] = Field(default=CHURN_MODELS, min_length=1)
+    #: rules a model must beat; when none does, the best baseline is deployed (calibrated like a model)
+    baselines: tuple[Literal["recency"], ...] = Field(default=CHURN_BASELINES, min_length=1)
     gbt: GbtParams = Field(default_factory=GbtParams)
     logistic: LogisticParams = Field(default_factory=LogisticParams)
-    cost_false_positive: float = Field(default=1.0, gt=0)
-    cost_false_negative: float = Field(default=4.0, gt=0)
-    min_auc_improvement: float = Field(default=0.005, ge=0)
+    random_forest: ForestParams = Field(default_factory=ForestParams)
+    #: calibration methods tried; the one with the lowest Brier score on a later fold than it was fitted on is used
+    calibration: tuple[Literal["platt", "isotonic"], ...] = Field(default=("platt", "isotonic"), min_length=1)
+    #: a new model becomes champion only when its back-tested primary metric beats the champion's by more than this
+    min_improvement: float = Field(default=0.005, ge=0)
 
-    @field_validator("features")
+    @field_validator("features", "candidates", "baselines", "calibration")
     @classmethod
     def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if len(set(value)) != len(value):
-            raise ValueError(f"a feature is listed twice in {list(value)}")
+            raise ValueError(f"an entry is listed twice in {list(value)}")
         return value
+
+
+class ClvConfig(FrozenModel):
+    """Customer lifetime value: BG/NBD (purchases, P(alive)) and Gamma-Gamma (spend per purchase),
+    fitted per region at each scoring date on the histories up to it."""
+
+    #: the CLV and expected-purchase horizon
+    horizon_days: int = Field(default=365, ge=1, le=3650)
+    #: yearly discount rate of future margin (cash flows discounted monthly)
+    discount_rate_annual: float = Field(default=0.10, ge=0, lt=1)
+    #: L2 penalty on the BG/NBD log-parameters (lifetimes' penalizer_coef); 0 = plain maximum likelihood
+    penalizer: float = Field(default=0.0, ge=0)
 
 
 class MlConfig(FrozenModel):
     retrain: Literal["if_missing", "always"] = "if_missing"
     segmentation: SegmentationConfig
     churn: ChurnConfig
+    clv: ClvConfig = Field(default_factory=ClvConfig)

@@ -21,6 +21,22 @@ class SegmentCountBounds(FrozenModel):
         return self
 
 
+class ChurnCosts(FrozenModel):
+    """The cost matrix behind a region's churn decision, in the reporting currency.
+
+    Flagging a customer costs a retention offer; an offer keeps a would-be churner with
+    ``offer_success_rate``; a churner who leaves costs ``lost_customer``. Flagging pays when
+    p * offer_success_rate * lost_customer > retention_offer."""
+
+    lost_customer: float = Field(gt=0)
+    retention_offer: float = Field(gt=0)
+    offer_success_rate: float = Field(default=1.0, gt=0, le=1)
+
+    def threshold(self) -> float:
+        """The churn probability from which an offer is worth its cost (above 1: nobody is flagged)."""
+        return self.retention_offer / (self.offer_success_rate * self.lost_customer)
+
+
 class PostcodeRule(FrozenModel):
     """How a region writes postcodes: upper-cased, punctuation and spaces removed, then these steps."""
 
@@ -55,6 +71,7 @@ class RegionConfig(FrozenModel):
     feature_windows_days: tuple[int, ...] = Field(min_length=1)
     segment_count: SegmentCountBounds
     churn_horizon_days: int = Field(ge=1)
+    churn_costs: ChurnCosts
     #: a visitor's web events further apart than this start a new session
     session_timeout_minutes: int = Field(default=30, ge=1)
     postcode: PostcodeRule = Field(default_factory=PostcodeRule)

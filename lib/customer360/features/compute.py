@@ -18,6 +18,8 @@ from customer360.facts.web_events import flag_bot_sessions, sessionize
 from customer360.features.registry import expand, feature_parameters, feature_set_version
 
 KEYS = ("region", "customer_id")
+#: a ticket rated at most this (1-5) ended badly for the customer
+LOW_SATISFACTION = 2
 
 
 def cutoff(as_of: date) -> datetime:
@@ -140,15 +142,17 @@ def web_features(
         F.max((F.col("event_type") == "product_view").cast("int")).alias("_viewed"),
         F.max((F.col("event_type") == "purchase").cast("int")).alias("_bought"),
     )
-    aggs: list[Column] = []
+    aggs: list[Column] = [F.count(F.lit(1)).alias("sessions_total")]
     day_aggs: list[Column] = [F.min("event_ts").alias("first_web_ts")]
     for w in sorted(set(windows)):
         start = _ts(cutoff(as_of) - timedelta(days=w))
         inside = F.col("_start") >= start
         n = F.count(F.when(inside, 1))
+        before = F.count(F.when((F.col("_start") >= _ts(cutoff(as_of) - timedelta(days=2 * w))) & ~inside, 1))
         viewed = F.sum(F.when(inside, F.col("_viewed")))
         aggs += [
             n.alias(f"sessions_{w}d"),
+            F.when(before > 0, F.round(n / before, 4)).alias(f"sessions_trend_{w}d"),
             F.when(n > 0, F.round(F.sum(F.when(inside, F.col("_pages"))) / n, 4)).alias(f"pages_per_session_{w}d"),
             F.round(F.avg(F.when(inside, F.col("_seconds"))), 2).alias(f"avg_session_seconds_{w}d"),
             F.when(viewed > 0, F.round(F.sum(F.when(inside, F.col("_viewed") * F.col("_bought"))) / viewed, 4)).alias(f"view_to_purchase_{w}d"),
@@ -167,13 +171,36 @@ def ticket_features(tickets: DataFrame, *, as_of: date, windows: Sequence[int]) 
         F.round(F.avg("satisfaction"), 4).alias("avg_satisfaction"),
     ]
     for w in sorted(set(windows)):
-        aggs.append(F.count(F.when(F.col("opened_at") >= _ts(end - timedelta(days=w)), 1)).alias(f"tickets_{w}d"))
+        inside = F.col("opened_at") >= _ts(end - timedelta(days=w))
+        aggs.append(F.count(F.when(inside, 1)).alias(f"tickets_{w}d"))
+        aggs.append(F.count(F.when(inside & (F.col("satisfaction") <= LOW_SATISFACTION), 1)).alias(f"low_rated_tickets_{w}d"))
     return (
         seen.groupBy(*KEYS)
         .agg(*aggs)
         .withColumn("ticket_recency_days", _since(as_of, "_last_ticket_ts"))
         .drop("_last_ticket_ts")
     )
+
+
+def with_cadence(df: DataFrame, windows: Sequence[int]) -> DataFrame:
+    """The customer's recent pace against their own: their order rate over their tenure
+    (``orders_per_year``, a tenure under 30 days counting as 30), time since the last order in
+    units of their usual gap (``overdue_ratio``), and each window's order and session rate over their rate across
+    their whole tenure (1 = as usual, 0 = stopped). Needs the totals, the window counts and
+    ``tenure_days``; a tenure shorter than the window counts as the window."""
+    df = df.withColumn(
+        "overdue_ratio",
+        F.when(F.col("mean_interpurchase_days") > 0, F.round(F.col("recency_days") / F.col("mean_interpurchase_days"), 4)),
+    ).withColumn(
+        "orders_per_year",
+        F.when(F.col("orders_total") > 0, F.round(F.col("orders_total") * 365.0 / F.greatest(F.col("tenure_days"), F.lit(30)), 4)),
+    )
+    for w in windows:
+        days = F.greatest(F.col("tenure_days"), F.lit(w)).cast("double")
+        for name, count, total in (("order", "frequency", "orders_total"), ("session", "sessions", "sessions_total")):
+            recent = F.col(f"{count}_{w}d") / w
+            df = df.withColumn(f"{name}_rate_ratio_{w}d", F.when(F.col(total) > 0, F.round(recent / (F.col(total) / days), 4)))
+    return df
 
 
 def _score(value: str, *, descending: bool = False) -> Column:
@@ -199,6 +226,14 @@ def with_rfm(df: DataFrame, *, frequency: Column, monetary: Column) -> DataFrame
     )
     code = F.concat(*[F.col(c).cast("string") for c in ("rfm_recency_score", "rfm_frequency_score", "rfm_monetary_score")])
     return df.withColumn("rfm_score", code).drop("_r", "_f", "_m")
+
+
+#: the windowed features: a region's windows it does not configure are null
+WINDOWED = (
+    "frequency", "monetary", "frequency_trend", "monetary_trend", "order_rate_ratio", "sessions", "sessions_trend",
+    "session_rate_ratio", "pages_per_session", "avg_session_seconds", "active_days", "view_to_purchase", "tickets",
+    "low_rated_tickets",
+)
 
 
 def customer_features(
@@ -239,12 +274,13 @@ def customer_features(
         .join(by_web, list(KEYS), "left")
         .join(by_tickets, list(KEYS), "left")
     )
-    counts = ["orders_total", "bulk_orders"] + [
-        f"{name}_{w}d" for w in windows for name in ("frequency", "sessions", "active_days", "tickets")
+    counts = ["orders_total", "bulk_orders", "sessions_total"] + [
+        f"{name}_{w}d" for w in windows for name in ("frequency", "sessions", "active_days", "tickets", "low_rated_tickets")
     ]
     df = df.fillna(0, subset=counts).fillna(0.0, subset=["net_revenue_total"] + [f"monetary_{w}d" for w in windows])
     first = F.least(*[F.col(c) for c in ("first_seen", "first_order_ts", "first_web_ts", "first_ticket_ts")])
     df = df.withColumn("tenure_days", F.datediff(F.lit(as_of), F.to_date(first)))
+    df = with_cadence(df, windows)
     cold = settings.cold_start
     df = df.withColumn(
         "is_cold_start", (F.col("orders_total") < cold.min_orders) | F.coalesce(F.col("tenure_days") < cold.min_tenure_days, F.lit(True))
@@ -262,8 +298,7 @@ def customer_features(
     for w in windows:
         without = [c for c, ws in region_windows.items() if w not in ws]
         if without:
-            for name in ("frequency", "monetary", "frequency_trend", "monetary_trend", "sessions", "pages_per_session",
-                         "avg_session_seconds", "active_days", "view_to_purchase", "tickets"):
+            for name in WINDOWED:
                 column = f"{name}_{w}d"
                 df = df.withColumn(column, F.when(~F.col("region").isin(*without), F.col(column)))
     versions = {

@@ -54,6 +54,11 @@ DEFINITIONS: tuple[FeatureDefinition, ...] = (
     FeatureDefinition("first_order_date", "orders", "date (UTC) of the first order", 1, "date"),
     FeatureDefinition("mean_interpurchase_days", "orders", "mean days between consecutive order dates; null with fewer than two order dates", 1, "double"),
     FeatureDefinition("tenure_days", "orders", "days from the customer's first record or activity to the as-of date", 1, "int"),
+    # cadence: the customer's recent pace against their own usual pace
+    FeatureDefinition("orders_per_year", "cadence", "orders per 365 days of tenure (a tenure under 30 days counts as 30); null without orders", 1, "double"),
+    FeatureDefinition("overdue_ratio", "cadence", "recency_days / mean_interpurchase_days: time since the last order in units of the customer's usual gap; null with fewer than two order dates", 1, "double"),
+    FeatureDefinition("order_rate_ratio_{w}d", "cadence", "orders per day in the {w} days up to the as-of date / orders per day over the tenure (at least {w} days); null without orders", 1, "double", True),
+    FeatureDefinition("session_rate_ratio_{w}d", "cadence", "web sessions per day in the {w} days up to the as-of date / sessions per day over the tenure (at least {w} days); null without sessions", 1, "double", True),
     # RFM quintiles within the region, over the region's longest window
     FeatureDefinition("rfm_recency_score", "rfm", "1-5 quintile of recency within the region (5 = most recent); null without orders", 1, "int"),
     FeatureDefinition("rfm_frequency_score", "rfm", "1-5 quintile of frequency over the region's longest window (5 = most orders)", 1, "int"),
@@ -63,13 +68,16 @@ DEFINITIONS: tuple[FeatureDefinition, ...] = (
     FeatureDefinition("top_category", "category", "product category with the highest net revenue (ties: alphabetical)", 1, "string"),
     FeatureDefinition("category_entropy", "category", "Shannon entropy (bits) of net revenue across categories; 0 = one category", 1, "double"),
     # web sessions (attributed, not bot-like)
+    FeatureDefinition("sessions_total", "web", "web sessions up to the as-of date", 1, "bigint"),
     FeatureDefinition("sessions_{w}d", "web", "web sessions started in the {w} days up to the as-of date", 1, "bigint", True),
+    FeatureDefinition("sessions_trend_{w}d", "trend", "web sessions in the last {w} days / sessions in the {w} days before; null when the earlier window has none", 1, "double", True),
     FeatureDefinition("pages_per_session_{w}d", "web", "page and product views per session in the {w}-day window; null without sessions", 1, "double", True),
     FeatureDefinition("avg_session_seconds_{w}d", "web", "mean session duration (first to last event) in the {w}-day window; null without sessions", 1, "double", True),
     FeatureDefinition("active_days_{w}d", "web", "distinct days with web activity in the {w}-day window", 1, "bigint", True),
     FeatureDefinition("view_to_purchase_{w}d", "web", "sessions with a product view and a purchase / sessions with a product view, {w}-day window", 1, "double", True),
     # support
     FeatureDefinition("tickets_{w}d", "support", "support tickets opened in the {w} days up to the as-of date", 1, "bigint", True),
+    FeatureDefinition("low_rated_tickets_{w}d", "support", "support tickets opened in the {w} days up to the as-of date and rated 1 or 2 (of 5) by the customer", 1, "bigint", True),
     FeatureDefinition("ticket_recency_days", "support", "days from the last ticket to the as-of date; null without tickets", 1, "int"),
     FeatureDefinition("avg_satisfaction", "support", "mean satisfaction (1-5) of rated tickets up to the as-of date", 1, "double"),
     # data quality
@@ -112,7 +120,7 @@ def feature_set_version(features: Sequence[Feature], parameters: Mapping[str, fl
 REGISTRY_SCHEMA, REGISTRY_COMMENTS = described_columns(
     ("feature_set_version", T.StringType(), False, "hash of the region's expanded feature definitions; gold rows carry it"),
     ("name", T.StringType(), False, "feature column name"),
-    ("family", T.StringType(), False, "orders, trend, rfm, category, web, support, outliers or coverage"),
+    ("family", T.StringType(), False, "orders, trend, cadence, rfm, category, web, support, outliers or coverage"),
     ("description", T.StringType(), False, "what the feature measures"),
     ("window_days", T.IntegerType(), True, "look-back window in days; null for features without one"),
     ("version", T.IntegerType(), False, "definition version; bumped when the computation changes"),

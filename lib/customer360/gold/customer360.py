@@ -19,6 +19,7 @@ CONSENT_COLUMNS = ("marketing_consent", "profiling_consent", "erasure_requested"
 ML_COLUMNS = {
     "segment": "string", "global_segment": "string", "segment_model_version": "string",
     "churn_score": "double", "churn_predicted": "boolean", "churn_cold_start": "boolean", "churn_model_version": "string",
+    "expected_purchases": "double", "p_alive": "double", "clv": "double",
 }
 
 BASE_COMMENTS = {
@@ -52,6 +53,9 @@ BASE_COMMENTS = {
     "churn_score": "probability of no order within the region's churn horizon after features_as_of; the cold-start score when churn_cold_start",
     "churn_predicted": "churn_score is at or above the cost-based decision threshold of the model",
     "churn_cold_start": "too little history for the model: churn_score is the observed churn rate of cold-start customers",
+    "expected_purchases": "BG/NBD expected purchase days over ml.clv.horizon_days after features_as_of (gold.customer_clv); null without orders",
+    "p_alive": "BG/NBD probability that the customer is still active as of features_as_of",
+    "clv": "lifetime value over ml.clv.horizon_days: expected purchases x Gamma-Gamma spend per purchase, discounted (reporting currency)",
     "churn_model_version": "registered churn model and version that scored the row (name/version)",
     "run_id": "pipeline run that wrote the row",
     "region": "region (partition)",
@@ -90,10 +94,10 @@ def customer_360(
     )
 
 
-def with_ml_columns(c360: DataFrame, segments: DataFrame | None, churn: DataFrame | None) -> DataFrame:
-    """Fill the ML columns from gold.customer_segments and gold.churn_scores rows of the same
-    as-of date as the features (``features_as_of``); customers without a score, and customers
-    whose ``profiling_consent`` is no longer true, stay null."""
+def with_ml_columns(c360: DataFrame, segments: DataFrame | None, churn: DataFrame | None, value: DataFrame | None = None) -> DataFrame:
+    """Fill the ML columns from gold.customer_segments, gold.churn_scores and gold.customer_clv
+    rows of the same as-of date as the features (``features_as_of``); customers without a score,
+    and customers whose ``profiling_consent`` is no longer true, stay null."""
     order = [*c360.columns, *[c for c in ML_COLUMNS if c not in c360.columns]]
     df = c360.drop(*ML_COLUMNS)
     if segments is not None:
@@ -111,6 +115,11 @@ def with_ml_columns(c360: DataFrame, segments: DataFrame | None, churn: DataFram
                 F.col("is_cold_start_score").alias("churn_cold_start"),
                 F.concat_ws("/", "model_name", "model_version").alias("churn_model_version"),
             ),
+            ["region", "customer_id", "features_as_of"], "left",
+        )
+    if value is not None:
+        df = df.join(
+            value.select("region", "customer_id", F.col("as_of_date").alias("features_as_of"), "expected_purchases", "p_alive", "clv"),
             ["region", "customer_id", "features_as_of"], "left",
         )
     allowed = F.coalesce(F.col("profiling_consent"), F.lit(False)) if "profiling_consent" in df.columns else F.lit(True)

@@ -12,8 +12,10 @@ from pyspark.sql import types as T
 from customer360.lakehouse import Lakehouse
 from customer360.tables import (
     CHURN_SCORES,
+    CLV_BY_SEGMENT,
     COHORT_RETENTION,
     CUSTOMER_360,
+    CUSTOMER_CLV,
     CUSTOMER_FEATURES,
     CUSTOMER_SEGMENTS,
     CUSTOMER_VALUE,
@@ -25,8 +27,8 @@ from customer360.tables import (
 
 #: the gold tables in the order of the document (what one row is: ``tables.TABLES[name].description``)
 GOLD_TABLES: tuple[str, ...] = (
-    CUSTOMER_360, CUSTOMER_FEATURES, FEATURE_REGISTRY, CUSTOMER_SEGMENTS, CHURN_SCORES, SEGMENT_PROFILES,
-    REVENUE_MONTHLY, COHORT_RETENTION, CUSTOMER_VALUE,
+    CUSTOMER_360, CUSTOMER_FEATURES, FEATURE_REGISTRY, CUSTOMER_SEGMENTS, CHURN_SCORES, CUSTOMER_CLV, SEGMENT_PROFILES,
+    REVENUE_MONTHLY, COHORT_RETENTION, CUSTOMER_VALUE, CLV_BY_SEGMENT,
 )
 
 

@@ -1,5 +1,6 @@
-"""Churn: labels from a cutoff, time-respecting training and validation sets, the GBT pipeline and
-its baselines (logistic regression, a recency rule), prior-corrected probabilities, cost threshold.
+"""Churn: labels from a cutoff, the candidate pipelines (MLlib gradient-boosted trees, logistic
+regression, random forest) and baseline rules as pipelines of one shape, the deployed pipeline
+(model + calibrator) and the cost threshold. ``ml/backtest.py`` decides which one is deployed.
 
 Churn at cutoff c (an as-of date) means no order in the region's horizon H after it: no
 ``ordered_at`` in (end of c, end of c + H days], UTC. Features are the gold features as of c, which
@@ -14,12 +15,12 @@ from datetime import date, timedelta
 
 import pyspark.sql.functions as F
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import GBTClassifier, LogisticRegression
-from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
+from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
+from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler, VectorSlicer
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 
-from customer360.config import ChurnConfig
+from customer360.config import ChurnCosts
 from customer360.errors import C360Error
 from customer360.features.compute import cutoff as end_of_day
 
@@ -27,24 +28,13 @@ LABEL = "label"
 WEIGHT = "_weight"
 VECTOR = "churn_features"
 PREFIX = "_churn_"
+RAW = f"{PREFIX}raw_prediction"
+RAW_VECTOR = f"{PREFIX}raw_vector"
+RAW_SCORE = "raw_score"
 
 
 class ChurnError(C360Error):
     """Churn training cannot run: too little history, one class only, or missing features."""
-
-
-def cutoffs(as_of: date, *, horizon_days: int, step_days: int | None) -> tuple[date, date]:
-    """(training cutoff, validation cutoff): validation outcomes end at ``as_of``; training's end
-    where validation's features begin, so no training label overlaps a validation outcome."""
-    step = step_days or horizon_days
-    if step < horizon_days:
-        raise ChurnError(
-            f"ml.churn.cutoff_step_days ({step}) is shorter than the churn horizon ({horizon_days} days): "
-            "training labels would overlap the validation outcomes"
-        )
-    validation = as_of - timedelta(days=horizon_days)
-    training = validation - timedelta(days=step)
-    return training, validation
 
 
 def labels(orders: DataFrame, *, at: date, horizon_days: int) -> DataFrame:
@@ -100,43 +90,80 @@ def with_class_weights(df: DataFrame) -> tuple[DataFrame, float]:
     return df.withColumn(WEIGHT, F.when(F.col(LABEL) == 1.0, w1).otherwise(w0)), pos / n
 
 
-def gbt_pipeline(settings: ChurnConfig) -> Pipeline:
-    g = settings.gbt
+def classifier(name: str, params) -> object:
+    """The MLlib estimator of a candidate with its parameters (``GbtParams``, ``LogisticParams``,
+    ``ForestParams``). Its prediction columns are renamed so the calibrator alone writes ``prediction``."""
+    common = {"featuresCol": VECTOR, "labelCol": LABEL, "weightCol": WEIGHT, "predictionCol": f"{PREFIX}class"}
+    return _estimator(name, params, common).setRawPredictionCol(RAW).setProbabilityCol(f"{PREFIX}probability")
+
+
+def _estimator(name: str, params, common: dict):
+    if name == "gbt":
+        return GBTClassifier(
+            **common, maxIter=params.max_iter, maxDepth=params.max_depth,
+            stepSize=params.step_size, subsamplingRate=params.subsampling_rate,
+            minInstancesPerNode=params.min_instances_per_node, seed=params.seed,
+        )
+    if name == "random_forest":
+        return RandomForestClassifier(
+            **common, numTrees=params.num_trees, maxDepth=params.max_depth,
+            minInstancesPerNode=params.min_instances_per_node, subsamplingRate=params.subsampling_rate,
+            featureSubsetStrategy=params.feature_subset_strategy, seed=params.seed,
+        )
+    if name == "logistic":
+        return LogisticRegression(
+            **{**common, "featuresCol": f"{PREFIX}scaled"},
+            regParam=params.reg_param, elasticNetParam=params.elastic_net_param, maxIter=params.max_iter,
+        )
+    raise ChurnError(f"unknown churn model {name!r}")
+
+
+def model_pipeline(name: str, params, features: Sequence[str]) -> Pipeline:
+    """Preparation, the classifier, and its churn margin as a one-element vector (``RAW_VECTOR``):
+    rawPrediction's churn entry, which orders customers as the probability does."""
+    scale = [StandardScaler(inputCol=VECTOR, outputCol=f"{PREFIX}scaled", withMean=True, withStd=True)] if name == "logistic" else []
     return Pipeline(stages=[
-        *preparation(settings.features),
-        GBTClassifier(
-            featuresCol=VECTOR, labelCol=LABEL, weightCol=WEIGHT, maxIter=g.max_iter, maxDepth=g.max_depth,
-            stepSize=g.step_size, subsamplingRate=g.subsampling_rate, minInstancesPerNode=g.min_instances_per_node, seed=g.seed,
-        ),
+        *preparation(features), *scale, classifier(name, params),
+        VectorSlicer(inputCol=RAW, outputCol=RAW_VECTOR, indices=[1]),
     ])
 
 
-def logistic_pipeline(settings: ChurnConfig) -> Pipeline:
-    lr = settings.logistic
-    return Pipeline(stages=[
-        *preparation(settings.features),
-        StandardScaler(inputCol=VECTOR, outputCol=f"{PREFIX}scaled", withMean=True, withStd=True),
-        LogisticRegression(
-            featuresCol=f"{PREFIX}scaled", labelCol=LABEL, weightCol=WEIGHT, regParam=lr.reg_param,
-            elasticNetParam=lr.elastic_net_param, maxIter=lr.max_iter,
-        ),
+#: a baseline rule -> its churn score (higher = more likely to churn), a Spark SQL expression over the features
+RULES = {"recency": "CAST(coalesce(recency_days, 0) AS double)"}
+
+
+def rule_model(name: str) -> PipelineModel:
+    """A baseline as a fitted pipeline with the same output as a model's (``RAW_VECTOR``)."""
+    if name not in RULES:
+        raise ChurnError(f"unknown churn baseline {name!r}")
+    return PipelineModel(stages=[
+        SQLTransformer(statement=f"SELECT *, {RULES[name]} AS {PREFIX}rule FROM __THIS__"),
+        VectorAssembler(inputCols=[f"{PREFIX}rule"], outputCol=RAW_VECTOR),
     ])
 
 
-def churn_probability(model: PipelineModel, df: DataFrame, *, prior: float, column: str = "churn_score") -> DataFrame:
-    """``df`` with the model's churn probability corrected for the balanced class weights.
-
-    A model trained with balanced weights estimates odds as if churn had a 50% rate; multiplying
-    the odds by prior / (1 - prior) (the training churn rate) gives a probability on the real scale."""
-    raw = vector_to_array(F.col("probability"))[1]
-    odds = raw / (1.0 - raw) * (prior / (1.0 - prior))
-    scored = model.transform(df).withColumn(column, F.when(raw >= 1.0, 1.0).otherwise(odds / (1.0 + odds)))
-    return scored.drop(*[c for c in scored.columns if c.startswith(PREFIX) or c in (VECTOR, "rawPrediction", "probability", "prediction")])
+def raw_scores(model: PipelineModel, df: DataFrame) -> DataFrame:
+    """``df``'s keys and label with the model's uncalibrated churn score ``RAW_SCORE`` (a margin or
+    a rule's value: it ranks customers, it is not a probability)."""
+    scored = model.transform(df).withColumn(RAW_SCORE, vector_to_array(F.col(RAW_VECTOR))[0])
+    return scored.select("region", "customer_id", *([LABEL] if LABEL in df.columns else []), RAW_SCORE)
 
 
-def decision_threshold(settings: ChurnConfig) -> float:
-    """Flag when the expected cost of doing nothing exceeds that of acting: p * C_fn > (1 - p) * C_fp."""
-    return settings.cost_false_positive / (settings.cost_false_positive + settings.cost_false_negative)
+def deployed(model: PipelineModel, calibrator: PipelineModel) -> PipelineModel:
+    """One pipeline: features in, calibrated churn probability out (column ``prediction``, what
+    MLflow's pyfunc flavour returns)."""
+    return PipelineModel(stages=[*model.stages, *calibrator.stages])
+
+
+def churn_scores(model: PipelineModel, df: DataFrame, *, column: str = "churn_score") -> DataFrame:
+    """``df`` with the deployed pipeline's calibrated churn probability as ``column``; helper columns dropped."""
+    scored = model.transform(df).withColumn(column, F.least(F.greatest(F.col("prediction").cast("double"), F.lit(0.0)), F.lit(1.0)))
+    return scored.drop(*[c for c in scored.columns if c.startswith(PREFIX) or c in (VECTOR, "prediction")])
+
+
+def decision_threshold(costs: ChurnCosts) -> float:
+    """Flag when the expected saving beats the offer: p * success * C_lost > C_offer (capped at 1: nobody)."""
+    return min(costs.threshold(), 1.0)
 
 
 def missing_features(df: DataFrame, features: Sequence[str]) -> list[str]:

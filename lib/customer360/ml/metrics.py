@@ -109,8 +109,14 @@ def calibration_table(df: DataFrame, *, probability: str, label: str = "label", 
     ]
 
 
-def expected_cost(df: DataFrame, *, probability: str, threshold: float, cost_fp: float, cost_fn: float, label: str = "label") -> dict[str, float]:
-    """Confusion counts at the threshold and the mean cost per customer."""
+def expected_cost(
+    df: DataFrame, *, probability: str, threshold: float, retention_offer: float, lost_customer: float,
+    offer_success_rate: float = 1.0, label: str = "label",
+) -> dict[str, float]:
+    """Confusion counts at the threshold and the mean cost per customer under the cost matrix: a
+    flagged customer costs the offer; a flagged churner is kept with ``offer_success_rate`` (else
+    lost too); an unflagged churner is lost; an unflagged stayer costs nothing. Also the cost of
+    flagging nobody, so the saving the threshold brings can be read off."""
     flagged = F.col(probability) >= threshold
     positive = F.col(label) == 1.0
     r = df.agg(
@@ -120,9 +126,11 @@ def expected_cost(df: DataFrame, *, probability: str, threshold: float, cost_fp:
         F.sum((~flagged & positive).cast("long")).alias("fn"),
     ).first()
     n, tp, fp, fn = (int(r[k] or 0) for k in ("n", "tp", "fp", "fn"))
+    cost = tp * (retention_offer + (1.0 - offer_success_rate) * lost_customer) + fp * retention_offer + fn * lost_customer
     return {
         "true_positives": tp, "false_positives": fp, "false_negatives": fn,
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
-        "cost_per_customer": (fp * cost_fp + fn * cost_fn) / n if n else 0.0,
+        "cost_per_customer": cost / n if n else 0.0,
+        "cost_per_customer_flagging_nobody": (tp + fn) * lost_customer / n if n else 0.0,
     }

@@ -14,12 +14,16 @@ Tables (partitioned by region; scores also by ``as_of_date``, replaced per regio
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import time
 from datetime import date, datetime, timedelta, timezone
 
 import pyspark.sql.functions as F
 from py4j.protocol import Py4JJavaError
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import SQLTransformer
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
@@ -30,13 +34,22 @@ from customer360.errors import C360Error
 from customer360.features.store import ensure_features, features_as_of, read_features, region_feature_set_version
 from customer360.gold.customer360 import with_ml_columns
 from customer360.lakehouse.core import described_columns, with_comments
+from customer360.ml import backtest, calibration, clv, tracking
 from customer360.ml import churn as churn_lib
-from customer360.ml import tracking
 from customer360.ml.metrics import binary_metrics, calibration_table, expected_cost, lift_table
 from customer360.ml.scoring import profiling_allowed, scoring_date
 from customer360.ml.segment_model import FIT_PARTITIONS, assign_segments, fit_segmentation
 from customer360.ml.segmentation import VECTOR, SegmentationError, SegmentInfo, rule_segment, silhouette
-from customer360.tables import CHURN_SCORES, CUSTOMER_360, CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_PROFILES, SILVER_ORDERS
+from customer360.tables import (
+    CHURN_SCORES,
+    CLV_BY_SEGMENT,
+    CUSTOMER_360,
+    CUSTOMER_CLV,
+    CUSTOMER_FEATURES,
+    CUSTOMER_SEGMENTS,
+    SEGMENT_PROFILES,
+    SILVER_ORDERS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +101,41 @@ SEGMENTS_SCHEMA_COMMENTS = {
     "as_of_date": "as-of date of the features scored (partition)",
 }
 
+CLV_COMMENTS = {
+    "customer_id": "stable customer id",
+    "frequency": "repeat purchase days up to as_of_date (distinct order days, UTC, minus one)",
+    "recency_days": "days from the first to the last order day",
+    "age_days": "days from the first order day to as_of_date (BG/NBD's T)",
+    "monetary_value": "mean net revenue of the repeat order days (reporting currency); 0 without repeat orders",
+    "expected_purchases": "BG/NBD expected purchase days in the horizon_days after as_of_date",
+    "p_alive": "BG/NBD probability that the customer is still active at as_of_date",
+    "expected_avg_order_value": "Gamma-Gamma expected net revenue per purchase day (shrunk towards the region's mean)",
+    "clv": "expected purchases x expected spend per purchase over horizon_days, discounted monthly at ml.clv.discount_rate_annual",
+    "horizon_days": "the CLV horizon (ml.clv.horizon_days)",
+    "reporting_currency": "currency of monetary_value, expected_avg_order_value and clv",
+    "scored_at": "scoring time, UTC",
+    "run_id": "pipeline run that scored the row",
+    "region": "region (partition)",
+    "as_of_date": "as-of date of the order histories (partition)",
+}
+
+CLV_BY_SEGMENT_COMMENTS = {
+    "segment": "segment of the customer at the same as-of date (gold.customer_segments)",
+    "customers": "buyers with a lifetime value",
+    "clv_total": "sum of their lifetime value over the horizon (reporting currency)",
+    "clv_mean": "mean lifetime value per buyer",
+    "expected_purchases_total": "expected purchase days over the horizon, summed",
+    "p_alive_mean": "mean probability of being still active",
+    "reporting_currency": "currency of the amounts",
+    "region": "region (partition)",
+    "as_of_date": "scoring date (partition)",
+}
+
 CHURN_COMMENTS = {
     "customer_id": "stable customer id",
-    "churn_score": "probability of no order within horizon_days after as_of_date (model probability corrected for the class weights); the cold-start score when is_cold_start_score",
-    "churn_predicted": "churn_score >= threshold",
-    "threshold": "decision threshold from the configured costs: cost_fp / (cost_fp + cost_fn)",
+    "churn_score": "probability of no order within horizon_days after as_of_date (the deployed model's score, calibrated on back-test folds); the cold-start score when is_cold_start_score",
+    "churn_predicted": "churn_score >= threshold: a retention offer is worth its cost",
+    "threshold": "decision threshold from the region's churn_costs: retention_offer / (offer_success_rate * lost_customer), at most 1",
     "is_cold_start_score": "the customer has too little history (is_cold_start): the score is the observed churn rate of cold-start customers at the model's validation cutoff, not a model output",
     "horizon_days": "churn horizon of the region",
     "model_name": "registered churn model (MLflow)",
@@ -155,10 +198,12 @@ def score(ctx: RunContext) -> StageResult:
 
 def training_dates(ctx: RunContext, region: str) -> list[date]:
     """The as-of dates a region's training reads features of: today, the stability date, the
-    churn training and validation cutoffs."""
+    churn back-test's cut-offs and the deployment's."""
     as_of = scoring_date(ctx, region)
     settings = ctx.config.ml
-    days = [as_of, *churn_lib.cutoffs(as_of, horizon_days=ctx.config.regions[region].churn_horizon_days, step_days=settings.churn.cutoff_step_days)]
+    horizon = ctx.config.regions[region].churn_horizon_days
+    folds = churn_folds(settings.churn, as_of, horizon)
+    days = [as_of, backtest.deployment_cutoff(as_of, horizon_days=horizon), *sorted({d for f in folds for d in (f.train_at, f.valid_at)})]
     if settings.segmentation.stability.previous_as_of_days:
         days.append(as_of - timedelta(days=settings.segmentation.stability.previous_as_of_days))
     return days
@@ -172,7 +217,7 @@ def _train_regions(ctx: RunContext, client, regions: list[str], result: StageRes
         try:
             _train_region(ctx, client, region, result)
             trained.append(region)
-        except (SegmentationError, churn_lib.ChurnError) as exc:
+        except (SegmentationError, churn_lib.ChurnError, backtest.BacktestError, calibration.CalibrationError) as exc:
             result.errors.append(f"{region}: training failed: {exc}")
     return trained
 
@@ -215,7 +260,8 @@ def _train_region(ctx: RunContext, client, region: str, result: StageResult) -> 
     fitted = fit_segmentation(
         current, settings=settings, k_min=bounds.min, k_max=bounds.max, region=region, previous=previous, earlier_features=earlier
     )
-    champion_silhouette = _champion_silhouette(ctx, seg_champion, current, settings.rules) if seg_champion else None
+    comparable = seg_champion is not None and not _stale(client, seg_champion, version)
+    champion_silhouette = _champion_silhouette(ctx, seg_champion, current, settings.rules) if comparable else None
     promote = champion_silhouette is None or fitted.silhouette > champion_silhouette + settings.min_silhouette_improvement
     mlflow.set_experiment(experiment_id=tracking.experiment_id(config, SEGMENTATION))
     with mlflow.start_run(run_name=f"{region} segmentation {as_of}"):
@@ -244,7 +290,10 @@ def _train_region(ctx: RunContext, client, region: str, result: StageResult) -> 
         tracking.log_json("segmentation.json", segment_map)
         tracking.log_json("profiles.json", fitted.profiles)
         mlflow.set_tags({"region": region, "feature_set_version": version, "promoted": str(promote).lower()})
-        model_version = tracking.log_spark_model(fitted.model, registered_name=seg_name)
+        # the registered model also answers in ``prediction`` (the cluster), the column MLflow's pyfunc returns
+        served = PipelineModel(stages=[*fitted.model.stages, SQLTransformer(statement="SELECT *, CAST(cluster AS double) AS prediction FROM __THIS__")])
+        example = tracking.typical_row(current, [f.name for f in settings.features])
+        model_version = tracking.log_spark_model(served, registered_name=seg_name, example=example, output=tracking.model_output(served, example))
     # profiles first: the next training reads the champion's segments from them
     _write_profiles(ctx, region, seg_name, model_version, fitted.profiles, as_of, promote)
     if promote:
@@ -265,6 +314,16 @@ def _train_region(ctx: RunContext, client, region: str, result: StageResult) -> 
     # ---- churn
     _train_churn(ctx, client, region, as_of, version, common_params, result)
     current.unpersist()
+
+
+def _stale(client, holder, version: str) -> bool:
+    """The champion was trained on another feature-set version: it cannot score today's features, so
+    it is not compared, it is replaced."""
+    trained_on = client.get_run(holder.run_id).data.tags.get("feature_set_version")
+    if trained_on != version:
+        log.warning("champion %s v%s was trained on features %s, not %s: the new model is promoted", holder.name, holder.version, trained_on, version)
+        return True
+    return False
 
 
 def _previous_segments(ctx: RunContext, region: str, name: str, champion) -> dict[int, SegmentInfo]:
@@ -311,92 +370,183 @@ def _write_profiles(ctx: RunContext, region: str, name: str, version: str, profi
 
 
 def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str, common_params: dict, result: StageResult) -> None:
+    """Back-test the candidates, refit the deployed one on the newest labelled window, calibrate it,
+    log everything to MLflow and register it (champion when it beats the champion's back-test)."""
     import mlflow
 
     config = ctx.config
     settings = config.ml.churn
     horizon = config.regions[region].churn_horizon_days
-    train_at, valid_at = churn_lib.cutoffs(as_of, horizon_days=horizon, step_days=settings.cutoff_step_days)
-    orders = ctx.lakehouse.read(SILVER_ORDERS).where(F.col("region") == region)
-    train_all = churn_lib.labelled(_profiled(ctx, region, train_at), orders, at=train_at, horizon_days=horizon)
-    valid_all = churn_lib.labelled(_profiled(ctx, region, valid_at), orders, at=valid_at, horizon_days=horizon).persist()
-    missing = churn_lib.missing_features(train_all, settings.features)
-    if missing:
-        raise churn_lib.ChurnError(f"region {region}: ml.churn.features names {missing}, which gold.customer_features lacks")
-    weighted, prior = churn_lib.with_class_weights(churn_lib.trainable(train_all))
-    # a fixed row order and partitioning: the seeded subsampling then picks the same rows every run
-    weighted = weighted.repartition(FIT_PARTITIONS, "customer_id").sortWithinPartitions("customer_id").persist()
-    valid = churn_lib.trainable(valid_all)
-    gbt = churn_lib.gbt_pipeline(settings).fit(weighted)
-    logistic = churn_lib.logistic_pipeline(settings).fit(weighted)
-    scored = churn_lib.churn_probability(gbt, valid, prior=prior).persist()
-    try:  # binary_metrics refuses a validation set without both classes
-        metrics = {
-            "gbt": binary_metrics(scored, score="churn_score"),
-            "logistic": binary_metrics(churn_lib.churn_probability(logistic, valid, prior=prior), score="churn_score"),
-            "recency": binary_metrics(valid.withColumn("_r", F.coalesce(F.col("recency_days").cast("double"), F.lit(0.0))), score="_r", probability=False),
-        }
-    except ValueError as exc:
-        raise churn_lib.ChurnError(f"region {region}: nothing to validate on at the cutoff {valid_at}: {exc}") from None
-    threshold = churn_lib.decision_threshold(settings)
-    costs = expected_cost(scored, probability="churn_score", threshold=threshold, cost_fp=settings.cost_false_positive, cost_fn=settings.cost_false_negative)
-    calibration = calibration_table(scored, probability="churn_score")
-    lift = lift_table(scored, score="churn_score")
-    cold = churn_lib.labelled_all(_profiled(ctx, region, valid_at), orders, at=valid_at, horizon_days=horizon)
-    cold_row = cold.where(F.coalesce(F.col("is_cold_start"), F.lit(True))).agg(F.avg(churn_lib.LABEL), F.count(F.lit(1))).first()
-    cold_score = float(cold_row[0]) if cold_row[0] is not None else prior
+    costs = config.regions[region].churn_costs
+    fold_list = churn_folds(settings, as_of, horizon)
+    data = _ChurnData(ctx, region, horizon, settings.features)
+    fitted: dict[tuple[int, backtest.Variant], object] = {}
+
+    def evaluate(fold: backtest.Fold, variant: backtest.Variant) -> backtest.Outcome:
+        started = time.perf_counter()
+        model, rows = data.fit(variant, settings, fold.train_at)
+        fitted[(fold.index, variant)] = model
+        try:  # binary_metrics refuses a validation set without both classes
+            metrics = binary_metrics(churn_lib.raw_scores(model, data.trainable(fold.valid_at)), score=churn_lib.RAW_SCORE, probability=False)
+        except ValueError as exc:
+            raise churn_lib.ChurnError(f"region {region}: nothing to validate on at the cutoff {fold.valid_at}: {exc}") from None
+        return backtest.Outcome(fold, variant, metrics, rows, time.perf_counter() - started)
+
+    def prepare(fold: backtest.Fold) -> None:  # cached once, before the fold's fits run side by side
+        data.trainable(fold.valid_at)
+        data.weighted(fold.train_at)
+
+    tested = backtest.run(settings, fold_list, evaluate, prepare=prepare, parallelism=settings.backtest.parallelism)
+    deployed = tested.deployed
+    reported = [f for f in fold_list if f.reported]
+    fold_scores = [
+        churn_lib.raw_scores(fitted[(f.index, v)], data.trainable(f.valid_at)).persist()
+        for f, v in zip(reported, tested.chosen[deployed.candidate])
+    ]
+    choice = calibration.choose(settings.calibration, fold_scores)
+    # what the deployed probabilities are worth, measured where the calibrator did not look: fitted
+    # on fold 1's scores, applied to fold 0's (with one fold, in-sample, and said so)
+    held_out = len(fold_scores) > 1
+    check = calibration.apply(calibration.fit(choice.method, fold_scores[1 if held_out else 0]), fold_scores[0]).persist()
+    threshold = churn_lib.decision_threshold(costs)
+    newest = binary_metrics(check, score="churn_score")
+    at_threshold = expected_cost(
+        check, probability="churn_score", threshold=threshold, retention_offer=costs.retention_offer,
+        lost_customer=costs.lost_customer, offer_success_rate=costs.offer_success_rate,
+    )
+    reliability = calibration_table(check, probability="churn_score")
+    lift = lift_table(check, score="churn_score")
+    # deployment: the chosen variant refitted on the newest labelled window, calibrated on fold 0
+    deploy_at = backtest.deployment_cutoff(as_of, horizon_days=horizon)
+    model, deploy_rows = data.fit(deployed, settings, deploy_at)
+    pipeline = churn_lib.deployed(model, calibration.fit(choice.method, fold_scores[0]))
+    cold_score = data.cold_start_rate(deploy_at)
 
     name = tracking.model_name(config, region, CHURN)
     holder = tracking.champion(client, name)
-    champion_auc = _champion_auc(holder, valid) if holder else None
-    gbt_auc = metrics["gbt"].roc_auc
-    promote = champion_auc is None or gbt_auc > champion_auc + settings.min_auc_improvement
-    train_counts = weighted.agg(F.count(F.lit(1)), F.sum(churn_lib.LABEL)).first()
+    mean = tested.means[deployed.candidate]
+    champion_mean = _champion_backtest(client, holder, settings.primary_metric, version, [f.valid_at for f in reported])
+    promote = champion_mean is None or mean > champion_mean + settings.min_improvement
     mlflow.set_experiment(experiment_id=tracking.experiment_id(config, CHURN))
     with mlflow.start_run(run_name=f"{region} churn {as_of}"):
         mlflow.log_params({
-            **common_params, "horizon_days": horizon, "training_cutoff": train_at.isoformat(), "validation_cutoff": valid_at.isoformat(),
-            "features": json.dumps(list(settings.features)), **{f"gbt.{k}": v for k, v in settings.gbt.model_dump().items()},
-            **{f"logistic.{k}": v for k, v in settings.logistic.model_dump().items()},
-            "cost_false_positive": settings.cost_false_positive, "cost_false_negative": settings.cost_false_negative,
+            **common_params, "horizon_days": horizon, "primary_metric": settings.primary_metric,
+            "backtest.folds": settings.backtest.folds, "backtest.step_days": settings.backtest.step_days or horizon,
+            "validation_cutoffs": json.dumps([f.valid_at.isoformat() for f in reported]),
+            "deployed": deployed.candidate, "deployed.params": json.dumps(dict(deployed.params)), "training_cutoff": deploy_at.isoformat(),
+            "calibration": choice.method, "features": json.dumps(list(settings.features)),
+            **{f"{n}.{k}": json.dumps(v) if isinstance(v, dict) else v for n in settings.candidates for k, v in getattr(settings, n).model_dump().items()},
+            **{f"costs.{k}": v for k, v in costs.model_dump().items()},
         })
         mlflow.log_metrics({
-            **{k: v for name_, m in metrics.items() for k, v in m.as_dict(f"{name_}.").items()},
-            "train_rows": int(train_counts[0]), "train_churners": int(train_counts[1] or 0), "train_churn_rate": prior,
-            "threshold": threshold, "cold_start_score": cold_score, **{f"at_threshold.{k}": float(v) for k, v in costs.items()},
-            **({"champion_roc_auc": champion_auc} if champion_auc is not None else {}),
+            **{f"backtest.{n}.{settings.primary_metric}": v for n, v in tested.means.items()},
+            "backtest.mean": mean, "train_rows": deploy_rows, "threshold": threshold, "cold_start_score": cold_score,
+            **newest.as_dict("newest_fold."), **{f"at_threshold.{k}": float(v) for k, v in at_threshold.items()},
+            **{f"calibration.{m}.held_out_brier": b for m, b in choice.held_out_brier.items()},
+            **({"champion_backtest_mean": champion_mean} if champion_mean is not None else {}),
         })
-        tracking.log_json("calibration.json", calibration)
-        tracking.log_json("lift.json", lift)  # the validation lift curve (c360 report draws it)
+        tracking.log_json("backtest.json", tested.table())
+        tracking.log_json("calibration.json", {"method": choice.method, "held_out": held_out, "brier": newest.brier, "bins": reliability})
+        tracking.log_json("lift.json", lift)  # the newest fold's lift curve (c360 report draws it)
         tracking.log_json("churn.json", {
-            "feature_set_version": version, "features": list(settings.features), "prior": prior, "threshold": threshold,
-            "cold_start_score": cold_score, "horizon_days": horizon, "training_cutoff": train_at, "validation_cutoff": valid_at,
-            "validation_roc_auc": gbt_auc,
+            "format": 2, "feature_set_version": version, "features": list(settings.features), "threshold": threshold,
+            "cold_start_score": cold_score, "horizon_days": horizon, "training_cutoff": deploy_at, "deployed": deployed.candidate,
+            "params": dict(deployed.params), "calibration": choice.method, "primary_metric": settings.primary_metric,
+            "backtest_mean": mean, "validation_cutoffs": [f.valid_at for f in reported],
         })
-        mlflow.set_tags({"region": region, "feature_set_version": version, "promoted": str(promote).lower()})
-        model_version = tracking.log_spark_model(gbt, registered_name=name)
+        mlflow.set_tags({"region": region, "feature_set_version": version, "promoted": str(promote).lower(), "deployed": deployed.candidate})
+        example = tracking.typical_row(data.trainable(deploy_at), list(settings.features))
+        model_version = tracking.log_spark_model(
+            pipeline, registered_name=name, example=example, output=tracking.model_output(pipeline, example)
+        )
     if promote:
         tracking.promote(client, name, model_version)
-    verdict = "champion" if promote else f"kept champion v{holder.version} (ROC AUC {champion_auc:.3f})"
-    g, lr, rec = metrics["gbt"], metrics["logistic"], metrics["recency"]
-    result.lines.append(
-        f"{region}: churn {name} v{model_version} ({verdict}): trained as of {train_at}, validated as of {valid_at} "
-        f"({g.rows:,} customers, {g.positives / g.rows:.0%} churned within {horizon} d); ROC AUC GBT {g.roc_auc:.3f} / "
-        f"logistic {lr.roc_auc:.3f} / recency rule {rec.roc_auc:.3f}; PR AUC {g.pr_auc:.3f}; top-decile lift {g.top_decile_lift:.2f}; "
-        f"Brier {g.brier:.3f}; threshold {threshold:.2f} (precision {costs['precision']:.2f}, recall {costs['recall']:.2f})"
-    )
-    result.metrics.append(Metric(region, "churn_validation_rows", g.rows, CHURN_SCORES))
-    for frame in (scored, weighted, valid_all):
+    verdict = "champion" if promote else f"kept champion v{holder.version} (back-tested {champion_mean:.3f})"
+    label = settings.primary_metric.replace("_", " ")
+    result.lines += [
+        f"{region}: churn back-test over {len(reported)} folds (H {horizon} d, {label}; tuning on the next older fold):",
+        *backtest.summary(tested),
+        f"  deployed {deployed.candidate} ({deployed.describe()}): {tested.reason}",
+        f"  refit as of {deploy_at} on {deploy_rows:,} customers (outcomes to {as_of}); calibration {choice.describe()}; "
+        f"newest fold calibrated: Brier {newest.brier:.3f}, top-decile lift {newest.top_decile_lift:.2f}",
+        f"  threshold {threshold:.2f} from costs (offer {costs.retention_offer:g}, lost customer {costs.lost_customer:g}, "
+        f"offer success {costs.offer_success_rate:.0%}): precision {at_threshold['precision']:.2f}, recall {at_threshold['recall']:.2f}, "
+        f"cost per customer {at_threshold['cost_per_customer']:.2f} vs {at_threshold['cost_per_customer_flagging_nobody']:.2f} flagging nobody",
+        f"  registered {name} v{model_version} ({verdict})",
+    ]
+    result.metrics.append(Metric(region, "churn_validation_rows", newest.rows, CHURN_SCORES))
+    for frame in (*fold_scores, check):
         frame.unpersist()
+    data.release()
 
 
-def _champion_auc(holder, valid: DataFrame) -> float | None:
-    meta = tracking.load_json(holder.run_id, "churn.json")
-    if churn_lib.missing_features(valid, meta["features"]):
-        log.warning("champion %s v%s needs features today's data lacks: the new model is promoted", holder.name, holder.version)
+def churn_folds(settings, as_of: date, horizon: int) -> list[backtest.Fold]:
+    return backtest.folds(
+        as_of, horizon_days=horizon, step_days=settings.backtest.step_days, count=settings.backtest.folds,
+        tuning=backtest.needs_tuning(settings),
+    )
+
+
+class _ChurnData:
+    """A region's labelled customers per cut-off, read once and kept while the back-test runs."""
+
+    def __init__(self, ctx: RunContext, region: str, horizon: int, features) -> None:
+        self.ctx, self.region, self.horizon, self.features = ctx, region, horizon, features
+        self.orders = ctx.lakehouse.read(SILVER_ORDERS).where(F.col("region") == region)
+        self._trainable: dict[date, DataFrame] = {}
+        self._weighted: dict[date, tuple[DataFrame, int]] = {}
+
+    def trainable(self, day: date) -> DataFrame:
+        """Buyers past cold start with profiling consent, labelled at ``day``."""
+        if day not in self._trainable:
+            labelled = churn_lib.labelled(_profiled(self.ctx, self.region, day), self.orders, at=day, horizon_days=self.horizon)
+            missing = churn_lib.missing_features(labelled, self.features)
+            if missing:
+                raise churn_lib.ChurnError(f"region {self.region}: ml.churn.features names {missing}, which gold.customer_features lacks")
+            self._trainable[day] = churn_lib.trainable(labelled).persist()
+        return self._trainable[day]
+
+    def fit(self, variant: backtest.Variant, settings, day: date):
+        """The variant fitted on the customers labelled at ``day`` (a baseline needs no fit); and their count."""
+        if variant.baseline:
+            return churn_lib.rule_model(variant.candidate), self.weighted(day)[1]
+        frame, rows = self.weighted(day)
+        return churn_lib.model_pipeline(variant.candidate, variant.settings(settings), self.features).fit(frame), rows
+
+    def weighted(self, day: date) -> tuple[DataFrame, int]:
+        if day not in self._weighted:
+            weighted, _ = churn_lib.with_class_weights(self.trainable(day))
+            # a fixed row order and partitioning: the seeded subsampling then picks the same rows every run
+            frame = weighted.repartition(FIT_PARTITIONS, "customer_id").sortWithinPartitions("customer_id").persist()
+            self._weighted[day] = (frame, frame.count())
+        return self._weighted[day]
+
+    def cold_start_rate(self, day: date) -> float:
+        """The observed churn rate of cold-start buyers at ``day``: their score (no model scores them)."""
+        cold = churn_lib.labelled_all(_profiled(self.ctx, self.region, day), self.orders, at=day, horizon_days=self.horizon)
+        row = cold.where(F.coalesce(F.col("is_cold_start"), F.lit(True))).agg(F.avg(churn_lib.LABEL)).first()
+        if row[0] is not None:
+            return float(row[0])
+        return float(self.trainable(day).agg(F.avg(churn_lib.LABEL)).first()[0])
+
+    def release(self) -> None:
+        for frame in [*self._trainable.values(), *(f for f, _ in self._weighted.values())]:
+            frame.unpersist()
+
+
+def _champion_backtest(client, holder, metric: str, version: str, cutoffs: list[date]) -> float | None:
+    """The champion's back-tested mean of ``metric`` when it was back-tested on the same cut-offs
+    (the same data: a retrain); None otherwise (no champion, other features, an older kind of
+    model, another metric, or other cut-offs: a champion cannot be back-tested on cut-offs whose
+    outcomes it was trained on, so the newer back-test decides)."""
+    if holder is None or _stale(client, holder, version):
         return None
-    model = tracking.load_spark_model(holder.name, holder.version)
-    return binary_metrics(churn_lib.churn_probability(model, valid, prior=meta["prior"]), score="churn_score").roc_auc
+    meta = tracking.load_json(holder.run_id, "churn.json")
+    same = meta.get("format") == 2 and meta.get("primary_metric") == metric and meta.get("validation_cutoffs") == [d.isoformat() for d in cutoffs]
+    if not same:
+        log.warning("champion %s v%s has no back-test of %s on the same cut-offs: the new model is promoted", holder.name, holder.version, metric)
+        return None
+    return float(meta["backtest_mean"])
 
 
 # --------------------------------------------------------------------------- scoring
@@ -435,8 +585,13 @@ def _score_region(ctx: RunContext, client, region: str, result: StageResult) -> 
     seg_rows = _write_scores(ctx, segments, CUSTOMER_SEGMENTS, SEGMENTS_SCHEMA_COMMENTS, region, as_of)
 
     cold = F.coalesce(F.col("is_cold_start"), F.lit(True))
+    if churn_meta.get("format") != 2:
+        raise ScoringError(
+            f"region {region}: {churn_holder.name} v{churn_holder.version} is an uncalibrated model of an older release: "
+            f"run `c360 train --region {region}`"
+        )
     model = tracking.load_spark_model(churn_holder.name, churn_holder.version)
-    by_model = churn_lib.churn_probability(model, current.where(~cold), prior=churn_meta["prior"]).select(
+    by_model = churn_lib.churn_scores(model, current.where(~cold)).select(
         "region", "customer_id", "churn_score", F.lit(False).alias("is_cold_start_score")
     )
     by_rule = current.where(cold).select("region", "customer_id", F.lit(float(churn_meta["cold_start_score"])).alias("churn_score"), F.lit(True).alias("is_cold_start_score"))
@@ -448,13 +603,15 @@ def _score_region(ctx: RunContext, client, region: str, result: StageResult) -> 
         *stamp, "region", F.lit(as_of).alias("as_of_date"),
     )
     churn_rows = _write_scores(ctx, churn, CHURN_SCORES, CHURN_COMMENTS, region, as_of)
+    value_line = _score_value(ctx, region, as_of, current, stamp, result)
 
     # customer_360 rows of this region and date get the new scores
     # (each row gets the scores of its own features_as_of: scoring another date leaves them alone)
     c360 = lakehouse.read(CUSTOMER_360).where(F.col("region") == region)
     mine = F.col("region") == region
+    value = lakehouse.read(CUSTOMER_CLV).where(mine) if lakehouse.exists(CUSTOMER_CLV) else None
     updated = with_ml_columns(
-        c360, lakehouse.read(CUSTOMER_SEGMENTS).where(mine), lakehouse.read(CHURN_SCORES).where(mine)
+        c360, lakehouse.read(CUSTOMER_SEGMENTS).where(mine), lakehouse.read(CHURN_SCORES).where(mine), value
     ).localCheckpoint(eager=True)
     date_filter = mine & (F.col("as_of_date") == F.lit(as_of))
     lakehouse.write(updated, CUSTOMER_360, partition_by=["region"], regions=[region], schema_mode="merge")
@@ -469,12 +626,62 @@ def _score_region(ctx: RunContext, client, region: str, result: StageResult) -> 
         f"{seg_rows:,} segmented, {churn_rows:,} churn scores ({summary['flagged'] or 0:,} above the threshold, "
         f"{summary['cold'] or 0:,} cold start, mean model score {summary['mean'] or 0:.3f}); {excluded:,} without profiling consent left out"
     )
+    if value_line:
+        result.lines.append(value_line)
     result.metrics += [
         Metric(region, "segmented", seg_rows, CUSTOMER_SEGMENTS),
         Metric(region, "churn_scored", churn_rows, CHURN_SCORES),
         Metric(region, "no_profiling_consent", excluded, CHURN_SCORES),
     ]
     current.unpersist()
+
+
+def _score_value(ctx: RunContext, region: str, as_of: date, current: DataFrame, stamp: list, result: StageResult) -> str | None:
+    """Lifetime value of the region's profiled buyers as of ``as_of``: BG/NBD and Gamma-Gamma fitted
+    on their histories up to it (parameters logged to MLflow), written to gold.customer_clv, and
+    the finance mart gold.finance_clv_by_segment. A region whose histories cannot be fitted is reported."""
+    import mlflow
+
+    settings = ctx.config.ml.clv
+    currency = ctx.config.finance.reporting_currency
+    orders = ctx.lakehouse.read(SILVER_ORDERS).where(F.col("region") == region).join(
+        current.select("region", "customer_id"), ["region", "customer_id"], "left_semi"
+    )
+    summary = clv.summary_from_orders(orders, as_of=as_of).persist()
+    try:
+        bgnbd, gg = clv.fit_summary(summary, penalizer=settings.penalizer)
+        scored = clv.score(summary, bgnbd, gg, horizon_days=settings.horizon_days, discount_rate_annual=settings.discount_rate_annual)
+    except clv.ClvError as exc:
+        result.errors.append(f"{region}: lifetime value not computed as of {as_of}: {exc}")
+        summary.unpersist()
+        return None
+    value = scored.select(
+        "customer_id", "frequency", F.col("recency").alias("recency_days"), F.col("T").alias("age_days"), "monetary_value",
+        "expected_purchases", "p_alive", "expected_avg_order_value", "clv", F.lit(settings.horizon_days).alias("horizon_days"),
+        F.lit(currency).alias("reporting_currency"), *stamp, "region", F.lit(as_of).alias("as_of_date"),
+    )
+    rows = _write_scores(ctx, value, CUSTOMER_CLV, CLV_COMMENTS, region, as_of)
+    mine = (F.col("region") == region) & (F.col("as_of_date") == F.lit(as_of))
+    mart = clv.by_segment(ctx.lakehouse.read(CUSTOMER_CLV).where(mine), ctx.lakehouse.read(CUSTOMER_SEGMENTS).where(mine))
+    _write_scores(ctx, mart.withColumn("reporting_currency", F.lit(currency)), CLV_BY_SEGMENT, CLV_BY_SEGMENT_COMMENTS, region, as_of)
+    totals = ctx.lakehouse.read(CUSTOMER_CLV).where(mine).agg(F.sum("clv"), F.avg("p_alive"), F.sum("expected_purchases")).first()
+    mlflow.set_experiment(experiment_id=tracking.experiment_id(ctx.config, "clv"))
+    with mlflow.start_run(run_name=f"{region} clv {as_of}"):
+        mlflow.log_params({"region": region, "as_of": as_of.isoformat(), "pipeline_run_id": ctx.run_id, **settings.model_dump()})
+        mlflow.log_metrics({
+            **{f"bgnbd.{k}": v for k, v in dataclasses.asdict(bgnbd).items()},
+            **{f"gamma_gamma.{k}": v for k, v in dataclasses.asdict(gg).items()},
+            "customers": rows, "clv_total": float(totals[0] or 0.0), "p_alive_mean": float(totals[1] or 0.0),
+        })
+        mlflow.set_tags({"region": region})
+    summary.unpersist()
+    result.metrics.append(Metric(region, "clv_scored", rows, CUSTOMER_CLV))
+    return (
+        f"{region}: lifetime value of {rows:,} buyers over {settings.horizon_days} d: {float(totals[0] or 0):,.0f} {currency} "
+        f"(mean P(alive) {float(totals[1] or 0):.2f}, {float(totals[2] or 0):,.0f} expected purchases); "
+        f"BG/NBD r {bgnbd.r:.3f} alpha {bgnbd.alpha:.1f} d, a {bgnbd.a:.3f} b {bgnbd.b:.3f}; "
+        f"Gamma-Gamma p {gg.p:.2f} q {gg.q:.2f} v {gg.v:.1f} (mean spend {gg.population_mean:,.2f} {currency})"
+    )
 
 
 def _write_scores(ctx: RunContext, df: DataFrame, name: str, comments: dict[str, str], region: str, as_of: date) -> int:

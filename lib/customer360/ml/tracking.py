@@ -111,14 +111,38 @@ def load_json(run_id: str, name: str) -> Any:
     return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
 
 
-def log_spark_model(model, *, registered_name: str) -> str:
-    """Log a Spark ``PipelineModel`` to the active run and register it; returns the new version."""
+def typical_row(df, columns) -> Any:
+    """One made-up input row for a model's signature and example: each column's approximate
+    median over ``df`` (an aggregate, so no customer's own values reach MLflow), as a double: the
+    models cast every input to double, and a double column can carry the nulls an integer one
+    (``ticket_recency_days`` of a customer without tickets) cannot in MLflow's schema."""
+    import pyspark.sql.functions as F
+
+    return df.agg(*[F.percentile_approx(F.col(c).cast("double"), 0.5).alias(c) for c in columns]).toPandas().astype("float64")
+
+
+def model_output(model, example) -> Any:
+    """What a Spark model gives for a pandas ``example``: its ``prediction`` column (pyfunc's output)."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    return model.transform(spark.createDataFrame(example)).select("prediction").toPandas()
+
+
+def log_spark_model(model, *, registered_name: str, example=None, output=None) -> str:
+    """Log a Spark ``PipelineModel`` to the active run and register it; returns the new version.
+
+    ``example`` (a pandas frame of model inputs, see ``typical_row``) and ``output`` (what the
+    model gives for it) become the model's signature and input example, which Unity Catalog
+    requires to register a model and serving uses to check requests."""
     import mlflow.spark
+    from mlflow.models import infer_signature
 
     import pyspark
 
+    signature = infer_signature(example, output) if example is not None else None
     info = mlflow.spark.log_model(
-        model, "model", registered_model_name=registered_name,
+        model, "model", registered_model_name=registered_name, signature=signature, input_example=example,
         # requirements given, not inferred: inference would start a Python subprocess per model
         pip_requirements=[f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"],
     )

@@ -1,7 +1,7 @@
 """The monitoring stage (after ml): consent enforcement on the score tables, drift, segment shift,
 realized churn and the fairness audit, per region, as of the region's scoring date.
 
-* **Consent.** Rows of ``gold.customer_segments`` and ``gold.churn_scores`` (every date) of
+* **Consent.** Rows of ``gold.customer_segments``, ``gold.churn_scores`` and ``gold.customer_clv`` (every date) of
   customers whose ``profiling_consent`` is no longer true are deleted.
 * **Drift** (``ops.drift_metrics``): PSI of every numeric feature of ``gold.customer_features``
   against the latest earlier as-of date in the table, and of the churn scores against the
@@ -38,6 +38,7 @@ from customer360.tables import (
     ALERTS,
     CHURN_SCORES,
     CUSTOMER_360,
+    CUSTOMER_CLV,
     CUSTOMER_FEATURES,
     CUSTOMER_SEGMENTS,
     DRIFT_METRICS,
@@ -86,7 +87,7 @@ def _dates(df: DataFrame, region: str) -> list[date]:
 def _enforce_consent(ctx: RunContext, region: str, allowed: DataFrame) -> int:
     """Delete score rows of customers who may no longer be profiled; returns rows deleted."""
     deleted = 0
-    for table in (CUSTOMER_SEGMENTS, CHURN_SCORES):
+    for table in (CUSTOMER_SEGMENTS, CHURN_SCORES, CUSTOMER_CLV):
         if not ctx.lakehouse.exists(table):
             continue
         scored = ctx.lakehouse.read(table).where(F.col("region") == region).select("customer_id").distinct()
