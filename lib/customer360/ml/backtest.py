@@ -90,8 +90,14 @@ def variants(churn: ChurnConfig) -> list[Variant]:
     return out + [Variant(name, baseline=True) for name in churn.baselines]
 
 
+def tuned(churn: ChurnConfig) -> set[str]:
+    """The candidates with more than one grid point: the ones a fold tunes on the next older fold."""
+    names = [v.candidate for v in variants(churn)]
+    return {name for name in names if names.count(name) > 1}
+
+
 def needs_tuning(churn: ChurnConfig) -> bool:
-    return any(len([v for v in variants(churn) if v.candidate == name]) > 1 for name in churn.candidates)
+    return bool(tuned(churn))
 
 
 @dataclass(frozen=True)
@@ -188,10 +194,9 @@ def decide(churn: ChurnConfig, fold_list: Sequence[Fold], outcomes: Sequence[Out
 def needed(churn: ChurnConfig, fold: Fold) -> list[Variant]:
     """The variants a fold evaluates: all on a reported fold; on the unreported, oldest one only
     the grid points of candidates that tune (nothing else reads it)."""
-    every = variants(churn)
     if fold.reported:
-        return every
-    return [v for v in every if sum(1 for w in every if w.candidate == v.candidate) > 1]
+        return variants(churn)
+    return [v for v in variants(churn) if v.candidate in tuned(churn)]
 
 
 def run(

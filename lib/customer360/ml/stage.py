@@ -169,7 +169,7 @@ def _needs_training(ctx: RunContext, client, region: str) -> bool:
     current = region_feature_set_version(ctx, region)
     for kind in (SEGMENTATION, CHURN):
         holder = tracking.champion(client, tracking.model_name(ctx.config, region, kind))
-        if holder is None or client.get_run(holder.run_id).data.tags.get("feature_set_version") != current:
+        if holder is None or _trained_on(client, holder) != current:
             return True
     return False
 
@@ -316,10 +316,15 @@ def _train_region(ctx: RunContext, client, region: str, result: StageResult) -> 
     current.unpersist()
 
 
+def _trained_on(client, holder) -> str | None:
+    """The feature-set version a registered model was trained on (its run's tag)."""
+    return client.get_run(holder.run_id).data.tags.get("feature_set_version")
+
+
 def _stale(client, holder, version: str) -> bool:
     """The champion was trained on another feature-set version: it cannot score today's features, so
     it is not compared, it is replaced."""
-    trained_on = client.get_run(holder.run_id).data.tags.get("feature_set_version")
+    trained_on = _trained_on(client, holder)
     if trained_on != version:
         log.warning("champion %s v%s was trained on features %s, not %s: the new model is promoted", holder.name, holder.version, trained_on, version)
         return True
@@ -662,9 +667,10 @@ def _score_value(ctx: RunContext, region: str, as_of: date, current: DataFrame, 
     )
     rows = _write_scores(ctx, value, CUSTOMER_CLV, CLV_COMMENTS, region, as_of)
     mine = (F.col("region") == region) & (F.col("as_of_date") == F.lit(as_of))
-    mart = clv.by_segment(ctx.lakehouse.read(CUSTOMER_CLV).where(mine), ctx.lakehouse.read(CUSTOMER_SEGMENTS).where(mine))
+    written = ctx.lakehouse.read(CUSTOMER_CLV).where(mine)
+    mart = clv.by_segment(written, ctx.lakehouse.read(CUSTOMER_SEGMENTS).where(mine))
     _write_scores(ctx, mart.withColumn("reporting_currency", F.lit(currency)), CLV_BY_SEGMENT, CLV_BY_SEGMENT_COMMENTS, region, as_of)
-    totals = ctx.lakehouse.read(CUSTOMER_CLV).where(mine).agg(F.sum("clv"), F.avg("p_alive"), F.sum("expected_purchases")).first()
+    totals = written.agg(F.sum("clv"), F.avg("p_alive"), F.sum("expected_purchases")).first()
     mlflow.set_experiment(experiment_id=tracking.experiment_id(ctx.config, "clv"))
     with mlflow.start_run(run_name=f"{region} clv {as_of}"):
         mlflow.log_params({"region": region, "as_of": as_of.isoformat(), "pipeline_run_id": ctx.run_id, **settings.model_dump()})
