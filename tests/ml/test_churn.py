@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.ml.functions import vector_to_array
 
@@ -165,6 +166,18 @@ def test_decision_threshold_from_the_regions_cost_matrix():
     assert (p, p * 0.4 * 200.0) == (pytest.approx(0.25), pytest.approx(20.0))
     # an offer dearer than what it can save: nobody is flagged (a churn probability never reaches 1.5)
     assert decision_threshold(ChurnCosts(lost_customer=10.0, retention_offer=15.0)) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [({"lost_customer": 0.0, "retention_offer": 15.0}, "lost_customer"),
+     ({"lost_customer": 120.0, "retention_offer": -1.0}, "retention_offer"),
+     ({"lost_customer": 120.0, "retention_offer": 15.0, "offer_success_rate": 1.5}, "offer_success_rate"),
+     ({"lost_customer": 120.0, "retention_offer": 15.0, "offer_success_rate": 0.0}, "offer_success_rate")],
+)
+def test_a_cost_matrix_out_of_range_is_refused(values, field):
+    with pytest.raises(ValidationError, match=field):
+        ChurnCosts(**values)
 
 
 def test_missing_features_in_the_order_asked(spark):
