@@ -33,6 +33,14 @@ INSTALL_REQUIRES = [
     # generated code (the TCLIService package PyHive ships; PyHive is also a Python client of it)
     "thrift==0.25.0",
     "PyHive==0.7.0",
+    # the concordance index of the time-to-churn model (ml/survival.py); the tests also compare the
+    # Weibull AFT fit with its WeibullAFTFitter. autograd is its gradient library (pinned to the
+    # release tested with numpy 2.4); the rest are its own requirements, pinned as installed
+    "lifelines==0.30.0",
+    "autograd==1.9.1",
+    "autograd-gamma==0.5.0",
+    "formulaic==1.2.2",
+    "interface-meta==2.0.1",
 ]
 
 EXTRAS_REQUIRE = {
@@ -48,10 +56,8 @@ EXTRAS_REQUIRE = {
         # an independent implementation the ML metric tests compare with
         "scikit-learn==1.9.1",
         # the reference implementation of BG/NBD and Gamma-Gamma that tests/ml/test_clv.py compares
-        # ml/clv.py with (also the CDNOW data it ships); autograd is its gradient library, pinned to
-        # the release tested with numpy 2.4
+        # ml/clv.py with (also the CDNOW data it ships); its autograd is pinned above
         "lifetimes==0.11.3",
-        "autograd==1.9.1",
         # PyHive's SASL PLAIN login, as the tests of c360 sql-server connect (beeline is the JDBC client)
         "thrift-sasl==0.4.3",
         "pure-sasl==0.6.2",
