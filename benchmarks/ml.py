@@ -99,7 +99,7 @@ def _evaluate(ctx, config, regions, truth_dir) -> dict:
             "churn_model_version": str(holder.version),
             "deployed": params.get("deployed"), "deployed_params": params.get("deployed.params"), "calibration": params.get("calibration"),
             "validation_cutoffs": params.get("validation_cutoffs"),
-            **{k: round(v, 4) for k, v in metrics.items() if k.split(".")[0] in ("backtest", "newest_fold", "at_threshold", "calibration") or k in ("train_rows", "cold_start_score", "threshold")},
+            **{k: round(v, 4) for k, v in metrics.items() if k.split(".")[0] in ("backtest", "newest_fold", "at_threshold", "calibration", "survival") or k in ("train_rows", "cold_start_score", "threshold")},
             "segmentation_model_version": str(seg.version),
             **{f"segmentation.{k}": round(v, 4) for k, v in seg_metrics.items() if not k.startswith("candidate")},
         }

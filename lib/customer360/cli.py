@@ -103,6 +103,7 @@ def _one_of(*values: str) -> Callable[[str], str]:
 
 _ENV = _matching(r"[a-z0-9][a-z0-9_\-]{0,63}", "an environment name (lower-case letters, digits, '-' or '_')")
 _REGIONS = _matching(r" *[A-Za-z]{2,3} *(, *[A-Za-z]{2,3} *)*", "region codes (e.g. us or us,de or all)")  # 'all' is 3 letters
+_MODEL_VERSION = _matching(r"[1-9][0-9]{0,8}", "a registered model version number (1, 2, ...)")
 _SOURCE = _matching(r"[a-z][a-z0-9_]{0,63}", "a source name (lower-case letters, digits, '_')")
 _TABLE = _matching(r"[a-z][a-z0-9_]{0,63}\.[a-z_][a-z0-9_]{0,127}", "a table name <layer>.<table>")
 _ROLE = _matching(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "a role name")
@@ -210,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="score with the champion models: gold.customer_segments, gold.churn_scores, ML columns of gold.customer_360",
     )
     score.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: the as-of date of gold.customer_360)")
+    promote = sub.add_parser(
+        "promote", parents=[common],
+        help="make each region's churn challenger (or --version) the champion; the old champion becomes the challenger",
+    )
+    promote.add_argument("--version", dest="model_version", type=_MODEL_VERSION, default=None,
+                         help="a registered churn model version to promote instead of the challenger (one --region)")
     ml = sub.add_parser(
         "ml", parents=[common],
         help="what c360 run does after gold: train regions without a (current) champion (ml.retrain), then score",
@@ -413,6 +420,14 @@ def _cmd_identity(args: argparse.Namespace) -> int:
             raise C360Error(f"resolving a file needs --input, --format, --mapping and --output; missing {', '.join(missing)}")
         return _identity_file(args)
     return _cmd_stage("identity")(args)
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from customer360.ml.stage import promote
+
+    result = promote(_context(args), version=args.model_version)
+    _print(result.lines + [f"error: {e}" for e in result.errors])
+    return 1 if result.errors else 0
 
 
 def _cmd_stage(name: str):
@@ -726,6 +741,7 @@ COMMANDS = {
     "facts": _cmd_stage("facts"),
     "gold": _cmd_stage("gold"),
     "train": _cmd_stage("train"),
+    "promote": _cmd_promote,
     "score": _cmd_stage("score"),
     "ml": _cmd_stage("ml"),
     "quality": _cmd_stage("quality"),

@@ -143,9 +143,17 @@ CHURN_SCORES = _table(
     "gold.churn_scores", written_by="ml", keys=("customer_id", "as_of_date"), partition_by=("region", "as_of_date"),
     description="One row per customer and scoring date: churn probability and prediction of the champion model.",
 )
+CHURN_SCORES_SHADOW = _table(
+    "gold.churn_scores_shadow", written_by="ml", keys=("customer_id", "as_of_date"), partition_by=("region", "as_of_date"),
+    description="One row per customer and scoring date: the churn score of the challenger model, in shadow (no decision uses it).",
+)
 CUSTOMER_CLV = _table(
     "gold.customer_clv", written_by="ml", keys=("customer_id", "as_of_date"), partition_by=("region", "as_of_date"),
     description="One row per buyer and scoring date: BG/NBD expected purchases and P(alive), Gamma-Gamma spend, lifetime value.",
+)
+CUSTOMER_SURVIVAL = _table(
+    "gold.customer_survival", written_by="ml", keys=("customer_id", "as_of_date"), partition_by=("region", "as_of_date"),
+    description="One row per buyer past cold start and scoring date: active or lapsed, Weibull AFT expected and median remaining lifetime.",
 )
 CLV_BY_SEGMENT = _table(
     "gold.finance_clv_by_segment", written_by="ml", keys=("as_of_date", "segment"), partition_by=("region", "as_of_date"),
@@ -180,6 +188,10 @@ ALERTS = _table(
 DRIFT_METRICS = _table(
     "ops.drift_metrics", written_by="monitoring", keys=("run_id", "region", "metric", "name"),
     description="Every drift measurement of a monitoring run.",
+)
+SHADOW_COMPARISON = _table(
+    "ops.shadow_comparison", written_by="monitoring", keys=("run_id", "region"),
+    description="Champion against the shadow challenger: score distributions, realized performance, a recommendation.",
 )
 FAIRNESS_REPORT = _table(
     "ops.fairness_report", written_by="monitoring", keys=("run_id", "region", "attribute", "group", "metric"),

@@ -134,7 +134,7 @@ def test_customer_360_column_order(c360):
         "customer_id", *GOLDEN_COLUMNS, "marketing_consent", "profiling_consent", "erasure_requested",
         "consent_updated_at", "features_as_of", "feature_set_version", "orders_total", "net_revenue_total",
         "segment", "global_segment", "segment_model_version", "churn_score", "churn_predicted", "churn_cold_start",
-        "churn_model_version", "expected_purchases", "p_alive", "clv", "run_id", "region",
+        "churn_model_version", "expected_purchases", "p_alive", "clv", "expected_remaining_days", "run_id", "region",
     ]
 
 
@@ -163,9 +163,14 @@ def test_ml_columns_come_from_the_scores_of_the_same_as_of_date(spark):
          ("c4", 3.0, 0.7, 500.0, "us", date(2026, 6, 30))],
         "customer_id string, expected_purchases double, p_alive double, clv double, region string, as_of_date date",
     )
-    out = with_ml_columns(c360, segments, churn, value)
+    survival = spark.createDataFrame(
+        [("c1", 123.5, "us", date(2026, 6, 30)), ("c2", 40.0, "us", date(2026, 5, 31)), ("c4", 9.0, "us", date(2026, 6, 30))],
+        "customer_id string, expected_remaining_days double, region string, as_of_date date",
+    )
+    out = with_ml_columns(c360, segments, churn, value, survival)
     assert out.columns == c360.columns
     rows = {r.customer_id: r for r in out.collect()}
+    assert rows["c1"].expected_remaining_days == 123.5
     assert (rows["c1"].segment, rows["c1"].global_segment, rows["c1"].segment_model_version) == ("Lapsing", "Lapsing", "c360_us_segmentation/3")
     assert (rows["c1"].churn_score, rows["c1"].churn_predicted, rows["c1"].churn_cold_start, rows["c1"].churn_model_version) == (0.7, True, False, "c360_us_churn/2")
     assert (rows["c1"].expected_purchases, rows["c1"].p_alive, rows["c1"].clv) == (2.5, 0.9, 410.0)

@@ -94,6 +94,12 @@ def test_first_run_trains_registers_and_promotes_both_models(trained):
     reliability = tracking.load_json(churn.run_id, "calibration.json")
     assert reliability["held_out"] is True and reliability["method"] == params["calibration"]
     assert sum(b["rows"] for b in reliability["bins"]) == metrics["newest_fold.rows"]
+    # the back-test as an MLflow table (same rows) and the reliability diagram as an image
+    logged = mlflow.artifacts.load_dict(f"runs:/{churn.run_id}/backtest_table.json")
+    assert len(logged["data"]) == len(table) and sorted(logged["columns"]) == sorted(table[0])  # the JSON's keys are sorted
+    assert [dict(zip(logged["columns"], r)) for r in logged["data"]] == table
+    png = Path(mlflow.artifacts.download_artifacts(f"runs:/{churn.run_id}/calibration.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
     text = "\n".join(result.lines)
     assert "us: churn back-test over 2 folds (H 90 d, roc auc; tuning on the next older fold):" in text
     assert re.search(r"^    recency \(baseline\) +0\.\d{3}   0\.\d{3} 0\.\d{3}", text, re.M)
@@ -206,6 +212,10 @@ def test_a_retrain_on_the_same_data_keeps_the_champions_and_the_segment_ids(trai
     client = _client(ctx)
     assert str(client.get_model_version_by_alias("c360_us_churn", "champion").version) == "1"
     assert client.get_run(client.get_model_version("c360_us_churn", "2").run_id).data.tags["promoted"] == "false"
+    # the churn model that was not promoted is the challenger (ml.churn.shadow); segmentation has none
+    assert "c360_us_churn v2 (kept champion v1 (back-tested " in text and "; challenger, scored in shadow)" in text
+    assert str(tracking.challenger(client, "c360_us_churn").version) == "2"
+    assert tracking.challenger(client, "c360_us_segmentation") is None
     profiles = ctx.lakehouse.read(tables.SEGMENT_PROFILES).where("region = 'us'")
     by_version = {
         v: sorted((r.segment_id, r.segment, r.customers) for r in profiles.where(F.col("model_version") == v).collect())
@@ -214,12 +224,56 @@ def test_a_retrain_on_the_same_data_keeps_the_champions_and_the_segment_ids(trai
     assert by_version["1"] == by_version["2"]
 
 
+def test_promote_swaps_champion_and_challenger_and_refuses_what_it_cannot(trained, spark):
+    from customer360.ml.stage import ScoringError
+
+    _, _, ctx, _ = trained
+    client = _client(ctx)
+
+    def aliases():
+        return str(tracking.champion(client, "c360_us_churn").version), str(tracking.challenger(client, "c360_us_churn").version)
+
+    assert aliases() == ("1", "2")  # the retrain above
+    result = ml.promote(dataclasses.replace(ctx, run_id="promote-1"))
+    assert (result.errors, result.lines) == ([], ["us: c360_us_churn v2 is now the champion; v1 becomes the challenger (scored in shadow)"])
+    assert aliases() == ("2", "1")
+    assert client.get_model_version("c360_us_churn", "2").tags["promoted_by"] == "c360 promote"
+    # the same way back, by version
+    result = ml.promote(dataclasses.replace(ctx, run_id="promote-2"), version="1")
+    assert result.errors == [] and aliases() == ("1", "2")
+    for version, error in (
+        ("1", "us: nothing promoted: c360_us_churn v1 is already the champion"),
+        ("99", "us: nothing promoted: c360_us_churn has no version 99"),
+    ):
+        assert ml.promote(ctx, version=version).errors == [error]
+    assert aliases() == ("1", "2")
+    with pytest.raises(ScoringError, match="--version names one region's model version; 2 regions are selected"):
+        ml.promote(dataclasses.replace(ctx, regions=("us", "de")), version="2")
+    # a challenger trained on other features than today's could not score them
+    root, data, _, _ = trained
+    changed = _context(spark, root, data, "features.outlier_z=3.0", run_id="promote-3")
+    [error] = ml.promote(changed).errors
+    assert re.fullmatch(r"us: nothing promoted: c360_us_churn v2 was trained on features fs-[0-9a-f]+ \(format 2\); "
+                        r"today's are fs-[0-9a-f]+: it could not score them", error)
+    assert aliases() == ("1", "2")
+
+
 def test_scoring_another_date_writes_that_date_and_leaves_the_360_alone(trained):
     _, _, ctx, _ = trained
     lh = ctx.lakehouse
     c360_before = sorted(map(tuple, lh.read(tables.CUSTOMER_360).where("region = 'us'").collect()), key=repr)
     result = ml.score(dataclasses.replace(ctx, as_of=date(2026, 5, 31), run_id="ml-5"))
     assert result.errors == []
+    # the challenger of the retrain above scored the same customers in shadow; the decisions are the champion's
+    day = "region = 'us' AND as_of_date = DATE'2026-05-31'"
+    champion = lh.read(tables.CHURN_SCORES).where(day)
+    shadow = lh.read(tables.CHURN_SCORES_SHADOW).where(day)
+    assert {r[0] for r in champion.select("model_version").distinct().collect()} == {"1"}
+    assert {r[0] for r in shadow.select("model_version").distinct().collect()} == {"2"}
+    keys = ["customer_id", "is_cold_start_score", "threshold", "horizon_days", "run_id"]
+    assert sorted(map(tuple, shadow.select(*keys).collect())) == sorted(map(tuple, champion.select(*keys).collect()))
+    assert shadow.where("churn_score < 0 OR churn_score > 1 OR churn_predicted != (churn_score >= threshold)").count() == 0
+    assert f"us: challenger c360_us_churn v2 scored {shadow.count():,} customers in shadow (gold.churn_scores_shadow; no decision uses them)" in result.lines
     dates = {r[0] for r in lh.read(tables.CHURN_SCORES).where("region = 'us'").select("as_of_date").distinct().collect()}
     assert dates == {date(2026, 5, 31), date(2026, 6, 30)}
     assert sorted(map(tuple, lh.read(tables.CUSTOMER_360).where("region = 'us'").collect()), key=repr) == c360_before
@@ -283,3 +337,50 @@ def test_lifetime_value_of_the_profiled_buyers_and_its_finance_mart(trained):
     segments = {r[0] for r in lh.read(tables.CUSTOMER_SEGMENTS).where("region = 'us'").select("segment").distinct().collect()}
     assert {r[0] for r in mart.select("segment").collect()} <= segments
     assert any(line.startswith("us: lifetime value of ") for line in result.lines)
+
+
+def test_time_to_churn_of_the_profiled_buyers_past_cold_start(trained, spark):
+    import mlflow.pyfunc
+
+    _, _, ctx, result = trained
+    lh = ctx.lakehouse
+    day = "region = 'us' AND as_of_date = DATE'2026-06-30'"
+    lifetime = lh.read(tables.CUSTOMER_SURVIVAL).where(day)
+    scores = lh.read(tables.CHURN_SCORES).where(day + " AND NOT is_cold_start_score")
+    features = lh.read(tables.CUSTOMER_FEATURES).where(day)
+    # exactly the model-scored buyers; active means the last order is less than 90 days before the
+    # end of the as-of day (2026-07-01 00:00 UTC), to the microsecond
+    end = 1_782_864_000 * 1_000_000  # 2026-07-01T00:00:00Z
+    last = lh.read(tables.SILVER_ORDERS).where("region = 'us'").select("customer_id", F.unix_micros("ordered_at").alias("t")).where(
+        F.col("t") < end).groupBy("customer_id").agg(F.max("t").alias("last"))
+    buyers = scores.join(features.where("orders_total > 0"), "customer_id").join(last, "customer_id").select("customer_id", "last")
+    assert sorted(r[0] for r in lifetime.select("customer_id").collect()) == sorted(r[0] for r in buyers.collect())
+    joined = lifetime.join(buyers, "customer_id")
+    assert joined.where(F.col("status") != F.when(F.col("last") > end - 90 * 86_400_000_000, "active").otherwise("lapsed")).count() == 0
+    assert joined.where("status = 'lapsed' AND NOT (expected_remaining_days = 0 AND median_remaining_days = 0)").count() == 0
+    active = joined.where("status = 'active'")
+    assert active.count() > 20 and active.where("NOT (expected_remaining_days > 0 AND median_remaining_days > 0)").count() == 0
+    assert {tuple(r) for r in lifetime.select("gap_days", "model_version").distinct().collect()} == {(90, "1")}
+    # the survival model deployed with the churn champion: held-out concordance logged, better than chance
+    client = _client(ctx)
+    churn = client.get_model_version_by_alias("c360_us_churn", "champion")
+    metrics = client.get_run(churn.run_id).data.metrics
+    meta = tracking.load_json(churn.run_id, "churn.json")
+    assert meta["survival"]["gap_days"] == 90 and meta["survival"]["concordance"] == pytest.approx(metrics["survival.concordance"])
+    assert 0.55 < metrics["survival.concordance"] <= 1.0
+    assert 0 < metrics["survival.valid_churned"] < 1 and metrics["survival.train_rows"] > 100
+    assert any(re.fullmatch(r"  time to churn \(Weibull AFT\): concordance 0\.\d{3} held out \([\d,]+ active customers at 2026-04-01, "
+                            r"\d+% churned by 2026-06-30\); refit on them", line) for line in result.lines)
+    # pyfunc loads it with its signature and answers the expected remaining days of the table
+    model = mlflow.pyfunc.load_model(f"runs:/{churn.run_id}/survival")
+    names = [c.name for c in model.metadata.get_input_schema().inputs]
+    assert names == list(ctx.config.ml.churn.features)
+    some = active.orderBy("customer_id").limit(5).select("customer_id", "expected_remaining_days")
+    rows = features.join(some, "customer_id").orderBy("customer_id").toPandas()
+    predicted = model.predict(rows[names].astype("float64"))
+    assert list(predicted.iloc[:, 0] if hasattr(predicted, "iloc") else predicted) == pytest.approx(list(rows["expected_remaining_days"]), rel=1e-9)
+    # customer_360 carries the expected remaining days
+    c360 = lh.read(tables.CUSTOMER_360).where("region = 'us'")
+    both = c360.join(lifetime.select("customer_id", F.col("expected_remaining_days").alias("e")), "customer_id", "left")
+    assert both.where("NOT (expected_remaining_days <=> e)").count() == 0
+    assert any(line.startswith("us: time to churn of ") and "lapsed (gold.customer_survival)" in line for line in result.lines)

@@ -133,6 +133,15 @@ CHURN_MODELS = ("gbt", "logistic", "random_forest")
 CHURN_BASELINES = ("recency",)
 
 
+class SurvivalConfig(FrozenModel):
+    """Time to churn (ml/survival.py): a Weibull AFT model on the churn features, trained with the
+    churn model and deployed with it; its expected remaining lifetime goes to gold.customer_survival."""
+
+    enabled: bool = True
+    max_iter: int = Field(default=100, ge=1, le=10_000)
+    tol: float = Field(default=1e-6, gt=0)
+
+
 class ChurnConfig(FrozenModel):
     features: tuple[str, ...] = Field(min_length=1)
     #: the metric the back-test ranks candidates by (averaged over the folds)
@@ -149,6 +158,10 @@ class ChurnConfig(FrozenModel):
     calibration: tuple[Literal["platt", "isotonic"], ...] = Field(default=("platt", "isotonic"), min_length=1)
     #: a new model becomes champion only when its back-tested primary metric beats the champion's by more than this
     min_improvement: float = Field(default=0.005, ge=0)
+    #: a newly trained model that does not become champion becomes the challenger (MLflow alias
+    #: ``challenger``; one can also be set by hand); scoring scores it into gold.churn_scores_shadow
+    shadow: bool = True
+    survival: SurvivalConfig = Field(default_factory=SurvivalConfig)
 
     @field_validator("features", "candidates", "baselines", "calibration")
     @classmethod

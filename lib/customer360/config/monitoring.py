@@ -15,6 +15,16 @@ class FairnessConfig(FrozenModel):
     min_group_size: int = Field(default=30, ge=1)
 
 
+class ShadowConfig(FrozenModel):
+    """Champion against the shadow challenger (ops.shadow_comparison)."""
+
+    #: promotion is recommended when the challenger's realized ROC AUC beats the champion's by more
+    #: than this and its Brier score is no worse
+    min_improvement: float = Field(default=0.005, ge=0)
+    #: realized outcomes needed (customers both models scored, horizon passed) before recommending anything
+    min_labelled: int = Field(default=100, ge=1)
+
+
 class MonitoringConfig(FrozenModel):
     psi_bins: int = Field(default=10, ge=2, le=100)
     #: PSI from here is a shift (warn), from psi_alert a major shift (alert)
@@ -27,6 +37,7 @@ class MonitoringConfig(FrozenModel):
     #: realized minus predicted churn rate beyond this is an alert
     realized_churn_tolerance: float = Field(default=0.1, gt=0, le=1)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
     #: any alert makes the run exit non-zero (c360 run/monitor --fail-on-alert)
     fail_on_alert: bool = False
 

@@ -19,7 +19,7 @@ CONSENT_COLUMNS = ("marketing_consent", "profiling_consent", "erasure_requested"
 ML_COLUMNS = {
     "segment": "string", "global_segment": "string", "segment_model_version": "string",
     "churn_score": "double", "churn_predicted": "boolean", "churn_cold_start": "boolean", "churn_model_version": "string",
-    "expected_purchases": "double", "p_alive": "double", "clv": "double",
+    "expected_purchases": "double", "p_alive": "double", "clv": "double", "expected_remaining_days": "double",
 }
 
 BASE_COMMENTS = {
@@ -56,6 +56,8 @@ BASE_COMMENTS = {
     "expected_purchases": "BG/NBD expected purchase days over ml.clv.horizon_days after features_as_of (gold.customer_clv); null without orders",
     "p_alive": "BG/NBD probability that the customer is still active as of features_as_of",
     "clv": "lifetime value over ml.clv.horizon_days: expected purchases x Gamma-Gamma spend per purchase, discounted (reporting currency)",
+    "expected_remaining_days": "Weibull AFT expected days from features_as_of until the customer's inactivity reaches the churn horizon "
+                               "(gold.customer_survival); 0 when it already has, null without orders or in cold start",
     "churn_model_version": "registered churn model and version that scored the row (name/version)",
     "run_id": "pipeline run that wrote the row",
     "region": "region (partition)",
@@ -94,10 +96,13 @@ def customer_360(
     )
 
 
-def with_ml_columns(c360: DataFrame, segments: DataFrame | None, churn: DataFrame | None, value: DataFrame | None = None) -> DataFrame:
-    """Fill the ML columns from gold.customer_segments, gold.churn_scores and gold.customer_clv
-    rows of the same as-of date as the features (``features_as_of``); customers without a score,
-    and customers whose ``profiling_consent`` is no longer true, stay null."""
+def with_ml_columns(
+    c360: DataFrame, segments: DataFrame | None, churn: DataFrame | None, value: DataFrame | None = None,
+    survival: DataFrame | None = None,
+) -> DataFrame:
+    """Fill the ML columns from gold.customer_segments, gold.churn_scores, gold.customer_clv and
+    gold.customer_survival rows of the same as-of date as the features (``features_as_of``);
+    customers without a score, and customers whose ``profiling_consent`` is no longer true, stay null."""
     order = [*c360.columns, *[c for c in ML_COLUMNS if c not in c360.columns]]
     df = c360.drop(*ML_COLUMNS)
     if segments is not None:
@@ -120,6 +125,11 @@ def with_ml_columns(c360: DataFrame, segments: DataFrame | None, churn: DataFram
     if value is not None:
         df = df.join(
             value.select("region", "customer_id", F.col("as_of_date").alias("features_as_of"), "expected_purchases", "p_alive", "clv"),
+            ["region", "customer_id", "features_as_of"], "left",
+        )
+    if survival is not None:
+        df = df.join(
+            survival.select("region", "customer_id", F.col("as_of_date").alias("features_as_of"), "expected_remaining_days"),
             ["region", "customer_id", "features_as_of"], "left",
         )
     allowed = F.coalesce(F.col("profiling_consent"), F.lit(False)) if "profiling_consent" in df.columns else F.lit(True)

@@ -38,6 +38,7 @@ from customer360.tables import (
     COHORT_RETENTION,
     CUSTOMER_360,
     CUSTOMER_CLV,
+    CUSTOMER_SURVIVAL,
     CUSTOMER_FEATURES,
     CUSTOMER_GOLDEN,
     CUSTOMER_SEGMENTS,
@@ -128,17 +129,17 @@ def run(ctx: RunContext) -> StageResult:
     return result
 
 
-def _ml_outputs(ctx: RunContext, as_of: date) -> tuple[DataFrame | None, DataFrame | None, DataFrame | None]:
-    """The regions' rows of gold.customer_segments, gold.churn_scores and gold.customer_clv,
-    where they exist; the 360 joins those of its as-of date, so a gold re-run keeps that date's
-    scores (a new date has none until scoring runs)."""
+def _ml_outputs(ctx: RunContext, as_of: date) -> list[DataFrame | None]:
+    """The regions' rows of gold.customer_segments, gold.churn_scores, gold.customer_clv and
+    gold.customer_survival, where they exist; the 360 joins those of its as-of date, so a gold
+    re-run keeps that date's scores (a new date has none until scoring runs)."""
     out = []
-    for name in (CUSTOMER_SEGMENTS, CHURN_SCORES, CUSTOMER_CLV):
+    for name in (CUSTOMER_SEGMENTS, CHURN_SCORES, CUSTOMER_CLV, CUSTOMER_SURVIVAL):
         if ctx.lakehouse.exists(name):
             out.append(ctx.lakehouse.read(name).where(F.col("region").isin(*ctx.regions)))
         else:
             out.append(None)
-    return out[0], out[1], out[2]
+    return out
 
 
 def _write(ctx: RunContext, df: DataFrame, name: str, comments: dict[str, str]) -> int:

@@ -11,6 +11,10 @@ Tables (partitioned by region; scores also by ``as_of_date``, replaced per regio
 * ``gold.segment_profiles`` - one row per segment of every trained segmentation model version
 * ``gold.customer_segments`` - customer -> segment, model name and version, scored_at
 * ``gold.churn_scores`` - customer -> churn probability, decision, cold-start flag, model, scored_at
+* ``gold.churn_scores_shadow`` - the same for the challenger churn model (shadow mode: a newly
+  trained model that did not beat the champion holds the ``challenger`` alias, or one set by hand;
+  ``ml.churn.shadow``); nothing reads it for a decision, monitoring compares it with the champion
+* ``gold.customer_clv`` and ``gold.finance_clv_by_segment`` - lifetime value per buyer and per segment
 """
 from __future__ import annotations
 
@@ -36,15 +40,18 @@ from customer360.gold.customer360 import with_ml_columns
 from customer360.lakehouse.core import described_columns, with_comments
 from customer360.ml import backtest, calibration, clv, tracking
 from customer360.ml import churn as churn_lib
+from customer360.ml import survival as survival_lib
 from customer360.ml.metrics import binary_metrics, calibration_table, expected_cost, lift_table
 from customer360.ml.scoring import profiling_allowed, scoring_date
 from customer360.ml.segment_model import FIT_PARTITIONS, assign_segments, fit_segmentation
 from customer360.ml.segmentation import VECTOR, SegmentationError, SegmentInfo, rule_segment, silhouette
 from customer360.tables import (
     CHURN_SCORES,
+    CHURN_SCORES_SHADOW,
     CLV_BY_SEGMENT,
     CUSTOMER_360,
     CUSTOMER_CLV,
+    CUSTOMER_SURVIVAL,
     CUSTOMER_FEATURES,
     CUSTOMER_SEGMENTS,
     SEGMENT_PROFILES,
@@ -54,6 +61,8 @@ from customer360.tables import (
 log = logging.getLogger(__name__)
 
 SEGMENTATION, CHURN = "segmentation", "churn"
+#: the time-to-churn model's artifact in the churn model's run (deployed with the churn model)
+SURVIVAL_MODEL = "survival"
 
 
 class ScoringError(C360Error):
@@ -146,6 +155,30 @@ CHURN_COMMENTS = {
     "as_of_date": "as-of date of the features scored (partition)",
 }
 
+SURVIVAL_COMMENTS = {
+    "customer_id": "stable customer id",
+    "status": "active (last order less than gap_days before as_of_date) or lapsed (inactive for gap_days: churned by the definition)",
+    "expected_remaining_days": "Weibull AFT mean of the days from as_of_date until the inactivity reaches gap_days; 0 when lapsed",
+    "median_remaining_days": "Weibull AFT median of the same; 0 when lapsed",
+    "gap_days": "inactivity that counts as churn: the region's churn horizon",
+    "model_name": "registered churn model whose run holds the survival model (deployed with it)",
+    "model_version": "registered churn model version (the champion when scored)",
+    "scored_at": "scoring time, UTC",
+    "run_id": "pipeline run that scored the row",
+    "region": "region (partition)",
+    "as_of_date": "as-of date of the features and order histories (partition)",
+}
+
+SHADOW_COMMENTS = {
+    **CHURN_COMMENTS,
+    "churn_score": "the challenger's calibrated probability of no order within horizon_days after as_of_date (shadow: no decision uses it); "
+                   "its cold-start score when is_cold_start_score",
+    "churn_predicted": "churn_score >= threshold (what the challenger would decide; not acted on)",
+    "threshold": "the challenger's decision threshold from the region's churn_costs when it was trained",
+    "model_name": "registered churn model (MLflow)",
+    "model_version": "registered model version holding the challenger alias when scored",
+}
+
 
 # --------------------------------------------------------------------------- stages
 
@@ -162,6 +195,52 @@ def run(ctx: RunContext) -> StageResult:
             continue
         _score_safely(ctx, client, region, result)
     return result
+
+
+def promote(ctx: RunContext, *, version: str | None = None) -> StageResult:
+    """``c360 promote``: each region's churn challenger (or ``version``, one region only) becomes the
+    champion, and the champion it replaces becomes the challenger, so it goes on being scored in
+    shadow and the swap can be judged, and undone, the same way. A version trained on other
+    features than today's, or of an older format, is refused."""
+    result = StageResult("promote")
+    if version is not None and len(ctx.regions) != 1:
+        raise ScoringError(f"--version names one region's model version; {len(ctx.regions)} regions are selected ({', '.join(ctx.regions)})")
+    client = tracking.configure(ctx.config)
+    for region in ctx.regions:
+        name = tracking.model_name(ctx.config, region, CHURN)
+        champion = tracking.champion(client, name)
+        target = _model_version(client, name, version) if version is not None else tracking.challenger(client, name)
+        if target is None:
+            result.errors.append(f"{region}: nothing promoted: {name} has no " + (f"version {version}" if version is not None else "challenger"))
+            continue
+        if champion is not None and str(champion.version) == str(target.version):
+            result.errors.append(f"{region}: nothing promoted: {name} v{target.version} is already the champion")
+            continue
+        meta = tracking.load_json(target.run_id, "churn.json")
+        current = region_feature_set_version(ctx, region)
+        if meta.get("format") != 2 or meta.get("feature_set_version") != current:
+            result.errors.append(
+                f"{region}: nothing promoted: {name} v{target.version} was trained on features {meta.get('feature_set_version')} "
+                f"(format {meta.get('format')}); today's are {current}: it could not score them"
+            )
+            continue
+        tracking.promote(client, name, str(target.version))
+        client.set_model_version_tag(name, str(target.version), "promoted_by", "c360 promote")
+        tracking.set_challenger(client, name, str(champion.version) if champion is not None else None)
+        result.lines.append(
+            f"{region}: {name} v{target.version} is now the champion"
+            + (f"; v{champion.version} becomes the challenger (scored in shadow)" if champion is not None else "")
+        )
+    return result
+
+
+def _model_version(client, name: str, version: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        return None
 
 
 def _needs_training(ctx: RunContext, client, region: str) -> bool:
@@ -427,6 +506,13 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
     pipeline = churn_lib.deployed(model, calibration.fit(choice.method, fold_scores[0]))
     cold_score = data.cold_start_rate(deploy_at)
 
+    lifetime, lifetime_error = None, None
+    if settings.survival.enabled:
+        try:
+            lifetime = _train_survival(data, settings, deploy_at, horizon)
+        except survival_lib.SurvivalError as exc:  # the churn model deploys without it; the summary says why
+            lifetime_error = str(exc)
+
     name = tracking.model_name(config, region, CHURN)
     holder = tracking.champion(client, name)
     mean = tested.means[deployed.candidate]
@@ -449,8 +535,14 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
             **newest.as_dict("newest_fold."), **{f"at_threshold.{k}": float(v) for k, v in at_threshold.items()},
             **{f"calibration.{m}.held_out_brier": b for m, b in choice.held_out_brier.items()},
             **({"champion_backtest_mean": champion_mean} if champion_mean is not None else {}),
+            **(lifetime.metrics() if lifetime else {}),
         })
         tracking.log_json("backtest.json", tested.table())
+        tracking.log_table("backtest_table.json", tested.table())  # the same rows as an MLflow table (the UI shows it)
+        tracking.log_reliability_plot(
+            "calibration.png", reliability,
+            title=f"{region}: {choice.method}, Brier {newest.brier:.3f}" + (" (held out)" if held_out else " (in sample)"),
+        )
         tracking.log_json("calibration.json", {"method": choice.method, "held_out": held_out, "brier": newest.brier, "bins": reliability})
         tracking.log_json("lift.json", lift)  # the newest fold's lift curve (c360 report draws it)
         tracking.log_json("churn.json", {
@@ -458,15 +550,23 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
             "cold_start_score": cold_score, "horizon_days": horizon, "training_cutoff": deploy_at, "deployed": deployed.candidate,
             "params": dict(deployed.params), "calibration": choice.method, "primary_metric": settings.primary_metric,
             "backtest_mean": mean, "validation_cutoffs": [f.valid_at for f in reported],
+            **({"survival": {"gap_days": horizon, "concordance": lifetime.concordance, "training_cutoff": deploy_at}} if lifetime else {}),
         })
         mlflow.set_tags({"region": region, "feature_set_version": version, "promoted": str(promote).lower(), "deployed": deployed.candidate})
         example = tracking.typical_row(data.trainable(deploy_at), list(settings.features))
         model_version = tracking.log_spark_model(
             pipeline, registered_name=name, example=example, output=tracking.model_output(pipeline, example)
         )
+        if lifetime:  # logged beside the churn model, deployed with it (not registered on its own)
+            tracking.log_spark_model(lifetime.model, example=example, output=tracking.model_output(lifetime.model, example), name=SURVIVAL_MODEL)
     if promote:
         tracking.promote(client, name, model_version)
-    verdict = "champion" if promote else f"kept champion v{holder.version} (back-tested {champion_mean:.3f})"
+        tracking.set_challenger(client, name, None)  # a challenger of the old champion is not one of the new
+    elif settings.shadow:
+        tracking.set_challenger(client, name, model_version)
+    verdict = "champion" if promote else (
+        f"kept champion v{holder.version} (back-tested {champion_mean:.3f})" + ("; challenger, scored in shadow" if settings.shadow else "")
+    )
     label = settings.primary_metric.replace("_", " ")
     result.lines += [
         f"{region}: churn back-test over {len(reported)} folds (H {horizon} d, {label}; tuning on the next older fold):",
@@ -477,12 +577,51 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
         f"  threshold {threshold:.2f} from costs (offer {costs.retention_offer:g}, lost customer {costs.lost_customer:g}, "
         f"offer success {costs.offer_success_rate:.0%}): precision {at_threshold['precision']:.2f}, recall {at_threshold['recall']:.2f}, "
         f"cost per customer {at_threshold['cost_per_customer']:.2f} vs {at_threshold['cost_per_customer_flagging_nobody']:.2f} flagging nobody",
+        *([f"  time to churn (Weibull AFT): concordance {lifetime.concordance:.3f} held out ({lifetime.valid_rows:,} active customers at "
+             f"{deploy_at}, {lifetime.valid_events:.0%} churned by {as_of}); refit on them"] if lifetime else []),
+        *([f"  time to churn not trained: {lifetime_error}"] if lifetime_error else []),
         f"  registered {name} v{model_version} ({verdict})",
     ]
     result.metrics.append(Metric(region, "churn_validation_rows", newest.rows, CHURN_SCORES))
     for frame in (*fold_scores, check):
         frame.unpersist()
     data.release()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lifetime:
+    model: PipelineModel  # servable: ``prediction`` = expected remaining days
+    concordance: float
+    train_rows: int
+    valid_rows: int
+    valid_events: float
+    sigma: float
+
+    def metrics(self) -> dict[str, float]:
+        return {"survival.concordance": self.concordance, "survival.train_rows": self.train_rows,
+                "survival.valid_rows": self.valid_rows, "survival.valid_churned": self.valid_events, "survival.sigma": self.sigma}
+
+
+def _train_survival(data, settings, deploy_at: date, horizon: int) -> _Lifetime:
+    """The time-to-churn model: fitted on the customers active at T - 2H (churn observed up to
+    T - H), its concordance index measured on those active at T - H (observed up to T), then refitted
+    on the latter; the features and population of the churn model."""
+    params = survival_lib.SurvivalParams(max_iter=settings.survival.max_iter, tol=settings.survival.tol)
+    features = list(settings.features)
+    older = deploy_at - timedelta(days=horizon)
+    train = survival_lib.durations(data.trainable(older), data.orders, at=older, until=deploy_at, gap_days=horizon).persist()
+    valid = survival_lib.durations(data.trainable(deploy_at), data.orders, at=deploy_at, until=deploy_at + timedelta(days=horizon),
+                                   gap_days=horizon).persist()
+    try:
+        fitted = survival_lib.fit(train, features=features, params=params)
+        held_out = survival_lib.concordance(survival_lib.expected_remaining_days(fitted, valid))
+        model = survival_lib.servable(survival_lib.fit(valid, features=features, params=params))
+        counts = valid.agg(F.count(F.lit(1)).alias("n"), F.avg(survival_lib.EVENT).alias("events")).first()
+        return _Lifetime(model, held_out, train.count(), int(counts["n"]), float(counts["events"]),
+                         float(survival_lib.aft_model(model).scale))
+    finally:
+        train.unpersist()
+        valid.unpersist()
 
 
 def churn_folds(settings, as_of: date, horizon: int) -> list[backtest.Fold]:
@@ -589,34 +728,26 @@ def _score_region(ctx: RunContext, client, region: str, result: StageResult) -> 
     )
     seg_rows = _write_scores(ctx, segments, CUSTOMER_SEGMENTS, SEGMENTS_SCHEMA_COMMENTS, region, as_of)
 
-    cold = F.coalesce(F.col("is_cold_start"), F.lit(True))
     if churn_meta.get("format") != 2:
         raise ScoringError(
             f"region {region}: {churn_holder.name} v{churn_holder.version} is an uncalibrated model of an older release: "
             f"run `c360 train --region {region}`"
         )
     model = tracking.load_spark_model(churn_holder.name, churn_holder.version)
-    by_model = churn_lib.churn_scores(model, current.where(~cold)).select(
-        "region", "customer_id", "churn_score", F.lit(False).alias("is_cold_start_score")
-    )
-    by_rule = current.where(cold).select("region", "customer_id", F.lit(float(churn_meta["cold_start_score"])).alias("churn_score"), F.lit(True).alias("is_cold_start_score"))
-    threshold = float(churn_meta["threshold"])
-    churn = by_model.unionByName(by_rule).select(
-        "customer_id", "churn_score", (F.col("churn_score") >= threshold).alias("churn_predicted"), F.lit(threshold).alias("threshold"),
-        "is_cold_start_score", F.lit(int(churn_meta["horizon_days"])).alias("horizon_days"),
-        F.lit(churn_holder.name).alias("model_name"), F.lit(str(churn_holder.version)).alias("model_version"),
-        *stamp, "region", F.lit(as_of).alias("as_of_date"),
-    )
+    churn = _churn_frame(model, churn_meta, churn_holder, current, stamp, region, as_of)
     churn_rows = _write_scores(ctx, churn, CHURN_SCORES, CHURN_COMMENTS, region, as_of)
+    shadow_line = _score_shadow(ctx, client, region, as_of, version, current, churn_holder, stamp) if config.ml.churn.shadow else None
     value_line = _score_value(ctx, region, as_of, current, stamp, result)
+    survival_line = _score_survival(ctx, region, as_of, current, churn_holder, churn_meta, stamp)
 
     # customer_360 rows of this region and date get the new scores
     # (each row gets the scores of its own features_as_of: scoring another date leaves them alone)
     c360 = lakehouse.read(CUSTOMER_360).where(F.col("region") == region)
     mine = F.col("region") == region
     value = lakehouse.read(CUSTOMER_CLV).where(mine) if lakehouse.exists(CUSTOMER_CLV) else None
+    lifetime = lakehouse.read(CUSTOMER_SURVIVAL).where(mine) if lakehouse.exists(CUSTOMER_SURVIVAL) else None
     updated = with_ml_columns(
-        c360, lakehouse.read(CUSTOMER_SEGMENTS).where(mine), lakehouse.read(CHURN_SCORES).where(mine), value
+        c360, lakehouse.read(CUSTOMER_SEGMENTS).where(mine), lakehouse.read(CHURN_SCORES).where(mine), value, lifetime
     ).localCheckpoint(eager=True)
     date_filter = mine & (F.col("as_of_date") == F.lit(as_of))
     lakehouse.write(updated, CUSTOMER_360, partition_by=["region"], regions=[region], schema_mode="merge")
@@ -631,14 +762,78 @@ def _score_region(ctx: RunContext, client, region: str, result: StageResult) -> 
         f"{seg_rows:,} segmented, {churn_rows:,} churn scores ({summary['flagged'] or 0:,} above the threshold, "
         f"{summary['cold'] or 0:,} cold start, mean model score {summary['mean'] or 0:.3f}); {excluded:,} without profiling consent left out"
     )
-    if value_line:
-        result.lines.append(value_line)
+    result.lines += [line for line in (shadow_line, survival_line, value_line) if line]
     result.metrics += [
         Metric(region, "segmented", seg_rows, CUSTOMER_SEGMENTS),
         Metric(region, "churn_scored", churn_rows, CHURN_SCORES),
         Metric(region, "no_profiling_consent", excluded, CHURN_SCORES),
     ]
     current.unpersist()
+
+
+def _churn_frame(model, meta: dict, holder, current: DataFrame, stamp: list, region: str, as_of: date) -> DataFrame:
+    """gold.churn_scores rows of ``current`` by a churn model: the model's calibrated score past cold
+    start, its cold-start score before, its threshold."""
+    cold = F.coalesce(F.col("is_cold_start"), F.lit(True))
+    by_model = churn_lib.churn_scores(model, current.where(~cold)).select(
+        "region", "customer_id", "churn_score", F.lit(False).alias("is_cold_start_score")
+    )
+    by_rule = current.where(cold).select("region", "customer_id", F.lit(float(meta["cold_start_score"])).alias("churn_score"), F.lit(True).alias("is_cold_start_score"))
+    threshold = float(meta["threshold"])
+    return by_model.unionByName(by_rule).select(
+        "customer_id", "churn_score", (F.col("churn_score") >= threshold).alias("churn_predicted"), F.lit(threshold).alias("threshold"),
+        "is_cold_start_score", F.lit(int(meta["horizon_days"])).alias("horizon_days"),
+        F.lit(holder.name).alias("model_name"), F.lit(str(holder.version)).alias("model_version"),
+        *stamp, "region", F.lit(as_of).alias("as_of_date"),
+    )
+
+
+def _score_shadow(ctx: RunContext, client, region: str, as_of: date, version: str, current: DataFrame, champion, stamp: list) -> str | None:
+    """The challenger's scores of the same customers into gold.churn_scores_shadow (no decision
+    reads them); a line for the summary, None without a challenger."""
+    holder = tracking.challenger(client, champion.name)
+    if holder is None or str(holder.version) == str(champion.version):
+        return None
+    meta = tracking.load_json(holder.run_id, "churn.json")
+    if meta.get("format") != 2 or meta.get("feature_set_version") != version:
+        return (f"{region}: challenger {holder.name} v{holder.version} not scored in shadow: trained on features "
+                f"{meta.get('feature_set_version')} (format {meta.get('format')}), today's are {version}")
+    model = tracking.load_spark_model(holder.name, holder.version)
+    rows = _write_scores(ctx, _churn_frame(model, meta, holder, current, stamp, region, as_of), CHURN_SCORES_SHADOW, SHADOW_COMMENTS, region, as_of)
+    return f"{region}: challenger {holder.name} v{holder.version} scored {rows:,} customers in shadow ({CHURN_SCORES_SHADOW}; no decision uses them)"
+
+
+def _score_survival(ctx: RunContext, region: str, as_of: date, current: DataFrame, holder, meta: dict, stamp: list) -> str | None:
+    """gold.customer_survival: the profiled buyers past cold start, active (remaining lifetime by the
+    survival model deployed with the churn champion) or lapsed (0 days); None when the champion has
+    no survival model."""
+    import mlflow.spark
+
+    info = meta.get("survival")
+    if not info:
+        return None
+    gap = int(info["gap_days"])
+    model = mlflow.spark.load_model(f"runs:/{holder.run_id}/{SURVIVAL_MODEL}")
+    orders = ctx.lakehouse.read(SILVER_ORDERS).where(F.col("region") == region)
+    warm = current.where(~F.coalesce(F.col("is_cold_start"), F.lit(True)))
+    buyers = survival_lib.status(warm, orders, at=as_of, gap_days=gap)
+    active = survival_lib.expected_remaining_days(model, buyers.where(F.col(survival_lib.STATUS) == "active"))
+    lapsed = buyers.where(F.col(survival_lib.STATUS) == "lapsed").withColumn(survival_lib.EXPECTED, F.lit(0.0)).withColumn(survival_lib.MEDIAN, F.lit(0.0))
+    rows = active.unionByName(lapsed).select(
+        "customer_id", survival_lib.STATUS, survival_lib.EXPECTED, survival_lib.MEDIAN, F.lit(gap).alias("gap_days"),
+        F.lit(holder.name).alias("model_name"), F.lit(str(holder.version)).alias("model_version"),
+        *stamp, "region", F.lit(as_of).alias("as_of_date"),
+    )
+    written = _write_scores(ctx, rows, CUSTOMER_SURVIVAL, SURVIVAL_COMMENTS, region, as_of)
+    summary = ctx.lakehouse.read(CUSTOMER_SURVIVAL).where((F.col("region") == region) & (F.col("as_of_date") == F.lit(as_of))).agg(
+        F.sum((F.col(survival_lib.STATUS) == "active").cast("long")).alias("active"),
+        F.percentile_approx(F.when(F.col(survival_lib.STATUS) == "active", F.col(survival_lib.EXPECTED)), 0.5).alias("median"),
+    ).first()
+    active_n = int(summary["active"] or 0)
+    return (
+        f"{region}: time to churn of {written:,} buyers: {active_n:,} active (median expected remaining lifetime "
+        f"{summary['median'] or 0:.0f} days; concordance {info['concordance']:.3f} held out), {written - active_n:,} lapsed ({CUSTOMER_SURVIVAL})"
+    )
 
 
 def _score_value(ctx: RunContext, region: str, as_of: date, current: DataFrame, stamp: list, result: StageResult) -> str | None:

@@ -1,8 +1,15 @@
-"""MLflow: where runs are tracked, experiment and registered-model names, the champion alias.
+"""MLflow: where runs are tracked, experiment and registered-model names, the champion alias and
+the challenger alias (a model scored in shadow beside the champion).
 
 Default store: sqlite in ``<lakehouse root>/_mlflow/mlflow.db`` with artifacts beside it, so a
 local lakehouse carries its models; ``mlflow.tracking_uri`` selects any other store
 (``databricks``, ``databricks-uc``, an http server).
+
+A moved (or copied) local lakehouse keeps working: MLflow stores absolute artifact URIs, so
+``configure`` re-anchors them at the store's own folder. Every URI of the store under another
+``.../_mlflow/artifacts`` (experiments, runs, model versions, logged models) is rewritten to
+``<lakehouse root>/_mlflow/artifacts`` before anything reads it; the store is this lakehouse's, so
+its artifacts are the ones beside it. Other stores are left alone.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from customer360.errors import C360Error
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 
 
 class TrackingError(C360Error):
@@ -52,10 +60,54 @@ def configure(config: AppConfig):
     from mlflow import MlflowClient
 
     uri = tracking_uri(config)
+    root = _local_root(config) if not config.mlflow.tracking_uri else None
+    if root is not None:
+        moved = anchor_artifacts(root)
+        if moved:
+            log.warning("MLflow store %s: %d artifact locations re-anchored at %s (the lakehouse was moved)", uri, moved, root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     log.info("MLflow tracking store: %s", uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+#: (table, column) of the MLflow sqlite store that hold artifact URIs
+_ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"), ("runs", "artifact_uri"), ("model_versions", "source"),
+    ("model_versions", "storage_location"), ("logged_models", "artifact_location"),
+)
+_ARTIFACTS = "/_mlflow/artifacts"
+
+
+def anchor_artifacts(root: Path) -> int:
+    """Rewrite the local store's artifact URIs that point under another lakehouse's
+    ``_mlflow/artifacts`` to ``root``'s (see the module doc); returns the rows changed."""
+    import sqlite3
+    from contextlib import closing
+
+    db = root / "_mlflow" / "mlflow.db"
+    if not db.exists():
+        return 0
+    here = (root / "_mlflow" / "artifacts").resolve().as_uri()
+    changed = 0
+    with closing(sqlite3.connect(db)) as con, con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return 0
+        # an experiment of this store created under another root: ends in /_mlflow/artifacts
+        olds = {
+            loc for (loc,) in con.execute("SELECT DISTINCT artifact_location FROM experiments")
+            if loc and loc.startswith("file://") and loc.endswith(_ARTIFACTS) and loc != here
+        }
+        columns = [(t, c) for t, c in _ARTIFACT_COLUMNS if t in tables and c in {r[1] for r in con.execute(f"PRAGMA table_info({t})")}]
+        for old in sorted(olds):
+            for table, column in columns:  # names from the tuple above, values bound
+                changed += con.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                    f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                    (here, len(old) + 1, old, len(old) + 1, old + "/"),
+                ).rowcount
+    return changed
 
 
 def experiment_id(config: AppConfig, kind: str) -> str:
@@ -77,10 +129,19 @@ def model_name(config: AppConfig, region: str, kind: str) -> str:
 
 def champion(client, name: str):
     """The model version holding the champion alias, or None (no model, or no alias yet)."""
+    return _aliased(client, name, CHAMPION)
+
+
+def challenger(client, name: str):
+    """The model version holding the challenger alias, or None."""
+    return _aliased(client, name, CHALLENGER)
+
+
+def _aliased(client, name: str, alias: str):
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version_by_alias(name, CHAMPION)
+        return client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
@@ -103,6 +164,37 @@ def log_json(name: str, payload: Any) -> None:
         with open(path, "w") as handle:
             json.dump(payload, handle, indent=2, sort_keys=True, default=str)
         mlflow.log_artifact(path)
+
+
+def log_table(name: str, rows: list[dict]) -> None:
+    """Rows as an MLflow table artifact (``mlflow.log_table``: the UI shows and compares it)."""
+    import mlflow
+    import pandas as pd
+
+    mlflow.log_table(data=pd.DataFrame(rows), artifact_file=name)
+
+
+def log_reliability_plot(name: str, bins: list[dict], *, title: str) -> None:
+    """A reliability diagram (mean predicted probability against the observed rate per bin, point
+    size by rows, the diagonal for reference) as a PNG artifact."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: a file only
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    try:
+        ax.plot([0, 1], [0, 1], linestyle="--", color="#9aa3af", label="perfectly calibrated")
+        total = sum(b["rows"] for b in bins) or 1
+        ax.scatter([b["mean_predicted"] for b in bins], [b["observed_rate"] for b in bins],
+                   s=[20 + 400 * b["rows"] / total for b in bins], color="#2563eb", label="bins (size: customers)")
+        ax.plot([b["mean_predicted"] for b in bins], [b["observed_rate"] for b in bins], color="#2563eb")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted churn probability", ylabel="observed churn rate", title=title)
+        ax.legend(loc="upper left")
+        mlflow.log_figure(fig, name)
+    finally:
+        plt.close(fig)
 
 
 def load_json(run_id: str, name: str) -> Any:
@@ -129,8 +221,9 @@ def model_output(model, example) -> Any:
     return model.transform(spark.createDataFrame(example)).select("prediction").toPandas()
 
 
-def log_spark_model(model, *, registered_name: str, example=None, output=None) -> str:
-    """Log a Spark ``PipelineModel`` to the active run and register it; returns the new version.
+def log_spark_model(model, *, registered_name: str | None = None, example=None, output=None, name: str = "model") -> str | None:
+    """Log a Spark ``PipelineModel`` to the active run under ``name`` and register it as
+    ``registered_name`` (if given); returns the new version (None when not registered).
 
     ``example`` (a pandas frame of model inputs, see ``typical_row``) and ``output`` (what the
     model gives for it) become the model's signature and input example, which Unity Catalog
@@ -142,11 +235,11 @@ def log_spark_model(model, *, registered_name: str, example=None, output=None) -
 
     signature = infer_signature(example, output) if example is not None else None
     info = mlflow.spark.log_model(
-        model, "model", registered_model_name=registered_name, signature=signature, input_example=example,
+        model, name, registered_model_name=registered_name, signature=signature, input_example=example,
         # requirements given, not inferred: inference would start a Python subprocess per model
         pip_requirements=[f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"],
     )
-    return str(info.registered_model_version)
+    return str(info.registered_model_version) if registered_name else None
 
 
 def load_spark_model(name: str, version: str):
@@ -157,3 +250,11 @@ def load_spark_model(name: str, version: str):
 
 def promote(client, name: str, version: str) -> None:
     client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def set_challenger(client, name: str, version: str | None) -> None:
+    """Give ``version`` the challenger alias; None removes the alias (no challenger)."""
+    if version is not None:
+        client.set_registered_model_alias(name, CHALLENGER, version)
+    elif challenger(client, name) is not None:
+        client.delete_registered_model_alias(name, CHALLENGER)

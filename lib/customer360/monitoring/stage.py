@@ -1,7 +1,7 @@
 """The monitoring stage (after ml): consent enforcement on the score tables, drift, segment shift,
 realized churn and the fairness audit, per region, as of the region's scoring date.
 
-* **Consent.** Rows of ``gold.customer_segments``, ``gold.churn_scores`` and ``gold.customer_clv`` (every date) of
+* **Consent.** Rows of ``gold.customer_segments``, ``gold.churn_scores``, ``gold.churn_scores_shadow``, ``gold.customer_clv`` and ``gold.customer_survival`` (every date) of
   customers whose ``profiling_consent`` is no longer true are deleted.
 * **Drift** (``ops.drift_metrics``): PSI of every numeric feature of ``gold.customer_features``
   against the latest earlier as-of date in the table, and of the churn scores against the
@@ -14,6 +14,10 @@ realized churn and the fairness audit, per region, as of the region's scoring da
 * **Fairness** (``ops.fairness_report``): churn-score and segment distributions across age bands
   (birth date from the vault) and gender where a source provides it; disparate impact and, on the
   realized outcomes above, equal opportunity difference; flagged groups raise alerts.
+
+* **Shadow** (``ops.shadow_comparison``): the challenger churn model scored in shadow against the
+  champion: score distributions on the monitored date, realized performance once a date both
+  scored is a horizon old, and a promotion recommendation with its evidence (``monitoring/shadow.py``).
 
 Alerts go to ``ops.alerts``. With ``monitoring.fail_on_alert`` (``--fail-on-alert``) any alert
 makes the run exit non-zero.
@@ -31,19 +35,23 @@ from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
 from customer360.lakehouse.core import described_columns, sql_string_list, with_comments
 from customer360.ml.scoring import scoring_date
+from customer360.monitoring import shadow
 from customer360.monitoring.drift import psi, psi_level, realized_churn_of, segment_shift, with_churn_outcome
 from customer360.monitoring.fairness import COMMENTS as FAIRNESS_COMMENTS
 from customer360.monitoring.fairness import TRUE_POSITIVE_RATE, age_band, fairness_frame, fairness_report
 from customer360.tables import (
     ALERTS,
     CHURN_SCORES,
+    CHURN_SCORES_SHADOW,
     CUSTOMER_360,
     CUSTOMER_CLV,
+    CUSTOMER_SURVIVAL,
     CUSTOMER_FEATURES,
     CUSTOMER_SEGMENTS,
     DRIFT_METRICS,
     FAIRNESS_REPORT,
     PII_VAULT,
+    SHADOW_COMPARISON,
     SILVER_ORDERS,
 )
 
@@ -62,6 +70,32 @@ ALERTS_SCHEMA, ALERTS_COMMENTS = described_columns(
     ("message", T.StringType(), False, "what happened, in a sentence"),
     ("region", T.StringType(), False, "region (partition)"),
 )
+SHADOW_SCHEMA, SHADOW_COMMENTS = described_columns(
+    ("run_id", T.StringType(), False, "monitoring run"),
+    ("recorded_at", T.TimestampType(), False, "when, UTC"),
+    ("as_of_date", T.DateType(), False, "the scoring date monitored"),
+    ("champion_version", T.StringType(), False, "registered churn model version holding the champion alias (gold.churn_scores)"),
+    ("challenger_version", T.StringType(), False, "version holding the challenger alias (gold.churn_scores_shadow)"),
+    ("customers", T.LongType(), False, "customers both scored on as_of_date (model scores; cold-start rows left out)"),
+    ("score_psi", T.DoubleType(), True, "PSI of the challenger's scores against the champion's, same customers"),
+    ("champion_mean_score", T.DoubleType(), True, "mean champion score"),
+    ("challenger_mean_score", T.DoubleType(), True, "mean challenger score"),
+    ("champion_flagged_share", T.DoubleType(), True, "share at or above the champion's threshold"),
+    ("challenger_flagged_share", T.DoubleType(), True, "share at or above the challenger's threshold"),
+    ("decision_agreement", T.DoubleType(), True, "share of customers both would treat alike (flag or not)"),
+    ("outcomes_scored_on", T.DateType(), True, "the latest date both scored whose churn horizon has passed: the realized figures' date"),
+    ("outcomes_challenger_version", T.StringType(), True, "the challenger version scored on outcomes_scored_on"),
+    ("labelled_customers", T.LongType(), True, "customers both scored then, with their realized outcome"),
+    ("realized_churn_rate", T.DoubleType(), True, "share of them with no order in the horizon"),
+    ("champion_roc_auc", T.DoubleType(), True, "champion's ROC AUC on the realized outcomes"),
+    ("challenger_roc_auc", T.DoubleType(), True, "challenger's ROC AUC on the realized outcomes"),
+    ("champion_brier", T.DoubleType(), True, "champion's Brier score on the realized outcomes"),
+    ("challenger_brier", T.DoubleType(), True, "challenger's Brier score on the realized outcomes"),
+    ("recommendation", T.StringType(), False, "promote, keep_champion or wait (monitoring.shadow)"),
+    ("evidence", T.StringType(), False, "why, with the figures"),
+    ("region", T.StringType(), False, "region (partition)"),
+)
+
 DRIFT_SCHEMA, DRIFT_COMMENTS = described_columns(
     ("run_id", T.StringType(), False, "monitoring run"),
     ("as_of_date", T.DateType(), False, "the scoring date monitored"),
@@ -87,7 +121,7 @@ def _dates(df: DataFrame, region: str) -> list[date]:
 def _enforce_consent(ctx: RunContext, region: str, allowed: DataFrame) -> int:
     """Delete score rows of customers who may no longer be profiled; returns rows deleted."""
     deleted = 0
-    for table in (CUSTOMER_SEGMENTS, CHURN_SCORES, CUSTOMER_CLV):
+    for table in (CUSTOMER_SEGMENTS, CHURN_SCORES, CHURN_SCORES_SHADOW, CUSTOMER_CLV, CUSTOMER_SURVIVAL):
         if not ctx.lakehouse.exists(table):
             continue
         scored = ctx.lakehouse.read(table).where(F.col("region") == region).select("customer_id").distinct()
@@ -108,8 +142,8 @@ def _birth_dates(ctx: RunContext, region: str, c360: DataFrame) -> DataFrame:
     ).drop("token")
 
 
-def monitor_region(ctx: RunContext, region: str, now: datetime) -> tuple[list[tuple], list[tuple], DataFrame | None, list[str]]:
-    """Drift rows, alert rows, the fairness frame and summary lines of one region."""
+def monitor_region(ctx: RunContext, region: str, now: datetime) -> tuple[list[tuple], list[tuple], DataFrame | None, list[str], tuple | None]:
+    """Drift rows, alert rows, the fairness frame, summary lines and the shadow comparison row of one region."""
     mon = ctx.config.monitoring
     lakehouse = ctx.lakehouse
     as_of = scoring_date(ctx, region)
@@ -188,6 +222,8 @@ def monitor_region(ctx: RunContext, region: str, now: datetime) -> tuple[list[tu
         else:
             lines.append(f"  realized churn: no scores older than the {horizon}-day horizon yet")
 
+    shadow_row = _shadow(ctx, region, as_of, horizon, now, lines)
+
     # segments, month over month
     if lakehouse.exists(CUSTOMER_SEGMENTS):
         segments = lakehouse.read(CUSTOMER_SEGMENTS).where(F.col("region") == region)
@@ -247,7 +283,50 @@ def monitor_region(ctx: RunContext, region: str, now: datetime) -> tuple[list[tu
         f"  fairness: {len(rows)} rows over {', '.join(attributes) or 'no attribute'}, {sum(r.flagged for r in rows)} flagged"
         + (f"; not audited (no source provides it): {', '.join(missing)}" if missing else "")
     )
-    return drift, alerts, fairness, lines
+    return drift, alerts, fairness, lines, shadow_row
+
+
+def _shadow(ctx: RunContext, region: str, as_of: date, horizon: int, now: datetime, lines: list[str]) -> tuple | None:
+    """The ops.shadow_comparison row of the region (None without shadow scores on ``as_of``)."""
+    lakehouse, settings = ctx.lakehouse, ctx.config.monitoring.shadow
+    if not (lakehouse.exists(CHURN_SCORES_SHADOW) and lakehouse.exists(CHURN_SCORES)):
+        return None
+    mine = F.col("region") == region
+    champion, challenger = lakehouse.read(CHURN_SCORES).where(mine), lakehouse.read(CHURN_SCORES_SHADOW).where(mine)
+    today = shadow.paired(champion.where(F.col("as_of_date") == as_of), challenger.where(F.col("as_of_date") == as_of)).persist()
+    versions = today.select("champion_version", "challenger_version").distinct().collect()
+    if not versions:
+        today.unpersist()
+        return None
+    champion_version, challenger_version = versions[0]
+    seen = shadow.distributions(today, bins=ctx.config.monitoring.psi_bins)
+    today.unpersist()
+    both = sorted(set(_dates(champion, region)) & set(_dates(challenger, region)))
+    due = [d for d in both if d + timedelta(days=horizon) <= as_of]
+    found = None
+    if due and lakehouse.exists(SILVER_ORDERS):
+        then = F.col("as_of_date") == due[-1]
+        found = shadow.realized(
+            shadow.paired(champion.where(then), challenger.where(then)), lakehouse.read(SILVER_ORDERS).where(mine),
+            scored_on=due[-1], horizon_days=horizon,
+        )
+    recommendation, evidence = shadow.recommend(
+        found, challenger_version=challenger_version, min_improvement=settings.min_improvement, min_labelled=settings.min_labelled,
+    )
+    psi_text = "n/a" if seen.psi is None else f"{seen.psi:.3f}"
+    lines.append(
+        f"  shadow: challenger v{challenger_version} vs champion v{champion_version} on {seen.customers:,} customers: PSI {psi_text}, "
+        f"mean {seen.challenger_mean or 0:.3f} vs {seen.champion_mean or 0:.3f}, decisions agree for {seen.agreement or 0:.1%}; "
+        f"{recommendation}: {evidence}"
+    )
+    realized = (
+        (found.scored_on, found.challenger_version, found.labelled, found.churn_rate, found.champion_roc_auc, found.challenger_roc_auc,
+         found.champion_brier, found.challenger_brier) if found is not None else (None,) * 8
+    )
+    return (
+        ctx.run_id, now, as_of, str(champion_version), str(challenger_version), seen.customers, seen.psi, seen.champion_mean,
+        seen.challenger_mean, seen.champion_flagged, seen.challenger_flagged, seen.agreement, *realized, recommendation, evidence, region,
+    )
 
 
 def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
@@ -259,8 +338,10 @@ def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
     drift_rows: list[tuple] = []
     alert_rows: list[tuple] = []
     fairness: list[DataFrame] = []
+    shadow_rows: list[tuple] = []
     for region in ctx.regions:
-        drift, alerts, report, lines = monitor_region(ctx, region, now)
+        drift, alerts, report, lines, shadow_row = monitor_region(ctx, region, now)
+        shadow_rows += [shadow_row] if shadow_row else []
         drift_rows += drift
         alert_rows += alerts
         result.lines += lines
@@ -270,6 +351,9 @@ def run(ctx: RunContext, *, now: datetime | None = None) -> StageResult:
     if drift_rows:
         lakehouse.write(with_comments(ctx.spark.createDataFrame(drift_rows, DRIFT_SCHEMA), DRIFT_COMMENTS).coalesce(1),
                         DRIFT_METRICS, mode="append", partition_by=["region"])
+    if shadow_rows:
+        lakehouse.write(with_comments(ctx.spark.createDataFrame(shadow_rows, SHADOW_SCHEMA), SHADOW_COMMENTS).coalesce(1),
+                        SHADOW_COMPARISON, mode="append", partition_by=["region"])
     if fairness:
         frame = fairness[0]
         for f in fairness[1:]:
