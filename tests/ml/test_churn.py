@@ -218,6 +218,18 @@ def test_each_candidate_pipeline_fits_and_its_raw_score_ranks_like_its_probabili
     assert "prediction" not in model.transform(df).columns
 
 
+def test_preparation_treats_nan_like_null(spark):
+    # MLflow's pyfunc hands a pandas frame to Spark: a missing number arrives as NaN, not null
+    from pyspark.ml import Pipeline
+
+    from customer360.ml.churn import VECTOR, preparation
+
+    df = spark.createDataFrame([("a", 2.0), ("b", None), ("c", float("nan"))], "customer_id string, x double")
+    model = Pipeline(stages=preparation(["x"])).fit(df)
+    got = {r.customer_id: list(r.v) for r in model.transform(df).select("customer_id", vector_to_array(VECTOR).alias("v")).collect()}
+    assert got == {"a": [2.0, 0.0], "b": [0.0, 1.0], "c": [0.0, 1.0]}
+
+
 def test_a_baseline_rule_scores_recency_and_an_unknown_rule_is_refused(spark):
     df = spark.createDataFrame([("ra", "a", 10, 1.0), ("ra", "b", None, 0.0)], "region string, customer_id string, recency_days int, label double")
     got = raw_scores(rule_model("recency"), df)

@@ -368,7 +368,7 @@ def test_time_to_churn_of_the_profiled_buyers_past_cold_start(trained, spark):
     meta = tracking.load_json(churn.run_id, "churn.json")
     assert meta["survival"]["gap_days"] == 90 and meta["survival"]["concordance"] == pytest.approx(metrics["survival.concordance"])
     assert 0.55 < metrics["survival.concordance"] <= 1.0
-    assert 0 < metrics["survival.valid_churned"] < 1 and metrics["survival.train_rows"] > 100
+    assert 0 < metrics["survival.valid_churned"] < 1 and metrics["survival.train_rows"] > 50
     assert any(re.fullmatch(r"  time to churn \(Weibull AFT\): concordance 0\.\d{3} held out \([\d,]+ active customers at 2026-04-01, "
                             r"\d+% churned by 2026-06-30\); refit on them", line) for line in result.lines)
     # pyfunc loads it with its signature and answers the expected remaining days of the table

@@ -69,10 +69,12 @@ def trainable(df: DataFrame) -> DataFrame:
 
 
 def preparation(features: Sequence[str]) -> list:
-    """Null -> 0 plus a missing indicator per feature (a null recency means something), assembled."""
+    """Null -> 0 plus a missing indicator per feature (a null recency means something), assembled.
+    NaN counts as missing too: a pandas frame (MLflow's pyfunc input) carries a null number as NaN."""
     exprs = []
     for f in features:
-        exprs += [f"coalesce(cast({f} AS double), 0.0) AS {PREFIX}{f}", f"cast({f} IS NULL AS double) AS {PREFIX}missing_{f}"]
+        value = f"nanvl(cast({f} AS double), CAST(NULL AS double))"
+        exprs += [f"coalesce({value}, 0.0) AS {PREFIX}{f}", f"cast({value} IS NULL AS double) AS {PREFIX}missing_{f}"]
     inputs = [c for f in features for c in (f"{PREFIX}{f}", f"{PREFIX}missing_{f}")]
     return [
         SQLTransformer(statement=f"SELECT *, {', '.join(exprs)} FROM __THIS__"),
