@@ -29,7 +29,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import SQLTransformer
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import types as T
 
 from customer360.config import SegmentRule
@@ -209,7 +209,7 @@ def promote(ctx: RunContext, *, version: str | None = None) -> StageResult:
     for region in ctx.regions:
         name = tracking.model_name(ctx.config, region, CHURN)
         champion = tracking.champion(client, name)
-        target = _model_version(client, name, version) if version is not None else tracking.challenger(client, name)
+        target = tracking.model_version(client, name, version) if version is not None else tracking.challenger(client, name)
         if target is None:
             result.errors.append(f"{region}: nothing promoted: {name} has no " + (f"version {version}" if version is not None else "challenger"))
             continue
@@ -218,7 +218,7 @@ def promote(ctx: RunContext, *, version: str | None = None) -> StageResult:
             continue
         meta = tracking.load_json(target.run_id, "churn.json")
         current = region_feature_set_version(ctx, region)
-        if meta.get("format") != 2 or meta.get("feature_set_version") != current:
+        if not _scores_today(meta, current):
             result.errors.append(
                 f"{region}: nothing promoted: {name} v{target.version} was trained on features {meta.get('feature_set_version')} "
                 f"(format {meta.get('format')}); today's are {current}: it could not score them"
@@ -232,15 +232,6 @@ def promote(ctx: RunContext, *, version: str | None = None) -> StageResult:
             + (f"; v{champion.version} becomes the challenger (scored in shadow)" if champion is not None else "")
         )
     return result
-
-
-def _model_version(client, name: str, version: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version(name, str(version))
-    except MlflowException:
-        return None
 
 
 def _needs_training(ctx: RunContext, client, region: str) -> bool:
@@ -537,8 +528,9 @@ def _train_churn(ctx: RunContext, client, region: str, as_of: date, version: str
             **({"champion_backtest_mean": champion_mean} if champion_mean is not None else {}),
             **(lifetime.metrics() if lifetime else {}),
         })
-        tracking.log_json("backtest.json", tested.table())
-        tracking.log_table("backtest_table.json", tested.table())  # the same rows as an MLflow table (the UI shows it)
+        table = tested.table()
+        tracking.log_json("backtest.json", table)
+        tracking.log_table("backtest_table.json", table)  # the same rows as an MLflow table (the UI shows it)
         tracking.log_reliability_plot(
             "calibration.png", reliability,
             title=f"{region}: {choice.method}, Brier {newest.brier:.3f}" + (" (held out)" if held_out else " (in sample)"),
@@ -668,7 +660,7 @@ class _ChurnData:
     def cold_start_rate(self, day: date) -> float:
         """The observed churn rate of cold-start buyers at ``day``: their score (no model scores them)."""
         cold = churn_lib.labelled_all(_profiled(self.ctx, self.region, day), self.orders, at=day, horizon_days=self.horizon)
-        row = cold.where(F.coalesce(F.col("is_cold_start"), F.lit(True))).agg(F.avg(churn_lib.LABEL)).first()
+        row = cold.where(_cold_start()).agg(F.avg(churn_lib.LABEL)).first()
         if row[0] is not None:
             return float(row[0])
         return float(self.trainable(day).agg(F.avg(churn_lib.LABEL)).first()[0])
@@ -771,10 +763,21 @@ def _score_region(ctx: RunContext, client, region: str, result: StageResult) -> 
     current.unpersist()
 
 
+def _scores_today(meta: dict, version: str) -> bool:
+    """A churn model (its ``churn.json``) can score today's features: the current format (a
+    calibrated pipeline) and the feature-set version ``version``."""
+    return meta.get("format") == 2 and meta.get("feature_set_version") == version
+
+
+def _cold_start() -> Column:
+    """Customers a model does not score (too little history; unknown counts as cold)."""
+    return F.coalesce(F.col("is_cold_start"), F.lit(True))
+
+
 def _churn_frame(model, meta: dict, holder, current: DataFrame, stamp: list, region: str, as_of: date) -> DataFrame:
     """gold.churn_scores rows of ``current`` by a churn model: the model's calibrated score past cold
     start, its cold-start score before, its threshold."""
-    cold = F.coalesce(F.col("is_cold_start"), F.lit(True))
+    cold = _cold_start()
     by_model = churn_lib.churn_scores(model, current.where(~cold)).select(
         "region", "customer_id", "churn_score", F.lit(False).alias("is_cold_start_score")
     )
@@ -795,7 +798,7 @@ def _score_shadow(ctx: RunContext, client, region: str, as_of: date, version: st
     if holder is None or str(holder.version) == str(champion.version):
         return None
     meta = tracking.load_json(holder.run_id, "churn.json")
-    if meta.get("format") != 2 or meta.get("feature_set_version") != version:
+    if not _scores_today(meta, version):
         return (f"{region}: challenger {holder.name} v{holder.version} not scored in shadow: trained on features "
                 f"{meta.get('feature_set_version')} (format {meta.get('format')}), today's are {version}")
     model = tracking.load_spark_model(holder.name, holder.version)
@@ -815,7 +818,7 @@ def _score_survival(ctx: RunContext, region: str, as_of: date, current: DataFram
     gap = int(info["gap_days"])
     model = mlflow.spark.load_model(f"runs:/{holder.run_id}/{SURVIVAL_MODEL}")
     orders = ctx.lakehouse.read(SILVER_ORDERS).where(F.col("region") == region)
-    warm = current.where(~F.coalesce(F.col("is_cold_start"), F.lit(True)))
+    warm = current.where(~_cold_start())
     buyers = survival_lib.status(warm, orders, at=as_of, gap_days=gap)
     active = survival_lib.expected_remaining_days(model, buyers.where(F.col(survival_lib.STATUS) == "active"))
     lapsed = buyers.where(F.col(survival_lib.STATUS) == "lapsed").withColumn(survival_lib.EXPECTED, F.lit(0.0)).withColumn(survival_lib.MEDIAN, F.lit(0.0))

@@ -137,11 +137,21 @@ def challenger(client, name: str):
     return _aliased(client, name, CHALLENGER)
 
 
+def model_version(client, name: str, version: str):
+    """Version ``version`` of the registered model ``name``, or None when there is none."""
+    return _found(lambda: client.get_model_version(name, str(version)))
+
+
 def _aliased(client, name: str, alias: str):
+    return _found(lambda: client.get_model_version_by_alias(name, alias))
+
+
+def _found(lookup):
+    """``lookup()``, or None when the registry says the model, version or alias does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version_by_alias(name, alias)
+        return lookup()
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
