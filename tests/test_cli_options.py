@@ -123,6 +123,8 @@ def test_any_value_is_accepted_as_checked_or_refused_in_one_line(option, value):
         (["export", "--segment", "Dormant\n", "--out", "a"], "argument --segment: 'Dormant\\n' is not a segment name"),
         (["governance", "token", "--subject", "ana", "--role", "finance", "--hours", "inf"], "argument --hours: 'inf' is not a finite number"),
         (["sql", "--format", "xml", "SELECT 1"], "argument --output-format/--format: invalid choice: 'xml'"),
+        (["promote", "--region", "us", "--version", "0"], "argument --version: '0' is not a registered model version number"),
+        (["promote", "--version", "2 OR 1=1"], "argument --version: '2 OR 1=1' is not a registered model version number"),
     ],
 )
 def test_hostile_values_are_named_in_the_refusal(argv, message):
@@ -139,6 +141,8 @@ def test_the_values_people_type_are_accepted():
     assert (args.scale, args.seed) == (0.05, 7)
     args, _ = _parse(["sql", "--limit", "50", "SELECT region,\n\tcount(*) FROM gold.customer_360 GROUP BY region"])
     assert args.limit == 50 and "\n\t" in args.query
+    args, _ = _parse(["promote", "--region", "us", "--version", "12"])
+    assert (args.region, args.model_version) == (["us"], "12")
     args, _ = _parse(["erase", "--email", "Ana.Lopez+promo@example.com"])
     assert args.email == "Ana.Lopez+promo@example.com"
 
