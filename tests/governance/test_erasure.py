@@ -1,6 +1,6 @@
 """Erasure end to end on a copy of the shared sample: the planted person (tests/conftest.py) is
-erased by email (and, on two more copies, erasures interrupted half-way are finished from their
-marked request); afterwards no file under the lakehouse - Parquet contents, footers, Delta logs,
+erased by email (and, on one more copy, an erasure interrupted twice is finished from
+its marked request); afterwards no file under the lakehouse - Parquet contents, footers, Delta logs,
 checkpoints, stale Spark checkpoint folders - holds any of their identifiers or customer ids
 (their quarantined rows are found by any spelling of their phone or email), other customers are
 untouched, the tombstone holds tokens only, the landing files still holding their rows are named
@@ -246,39 +246,42 @@ def _interrupt_at(monkeypatch, function: str) -> None:
     monkeypatch.setattr(erasure, function, killed)
 
 
-@pytest.mark.parametrize("where", ["_purge", "_person_in_quarantine"])
-def test_an_interrupted_erasure_stays_marked_and_the_next_one_finishes_it(erased, pipeline_sample, spark, tmp_path, where, capsys):
-    """``_purge`` first runs after every delete (the xref, which finds the person, included) and
-    before any old file is vacuumed: the person can no longer be found, yet their old files remain.
-    ``_person_in_quarantine`` runs after the request is marked, before anything is deleted."""
+def test_an_interrupted_erasure_stays_marked_and_the_next_one_finishes_it(erased, pipeline_sample, spark, tmp_path, capsys):
+    """Killed twice, then finished. First at ``_person_in_quarantine``: after the request is
+    marked, before anything is deleted. Then the same request again is resumed (not a second one
+    started) and killed at ``_purge``: after every delete (the xref, which finds the person,
+    included), before any old file is vacuumed, so the person can no longer be found yet their old
+    files remain. ``c360 erase --pending`` finishes it from the marked request."""
     sample_ctx, data, _, _ = pipeline_sample
     _, _, _, person, needles, _, c360_before, done = erased
     shutil.copytree(sample_ctx.config.lakehouse.root, tmp_path / "lh")
     ctx = _context(spark, tmp_path / "lh", data.sources)
     with pytest.MonkeyPatch.context() as patch:
-        _interrupt_at(patch, where)
-        with pytest.raises(KeyboardInterrupt):
+        _interrupt_at(patch, "_person_in_quarantine")
+        with pytest.raises(KeyboardInterrupt, match="killed at _person_in_quarantine"):
             erase(ctx, email=PLANTED["email"], now=datetime(2026, 7, 2, 9))
     [(request_id, marked)] = pending_erasures(ctx.lakehouse)
     assert marked == person  # the person as found, kept while the request is pending
     assert traces(tmp_path / "lh", needles)  # still on disk
-    if where == "_purge":
-        with pytest.raises(ErasureError, match="no record has that email"):
-            find_person(ctx, email=PLANTED["email"])
-        base = ["--conf-dir", str(CONF_DIR), "--set", f"lakehouse.root={tmp_path / 'lh'}",
-                "--set", f"ingest.landing_root={data.sources}", "--set", "pipeline.regions=[us, de]"]
-        capsys.readouterr()
-        assert main(["erase", "--pending", *base]) == 0
-        said = capsys.readouterr().out
-        assert f"erasure {request_id} (interrupted earlier, finished now): 1 customer id(s) in de" in said
-        assert main(["erase", "--pending", *base]) == 0
-        assert capsys.readouterr().out.strip() == "no erasure was pending"
-    else:
-        # the same request again: the pending erasure is finished, not a second one started
-        report = erase(ctx, email=PLANTED["email"], now=datetime(2026, 7, 2, 10))
-        assert report.request_id == request_id and report.resumed
-        assert report.source_files == done.source_files and report.tombstones == done.tombstones
-        assert report.rows_deleted["bronze._quarantine"] == 3 and report.rows_deleted["gold.customer_360"] == 1
+    assert find_person(ctx, email=PLANTED["email"]) == person  # nothing deleted yet
+
+    with pytest.MonkeyPatch.context() as patch:
+        _interrupt_at(patch, "_purge")
+        with pytest.raises(KeyboardInterrupt, match="killed at _purge"):
+            erase(ctx, email=PLANTED["email"], now=datetime(2026, 7, 2, 10))
+    assert pending_erasures(ctx.lakehouse) == [(request_id, person)]  # the same request, still marked
+    assert traces(tmp_path / "lh", needles)  # old files not vacuumed yet
+    with pytest.raises(ErasureError, match="no record has that email"):
+        find_person(ctx, email=PLANTED["email"])
+
+    base = ["--conf-dir", str(CONF_DIR), "--set", f"lakehouse.root={tmp_path / 'lh'}",
+            "--set", f"ingest.landing_root={data.sources}", "--set", "pipeline.regions=[us, de]"]
+    capsys.readouterr()
+    assert main(["erase", "--pending", *base]) == 0
+    said = capsys.readouterr().out
+    assert f"erasure {request_id} (interrupted earlier, finished now): 1 customer id(s) in de" in said
+    assert main(["erase", "--pending", *base]) == 0
+    assert capsys.readouterr().out.strip() == "no erasure was pending"
     assert pending_erasures(ctx.lakehouse) == []
     assert traces(tmp_path / "lh", needles) == {}
     lh = ctx.lakehouse
