@@ -77,6 +77,35 @@ def test_csv_rows_split_between_bronze_and_quarantine(ctx, landing):
     assert {r.region for r in bad.values()} == {"us"}  # the folder's region, even when the row's is wrong
 
 
+def test_change_rows_need_an_operation_and_a_sequence_together(ctx, landing):
+    """Change data capture columns (change_op, change_seq): both or neither, an allowed operation, a
+    whole non-negative sequence; rows without them (full exports) load as before."""
+    header = CRM_HEADER.rstrip("\n") + ",change_op,change_seq\n"
+    good = CRM_ROWS[0]
+    rows = [
+        good + ",update,12",                                   # 1 good change
+        good.replace("CRM-1", "CRM-2") + ",,",                 # 2 good, no change columns
+        good.replace("CRM-1", "CRM-3") + ",upsert,3",          # 3 unknown operation
+        good.replace("CRM-1", "CRM-4") + ",delete,",           # 4 operation without sequence
+        good.replace("CRM-1", "CRM-5") + ",,7",                # 5 sequence without operation
+        good.replace("CRM-1", "CRM-6") + ",update,-1",         # 6 negative sequence
+        good.replace("CRM-1", "CRM-7") + ",update,seven",      # 7 not a number
+    ]
+    crm_file(landing, rows=rows, header=header)
+    report = ingest_source(ctx, CONTRACTS["crm_customers"], now=NOW)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (7, 2, 5)
+    got = ctx.lakehouse.read("bronze.crm_customers").select("crm_id", "change_op", "change_seq")
+    expected = ctx.spark.createDataFrame([("CRM-1", "update", 12), ("CRM-2", None, None)], "crm_id string, change_op string, change_seq long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    assert {n: r.reason for n, r in quarantine_rows(ctx).items()} == {
+        3: "impossible value: change_op 'upsert' is not one of insert, update, delete",
+        4: "missing required field: change_seq (a row with change_op needs it)",
+        5: "missing required field: change_op (a row with change_seq needs it)",
+        6: "impossible value: change_seq -1 is below 0",
+        7: "wrong type: change_seq 'seven' is not a bigint",
+    }
+
+
 def test_run_prints_accounting_and_records_metrics(ctx, landing):
     crm_file(landing)
     result = run(ctx, sources=["crm_customers"], now=NOW)

@@ -1,5 +1,6 @@
 """The identity stage end to end: bronze -> silver identity tables, against the generator's truth,
-then incremental runs that must keep customer ids (and audit the merge a bridging record causes)."""
+then incremental runs that must keep customer ids (and audit the merge a bridging record causes,
+and the split when change rows delete the bridge)."""
 from __future__ import annotations
 
 import csv
@@ -31,10 +32,10 @@ CRM_HEADER = [
 DEV_KEY = b"customer360-development-key-not-secret"
 
 
-def _crm_file(landing, name: str, rows: list[dict]) -> None:
+def _crm_file(landing, name: str, rows: list[dict], *, changes: bool = False) -> None:
     folder = landing / "crm_customers" / "us"
     with open(folder / name, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CRM_HEADER)
+        writer = csv.DictWriter(handle, fieldnames=CRM_HEADER + (["change_op", "change_seq"] if changes else []))
         writer.writeheader()
         for row in rows:
             writer.writerow({"account_type": "B2C", "country": "US", "region": "us", "updated_at": "2026-06-01 10:00:00", **row})
@@ -152,6 +153,48 @@ def test_incremental_runs_keep_ids_and_audit_a_merge(resolved, spark):
     loser = max(first["id"], second["id"])
     assert (registry[loser].retired_run_id, registry[loser].retired_reason) == ("run-3", "merge")
     assert registry[survivor].retired_at is None
+
+    # run 4: change rows (change data capture), applied by sequence, not arrival. The bridge's second
+    # record is deleted (a split); the newcomer's email changes. The later file carries older changes
+    # of both (a late update of the deleted record, a stale email), which must lose; two bad change
+    # rows are quarantined.
+    _crm_file(data.sources, "crm_customers_us_9003.csv", [
+        {"crm_id": "CRM-BRIDGE-B", "first_name": "Bo", "last_name": "Other", "change_op": "delete", "change_seq": "20"},
+        {"crm_id": "CRM-NEW-2", "first_name": "Zed", "last_name": "Newcomer", "email": "zed.cdc@example.org",
+         "change_op": "update", "change_seq": "30"},
+    ], changes=True)
+    _crm_file(data.sources, "crm_customers_us_9004.csv", [
+        {"crm_id": "CRM-BRIDGE-B", "first_name": "Bo", "last_name": "Other", "email": second["email"],
+         "loyalty_number": "BRIDGE-77", "change_op": "update", "change_seq": "15"},
+        {"crm_id": "CRM-NEW-2", "first_name": "Zed", "last_name": "Newcomer", "email": "zed.stale@example.org",
+         "change_op": "update", "change_seq": "25"},
+        {"crm_id": "CRM-BAD-1", "first_name": "Bad", "last_name": "Op", "change_op": "upsert", "change_seq": "1"},
+        {"crm_id": "CRM-BAD-2", "first_name": "No", "last_name": "Sequence", "change_op": "update"},
+    ], changes=True)
+    run4 = dataclasses.replace(ctx, run_id="run-4")
+    ingested = ingest(run4, now=datetime(2026, 7, 4, 12))
+    quarantined = {r.raw_payload.split('"crm_id":"')[1].split('"')[0]: r.reason
+                   for r in lh.read(tables.QUARANTINE).where("run_id = 'run-4'").collect()}
+    assert quarantined == {
+        "CRM-BAD-1": "impossible value: change_op 'upsert' is not one of insert, update, delete",
+        "CRM-BAD-2": "missing required field: change_seq (a row with change_op needs it)",
+    }, ingested.lines
+    result4 = stage.run(run4, now=datetime(2026, 7, 4, 13))
+    # CRM-NEW-2: runs 2 and 3 and two changes; CRM-BRIDGE-B: run 3 and two changes
+    assert "bronze.crm_customers: 5 older version(s) of re-loaded record ids replaced by the latest" in result4.lines
+    assert "bronze.crm_customers: 1 record id(s) whose latest change is a delete left out" in result4.lines
+    split = {(r.source, r.source_record_id): r.customer_id for r in lh.read(tables.CUSTOMER_XREF).collect()}
+    assert ("crm_customers", "CRM-BRIDGE-B") not in split
+    newcomer = lh.read(tables.IDENTITY_RECORDS).where("source_record_id = 'CRM-NEW-2'").collect()
+    assert [r.email for r in newcomer] == [python_token("zed.cdc@example.org", key=DEV_KEY, kind="email")]
+    # the bridge gone, the first and second customers' records fall apart again
+    firsts = {split[k] for k, old in before.items() if old == first["id"]} | {split[("crm_customers", "CRM-BRIDGE-A")]}
+    seconds = {split[k] for k, old in before.items() if old == second["id"]}
+    assert len(firsts) == 1 and len(seconds) == 1 and firsts != seconds
+    audit4 = lh.read(tables.IDENTITY_AUDIT).where("run_id = 'run-4'").collect()
+    assert sorted((a.event, a.old_ids, a.new_id) for a in audit4) == sorted(
+        [("split", [survivor], *firsts), ("split", [survivor], *seconds)]
+    )
 
 
 def test_no_clear_personal_data_outside_the_vault(resolved, spark, tmp_path_factory):

@@ -75,6 +75,18 @@ class Column:
     #: a time stamp without offset is wall-clock time of the row's region
     local_time: bool = False
     allowed: tuple[str, ...] | None = None
+    #: columns a row must also fill when it fills this one
+    requires: tuple[str, ...] = ()
+
+
+#: change data capture: a source that delivers changes marks each row with the operation and the
+#: source's own sequence number; the latest change of a record id is the one with the highest
+#: sequence, whenever it arrives (bronze/versions.py), and a record whose latest change is a delete
+#: is gone downstream. Rows without a sequence (full exports) are older than any sequenced row.
+CHANGE_OP = "change_op"
+CHANGE_SEQ = "change_seq"
+CHANGE_DELETE = "delete"
+CHANGE_OPS = ("insert", "update", CHANGE_DELETE)
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,8 @@ CONTRACTS: dict[str, SourceContract] = {
                 Column("loyalty_number"),
                 _ts("updated_at", local=True),
                 REGION,
+                Column(CHANGE_OP, allowed=CHANGE_OPS, requires=(CHANGE_SEQ,)),
+                Column(CHANGE_SEQ, T.LongType(), minimum=0, requires=(CHANGE_OP,)),
             ),
         ),
         SourceContract(

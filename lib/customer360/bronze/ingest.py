@@ -444,6 +444,9 @@ def validate(
     reasons: list[SparkColumn] = []
     for c in contract.columns:
         reasons += _checks(c, raw_cols[c.name], typed[c.name], now)
+        for other in c.requires:
+            reasons.append(F.when(raw_cols[c.name].isNotNull() & raw_cols[other].isNull(),
+                                  F.lit(f"missing required field: {other} (a row with {c.name} needs it)")))
     reasons.append(
         F.when(
             region_raw.isNotNull() & ~region_raw.isin(*time_zones),

@@ -6,14 +6,27 @@ from collections.abc import Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
+from customer360.bronze.contracts import CHANGE_DELETE, CHANGE_OP, CHANGE_SEQ
+
 VERSION_COLUMN = "_c360_version"
 
 
 def with_version_rank(df: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """Adds ``_c360_version``: 1 for the latest load of each key (ingestion time, then file and
-    row number), 2 for the one before, ... A record id re-exported with changed details thus
-    counts once, with its newest details."""
-    order = [F.desc(c) for c in ("_ingested_at", "_source_file", "_row_number") if c in df.columns]
+    """Adds ``_c360_version``: 1 for the latest version of each key, 2 for the one before, ... A
+    record id re-exported with changed details thus counts once, with its newest details.
+
+    Latest means the highest change sequence (``change_seq``, where the source delivers changes),
+    whatever order the changes arrived in; rows without one (full exports) come before every
+    sequenced row; then the latest load (ingestion time, then file and row number)."""
+    order = [F.desc_nulls_last(CHANGE_SEQ)] if CHANGE_SEQ in df.columns else []
+    order += [F.desc(c) for c in ("_ingested_at", "_source_file", "_row_number") if c in df.columns]
     if not order:
         return df.withColumn(VERSION_COLUMN, F.lit(1))
     return df.withColumn(VERSION_COLUMN, F.row_number().over(Window.partitionBy(*[F.col(k) for k in keys]).orderBy(*order)))
+
+
+def deleted(df: DataFrame) -> F.Column:
+    """True on a row whose change is a delete (a source's change data capture); false elsewhere."""
+    if CHANGE_OP not in df.columns:
+        return F.lit(False)
+    return F.coalesce(F.col(CHANGE_OP) == CHANGE_DELETE, F.lit(False))

@@ -12,7 +12,7 @@ import logging
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
-from customer360.bronze.versions import VERSION_COLUMN, with_version_rank
+from customer360.bronze.versions import VERSION_COLUMN, deleted, with_version_rank
 from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
 from customer360.facts.activity import CONSENT_COMMENTS, TICKETS_COMMENTS, keyed_by_customer, with_consent_subject
@@ -55,7 +55,9 @@ def _latest(ctx: RunContext, source: str, id_column: str, result: StageResult) -
     if replaced:
         result.lines.append(f"{table}: {replaced:,} older version(s) of re-loaded rows replaced by the latest")
     # the identity stage resolved trimmed ids (silver.customer_xref): join on the same form
-    return bronze.where(F.col(VERSION_COLUMN) == 1).drop(VERSION_COLUMN).withColumn(id_column, F.trim(id_column))
+    # a row whose latest change is a delete (a source's change data capture) is gone
+    return (bronze.where((F.col(VERSION_COLUMN) == 1) & ~deleted(bronze)).drop(VERSION_COLUMN)
+            .withColumn(id_column, F.trim(id_column)))
 
 
 def _store(ctx: RunContext, df: DataFrame, name: str, comments: dict[str, str]) -> int:
