@@ -46,7 +46,7 @@ def _wait(what: str, check, procs, timeout: float = 90) -> None:
         try:
             if check():
                 return
-        except (OSError, ValueError):  # not listening yet; or listening with the JSON page not attached yet (an HTML 404)
+        except (OSError, ValueError):  # not listening yet; or answering HTML before its JSON page is attached
             pass
         time.sleep(0.5)
     raise AssertionError(f"{what}: not within {timeout} s")

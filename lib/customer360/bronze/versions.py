@@ -25,6 +25,15 @@ def with_version_rank(df: DataFrame, keys: Sequence[str]) -> DataFrame:
     return df.withColumn(VERSION_COLUMN, F.row_number().over(Window.partitionBy(*[F.col(k) for k in keys]).orderBy(*order)))
 
 
+def latest_versions(df: DataFrame, keys: Sequence[str]) -> tuple[DataFrame, int, int]:
+    """The latest version of each key (``with_version_rank``) less those whose latest change is a
+    delete; with the older versions replaced and the deleted keys left out, counted in one pass."""
+    ranked = with_version_rank(df, keys)
+    latest = F.col(VERSION_COLUMN) == 1
+    replaced, removed = ranked.agg(F.count(F.when(~latest, 1)), F.count(F.when(latest & deleted(ranked), 1))).first()
+    return ranked.where(latest & ~deleted(ranked)).drop(VERSION_COLUMN), replaced, removed
+
+
 def deleted(df: DataFrame) -> F.Column:
     """True on a row whose change is a delete (a source's change data capture); false elsewhere."""
     if CHANGE_OP not in df.columns:

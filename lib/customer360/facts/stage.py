@@ -12,7 +12,7 @@ import logging
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
-from customer360.bronze.versions import VERSION_COLUMN, deleted, with_version_rank
+from customer360.bronze.versions import latest_versions
 from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
 from customer360.facts.activity import CONSENT_COMMENTS, TICKETS_COMMENTS, keyed_by_customer, with_consent_subject
@@ -48,16 +48,15 @@ def _latest(ctx: RunContext, source: str, id_column: str, result: StageResult) -
     if not ctx.lakehouse.exists(table):
         result.lines.append(f"{table}: not ingested yet, skipped")
         return None
-    bronze = with_version_rank(
+    bronze, replaced, removed = latest_versions(
         ctx.lakehouse.read(table).where(f"region IN ({sql_string_list(ctx.regions)})"), ["region", id_column]
     )
-    replaced = bronze.where(F.col(VERSION_COLUMN) > 1).count()
     if replaced:
         result.lines.append(f"{table}: {replaced:,} older version(s) of re-loaded rows replaced by the latest")
+    if removed:
+        result.lines.append(f"{table}: {removed:,} row(s) whose latest change is a delete left out")
     # the identity stage resolved trimmed ids (silver.customer_xref): join on the same form
-    # a row whose latest change is a delete (a source's change data capture) is gone
-    return (bronze.where((F.col(VERSION_COLUMN) == 1) & ~deleted(bronze)).drop(VERSION_COLUMN)
-            .withColumn(id_column, F.trim(id_column)))
+    return bronze.withColumn(id_column, F.trim(id_column))
 
 
 def _store(ctx: RunContext, df: DataFrame, name: str, comments: dict[str, str]) -> int:

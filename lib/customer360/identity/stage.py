@@ -24,7 +24,7 @@ import pyspark.sql.functions as F
 from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame
 
-from customer360.bronze.versions import VERSION_COLUMN, deleted, with_version_rank
+from customer360.bronze.versions import latest_versions
 from customer360.config import AppConfig, RegionConfig
 from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
@@ -72,16 +72,11 @@ def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str]]:
         id_column = mapping.attributes["source_record_id"]
         region_column = mapping.attributes.get("region", "region")
         if id_column in bronze.columns and "_ingested_at" in bronze.columns:
-            bronze = with_version_rank(bronze, [region_column, id_column])
-            latest = F.col(VERSION_COLUMN) == 1
-            replaced, removed = bronze.agg(
-                F.count(F.when(~latest, 1)), F.count(F.when(latest & deleted(bronze), 1))
-            ).first()
+            bronze, replaced, removed = latest_versions(bronze, [region_column, id_column])
             if replaced:
                 lines.append(f"{table}: {replaced:,} older version(s) of re-loaded record ids replaced by the latest")
             if removed:
                 lines.append(f"{table}: {removed:,} record id(s) whose latest change is a delete left out")
-            bronze = bronze.where(latest & ~deleted(bronze)).drop(VERSION_COLUMN)
         try:
             records = canonical_records(bronze, source=source, mapping=mapping)
         except ValueError as exc:
