@@ -36,7 +36,7 @@ def test_help_lists_the_commands():
     out = subprocess.run(
         [sys.executable, "-m", "customer360.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("run", "generate", "ingest", "identity", "identity-eval", "facts", "gold", "train", "score", "config", "tables", "history", "vacuum", "optimize"):
+    for command in ("run", "generate", "deliver", "ingest", "identity", "identity-eval", "facts", "gold", "train", "score", "config", "tables", "history", "vacuum", "optimize"):
         assert re.search(rf"^    {command}(\s|$)", out, re.MULTILINE), command
 
 

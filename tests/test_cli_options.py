@@ -111,6 +111,8 @@ def test_any_value_is_accepted_as_checked_or_refused_in_one_line(option, value):
         (["generate", "--scale", "nan"], "argument --scale: 'nan' is not a finite number"),
         (["generate", "--scale", "0"], "argument --scale: 0 is outside (0, 1,000]"),
         (["generate", "--seed", "-5"], "argument --seed: -5 is outside [0, 2,147,483,647]"),
+        (["generate", "--days", "367"], "argument --days: 367 is outside [0, 366]"),
+        (["deliver", "--out", "s\x00"], "argument --out: 's\\x00' is not a usable path"),
         (["sql", "--limit", "0", "SELECT 1"], "argument --limit: 0 is outside [1, 10,000,000]"),
         (["history", "gold.customer_360; DROP TABLE x"], "argument table: 'gold.customer_360; DROP TABLE x' is not a table name"),
         (["vacuum", "gold.customer_360", "--retention-hours", "-1"], "argument --retention-hours: -1 is outside [0, 87,600]"),
@@ -137,8 +139,8 @@ def test_the_values_people_type_are_accepted():
     assert args.region == ["US, de", "all"] and args.overrides == ["spark.shuffle_partitions=4"]
     args, _ = _parse(["export", "--segment", "At-risk big spenders", "--out", "/tmp/out dir/ü", "--role", "marketing"])
     assert args.segment == "At-risk big spenders" and args.out == "/tmp/out dir/ü"
-    args, _ = _parse(["generate", "--scale", "0.05", "--seed", "7"])
-    assert (args.scale, args.seed) == (0.05, 7)
+    args, _ = _parse(["generate", "--scale", "0.05", "--seed", "7", "--days", "7"])
+    assert (args.scale, args.seed, args.days) == (0.05, 7, 7)
     args, _ = _parse(["sql", "--limit", "50", "SELECT region,\n\tcount(*) FROM gold.customer_360 GROUP BY region"])
     assert args.limit == 50 and "\n\t" in args.query
     args, _ = _parse(["promote", "--region", "us", "--version", "12"])

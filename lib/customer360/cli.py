@@ -6,6 +6,7 @@ Every sub-command takes the same options: ``--env``, ``--region`` (repeatable, c
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import re
@@ -113,6 +114,7 @@ _EMAIL = _matching(r"[^\x00-\x1f\x7f]{3,320}", "an email address (3 to 320 print
 _SEGMENT = _matching(r"[A-Za-z0-9][A-Za-z0-9 _.&/+\-]{0,79}", "a segment name (letters, digits, spaces, _ . & / + -)")
 _SCALE = _number(float, low=0, high=1000, low_open=True)
 _SEED = _number(int, low=0, high=2**31 - 1)
+_DAYS = _number(int, low=0, high=366)
 _ROWS = _number(int, low=1, high=10_000_000)
 _HOURS = _number(float, low=0, high=24 * 365, low_open=True)
 _RETENTION_HOURS = _number(int, low=0, high=24 * 3650)
@@ -169,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--scale", type=_SCALE, default=None, help="1 = 100k people, more than 0 and at most 1000 (default: sample_data.scale)")
     generate.add_argument("--seed", type=_SEED, default=None, help="default: sample_data.seed")
     generate.add_argument("--out", type=_path, default=None, help="folder (default: sample_data.dir); sources/ and truth/ go under it")
+    generate.add_argument(
+        "--days", type=_DAYS, default=None,
+        help="hold the last DAYS days back under deliveries/, landed one at a time by c360 deliver (default: sample_data.days_held_back)",
+    )
+    deliver = sub.add_parser(
+        "deliver", parents=[common], help="land the sample's next held-back day in its sources/ (see c360 generate --days)"
+    )
+    deliver.add_argument("--out", type=_path, default=None, help="the sample's folder (default: sample_data.dir)")
 
     ingest = sub.add_parser("ingest", parents=[common], help="bronze: load new source files, quarantine bad rows")
     ingest.add_argument("--source", type=_SOURCE, action="append", default=[], help="only this source (repeatable)")
@@ -365,16 +375,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from customer360.pipeline import run_pipeline, summary_lines
 
     ctx = _context(args)
-    sample = ctx.config.sample_data
-    if sample.enabled:
-        from customer360.generate import ensure_sample_data
-
-        data, made = ensure_sample_data(sample.dir, scale=sample.scale, seed=sample.seed, regions=ctx.config.pipeline.regions)
-        print(f"sample data: {data.root} (scale {sample.scale}, seed {sample.seed}, {data.people:,} people; "
-              f"{'generated now' if made else 'cached'})", flush=True)
+    _print(prepare_sample(ctx.config))
     summary = run_pipeline(ctx)
     _print(summary_lines(ctx, summary))
     return 0 if summary.status == "succeeded" else 1
+
+
+def prepare_sample(config) -> list[str]:
+    """What ``c360 run`` does to the sample before the stages (``sample_data`` enabled): generate it
+    once, then, with days held back, land the next day on every later run; the lines say what."""
+    sample = config.sample_data
+    if not sample.enabled:
+        return []
+    from customer360.generate import ensure_sample_data
+
+    data, made = ensure_sample_data(
+        sample.dir, scale=sample.scale, seed=sample.seed, regions=config.pipeline.regions, days=sample.days_held_back
+    )
+    held = f"; the last {sample.days_held_back} day(s) held back" if sample.days_held_back else ""
+    lines = [f"sample data: {data.root} (scale {sample.scale}, seed {sample.seed}, {data.people:,} people; "
+             f"{'generated now' if made else 'cached'}{held})"]
+    if sample.days_held_back and not made:
+        lines.append(f"sample data: {_delivered(data.root)}")
+    return lines
+
+
+def _delivered(root) -> str:
+    from customer360.generate import deliver_next_day
+
+    delivery = deliver_next_day(root)
+    return delivery.line() if delivery else "every held-back day is already delivered: nothing new lands"
+
+
+def _cmd_deliver(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    root = Path(args.out or config.sample_data.dir)
+    made = root / "manifest.json"
+    if not made.is_file():
+        raise C360Error(f"no sample at {root} (no manifest.json): c360 generate --days N writes one")
+    if "days" not in json.loads(made.read_text()):
+        raise C360Error(f"the sample at {root} holds no day back: c360 generate --days N writes one that does")
+    print(_delivered(root))
+    return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -388,6 +432,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         seed=config.sample_data.seed if args.seed is None else args.seed,
         regions=list(regions),
         consent_regimes={code: config.regions[code].consent_regime for code in regions},
+        days=config.sample_data.days_held_back if args.days is None else args.days,
     )
     print(f"generated {data.people:,} people into {data.root}")
     for source, rows in data.rows.items():
@@ -735,6 +780,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": _cmd_run,
     "generate": _cmd_generate,
+    "deliver": _cmd_deliver,
     "ingest": _cmd_ingest,
     "identity": _cmd_identity,
     "identity-eval": _cmd_identity_eval,

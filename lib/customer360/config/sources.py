@@ -43,6 +43,9 @@ class SampleDataConfig(FrozenModel):
     dir: str = "sample_data"
     scale: float = Field(default=0.1, gt=0)
     seed: int = 42
+    #: the last days held back and landed one a run: the first ``c360 run`` sees the history, each
+    #: later one the next day (``generate.deliveries``); 0 lands everything at once
+    days_held_back: int = Field(default=0, ge=0, le=366)
 
 
 class SourceMapping(FrozenModel):

@@ -22,6 +22,10 @@ what later versions added (crawler traffic, unit costs) draws from generators of
 earlier columns keep their values. ``GENERATOR_VERSION`` is in the manifest: a cached sample made
 by another version is generated again.
 
+``generate(out, days=N)`` holds the last N days back under ``out/deliveries/<day>/`` (CRM as
+change rows, late web events, an identity merge and split); ``deliver_next_day`` lands them one
+at a time (``deliveries``).
+
 ``regions`` holds each region's vocabularies, ``people`` the latent population and the column
 helpers, one module each the sources (``crm``, ``web_events``, ``orders``, ``support_tickets``,
 ``consent``), which depend on those two only, and ``writer`` the draw order, file layout, truth
@@ -31,11 +35,13 @@ and manifest. What callers use is re-exported here (``__all__``): import it from
 from __future__ import annotations
 
 from customer360.generate.crm import JUNK_EMAILS
+from customer360.generate.deliveries import Delivery, deliver_next_day, pending_days
 from customer360.generate.people import END_DATE
 from customer360.generate.regions import REGION_PROFILES, RegionProfile
 from customer360.generate.writer import GENERATOR_VERSION, SOURCES, GeneratedData, ensure_sample_data, generate
 
 __all__ = [
+    "Delivery",
     "END_DATE",
     "GENERATOR_VERSION",
     "JUNK_EMAILS",
@@ -43,6 +49,8 @@ __all__ = [
     "SOURCES",
     "GeneratedData",
     "RegionProfile",
+    "deliver_next_day",
     "ensure_sample_data",
     "generate",
+    "pending_days",
 ]

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from customer360.generate.consent import consent_events
 from customer360.generate.crm import crm_customers
+from customer360.generate.deliveries import DELIVERIES, check_days, crm_changes, cut_date, split_by_day
 from customer360.generate.orders import order_lines, with_unit_costs
 from customer360.generate.people import END_DATE, latent_people
 from customer360.generate.regions import REGION_PROFILES
@@ -78,6 +79,22 @@ ID_COLUMNS = {
 }
 
 
+def _write_source(folder: Path, source: str, data: pd.DataFrame, regions, ext: str, writer, *, suffix: str = "") -> None:
+    """One source's rows, a file per region (``_0001``... chunks, or one file named by ``suffix``)."""
+    for code in regions:
+        part = data[data["region"] == code].reset_index(drop=True)
+        if suffix and part.empty:
+            continue
+        (folder / code).mkdir(parents=True, exist_ok=True)
+        chunks = [(suffix, part)] if suffix else [(f"{number:04d}", chunk) for number, chunk in _chunks(part)]
+        for name, chunk in chunks:
+            path = folder / code / f"{source}_{code}_{name}.{ext}"
+            if source == "web_events":
+                writer(chunk, path, corrupt_every=2000)
+            else:
+                writer(chunk, path)
+
+
 @dataclass(frozen=True)
 class GeneratedData:
     root: Path
@@ -100,8 +117,12 @@ def generate(
     seed: int = 42,
     regions: list[str] | tuple[str, ...] = ("us", "gb", "de", "fr"),
     consent_regimes: dict[str, str] | None = None,
+    days: int = 0,
 ) -> GeneratedData:
-    """Write the five sources and the ground truth under ``out``; the same seed gives the same bytes."""
+    """Write the five sources and the ground truth under ``out``; the same seed gives the same bytes.
+
+    ``days``: hold the last days back as day-by-day deliveries (``generate.deliveries``)."""
+    check_days(days)
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     unknown = [r for r in regions if r not in REGION_PROFILES]
@@ -125,24 +146,30 @@ def generate(
     }
     truth_parts = []
     rows = {}
+    per_day: dict[str, dict[str, int]] = {}
+    held_rng = np.random.default_rng([seed, 3])  # the deliveries draw from a generator of their own
     for source, frame in frames.items():
         ext, writer = WRITERS[source]
         id_column = ID_COLUMNS[source]
+        later = None
+        if days and source == "crm_customers":
+            frame, later = crm_changes(held_rng, frame, list(regions), days)
+        elif days:
+            frame, later = split_by_day(source, frame, held_rng, days)
+        everything = frame if later is None else pd.concat([frame, later], ignore_index=True)
         truth_parts.append(
-            pd.DataFrame({"source": source, "source_record_id": frame[id_column], "person_id": frame["_person"]})
+            pd.DataFrame({"source": source, "source_record_id": everything[id_column], "person_id": everything["_person"]})
+            .drop_duplicates()
         )
-        data = frame.drop(columns=["_person"])
-        rows[source] = len(data)
-        for code in regions:
-            part = data[data["region"] == code].reset_index(drop=True)
-            folder = root / "sources" / source / code
-            folder.mkdir(parents=True, exist_ok=True)
-            for number, chunk in _chunks(part):
-                path = folder / f"{source}_{code}_{number:04d}.{ext}"
-                if source == "web_events":
-                    writer(chunk, path, corrupt_every=2000)
-                else:
-                    writer(chunk, path)
+        rows[source] = len(everything)
+        _write_source(root / "sources" / source, source, frame.drop(columns=["_person"]), regions, ext, writer)
+        if later is None:
+            continue
+        for day in sorted(set(later["_day"])):
+            part = later[later["_day"] == day].drop(columns=["_person", "_day"])
+            per_day.setdefault(day.isoformat(), {s: 0 for s in frames})[source] = len(part)
+            folder = root / DELIVERIES / day.isoformat() / source
+            _write_source(folder, source, part, regions, ext, writer, suffix=day.strftime("%Y%m%d"))
     truth = root / "truth"
     truth.mkdir(parents=True, exist_ok=True)
     record_person = pd.concat(truth_parts, ignore_index=True)
@@ -155,15 +182,18 @@ def generate(
     )
     pq.write_table(pa.Table.from_pandas(people_out, preserve_index=False), truth / "people.parquet")
     manifest = {"generator_version": GENERATOR_VERSION, "scale": scale, "seed": seed, "regions": list(regions), "people": n, "rows": rows, "end_date": END_DATE.isoformat()}
+    if days:
+        manifest.update(days=days, cut=cut_date(days).isoformat(), deliveries=dict(sorted(per_day.items())), delivered=[])
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     log.info("generated %d people: %s", n, rows)
     return GeneratedData(root=root, people=n, rows=rows)
 
 
 def ensure_sample_data(
-    out: str | Path, *, scale: float, seed: int, regions: Sequence[str]
+    out: str | Path, *, scale: float, seed: int, regions: Sequence[str], days: int = 0
 ) -> tuple[GeneratedData, bool]:
-    """Generate the sample once: an existing one made with the same scale, seed and regions is reused.
+    """Generate the sample once: an existing one made with the same scale, seed, regions and days
+    held back is reused (its deliveries so far kept).
 
     Returns the data and whether it was generated now.
     """
@@ -171,10 +201,10 @@ def ensure_sample_data(
     manifest = root / "manifest.json"
     if manifest.is_file():
         made = json.loads(manifest.read_text())
-        wanted = (GENERATOR_VERSION, scale, seed, list(regions))
-        if (made.get("generator_version"), made.get("scale"), made.get("seed"), made.get("regions")) == wanted:
+        wanted = (GENERATOR_VERSION, scale, seed, list(regions), days)
+        if (made.get("generator_version"), made.get("scale"), made.get("seed"), made.get("regions"), made.get("days", 0)) == wanted:
             return GeneratedData(root=root, people=made["people"], rows=made["rows"]), False
-    for part in ("sources", "truth"):
+    for part in ("sources", "truth", DELIVERIES):
         if (root / part).exists():
             shutil.rmtree(root / part)
-    return generate(root, scale=scale, seed=seed, regions=list(regions)), True
+    return generate(root, scale=scale, seed=seed, regions=list(regions), days=days), True
