@@ -112,6 +112,8 @@ def test_any_value_is_accepted_as_checked_or_refused_in_one_line(option, value):
         (["generate", "--scale", "0"], "argument --scale: 0 is outside (0, 1,000]"),
         (["generate", "--seed", "-5"], "argument --seed: -5 is outside [0, 2,147,483,647]"),
         (["generate", "--days", "367"], "argument --days: 367 is outside [0, 366]"),
+        (["ingest", "--stream", "--every", "0"], "argument --every: 0 is outside (0, 604,800]"),
+        (["ingest", "--stream", "--max-files-per-trigger", "0"], "argument --max-files-per-trigger: 0 is outside [1, 1,000,000]"),
         (["deliver", "--out", "s\x00"], "argument --out: 's\\x00' is not a usable path"),
         (["sql", "--limit", "0", "SELECT 1"], "argument --limit: 0 is outside [1, 10,000,000]"),
         (["history", "gold.customer_360; DROP TABLE x"], "argument table: 'gold.customer_360; DROP TABLE x' is not a table name"),

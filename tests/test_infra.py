@@ -49,7 +49,7 @@ def test_local_spark_defaults_are_the_local_session_settings():
     jars = JvmJars(Path("jars"), (Path("jars/delta-spark.jar"),), delta_version=DELTA, graphframes_version=None)
     expected |= jvm_session_conf(jars, shuffle_partitions=config.spark.shuffle_partitions)
     expected["spark.jars"] = "jars/*.jar"  # the folder `make jars` fills, relative to the checkout
-    expected["spark.driver.extraJavaOptions"] = "-Dlog4j2.configurationFile=lib/customer360/log4j2-redacted.properties"
+    expected["spark.driver.extraJavaOptions"] = "-Xss8m -Dlog4j2.configurationFile=lib/customer360/log4j2-redacted.properties"
     assert active == expected
 
 

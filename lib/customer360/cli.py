@@ -115,6 +115,8 @@ _SEGMENT = _matching(r"[A-Za-z0-9][A-Za-z0-9 _.&/+\-]{0,79}", "a segment name (l
 _SCALE = _number(float, low=0, high=1000, low_open=True)
 _SEED = _number(int, low=0, high=2**31 - 1)
 _DAYS = _number(int, low=0, high=366)
+_SECONDS = _number(float, low=0, high=7 * 86400, low_open=True)
+_FILES = _number(int, low=1, high=1_000_000)
 _ROWS = _number(int, low=1, high=10_000_000)
 _HOURS = _number(float, low=0, high=24 * 365, low_open=True)
 _RETENTION_HOURS = _number(int, low=0, high=24 * 3650)
@@ -182,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser("ingest", parents=[common], help="bronze: load new source files, quarantine bad rows")
     ingest.add_argument("--source", type=_SOURCE, action="append", default=[], help="only this source (repeatable)")
+    ingest.add_argument(
+        "--stream", action="store_true",
+        help="as Structured Streaming file streams, a checkpoint per source and region (default trigger: availableNow)",
+    )
+    ingest.add_argument("--every", type=_SECONDS, default=None, help="with --stream: a batch every SECONDS until stopped")
+    ingest.add_argument("--stop-after", type=_SECONDS, default=None, help="with --every: stop after SECONDS")
+    ingest.add_argument("--max-files-per-trigger", type=_FILES, default=None, help="with --stream: at most N files a batch")
     identity = sub.add_parser(
         "identity", parents=[common],
         help="silver: resolve identities from bronze; or, with --input, resolve any file of person records",
@@ -442,10 +451,25 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from customer360.bronze.stage import run as ingest
+    from customer360.bronze.stage import run_stream
     from customer360.pipeline import run_pipeline, summary_lines
 
+    streaming = (args.every, args.stop_after, args.max_files_per_trigger)
+    if not args.stream and any(v is not None for v in streaming):
+        raise C360Error("--every, --stop-after and --max-files-per-trigger go with --stream")
+    if args.stop_after is not None and args.every is None:
+        raise C360Error("--stop-after goes with --every (availableNow stops by itself)")
     ctx = _context(args)
-    summary = run_pipeline(ctx, stages=[("ingest", lambda c: ingest(c, sources=args.source or None))])
+    if args.stream:
+        def stage(c):
+            return run_stream(
+                c, sources=args.source or None, every_seconds=args.every, stop_after_seconds=args.stop_after,
+                max_files_per_trigger=args.max_files_per_trigger,
+            )
+    else:
+        def stage(c):
+            return ingest(c, sources=args.source or None)
+    summary = run_pipeline(ctx, stages=[("ingest", stage)])
     _print(summary_lines(ctx, summary))
     return 0 if summary.status == "succeeded" else 1
 

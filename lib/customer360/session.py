@@ -226,11 +226,18 @@ def local_session_conf(config: AppConfig) -> dict[str, str]:
         # Delta stores timestamps as INT64 microseconds, not Spark's legacy INT96.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
+    # a stream's batch (bronze.streaming) runs the batch path on the stream's own thread, under its
+    # frames and py4j's: Java's default 1 MB thread stack overflowed once there (deep Delta plans)
+    java_options = [THREAD_STACK]
     if config.spark.redact_jvm_logs:
-        conf["spark.driver.extraJavaOptions"] = shlex.quote(f"-Dlog4j2.configurationFile={REDACTED_LOG_CONFIG}")
+        java_options.append(shlex.quote(f"-Dlog4j2.configurationFile={REDACTED_LOG_CONFIG}"))
+    conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
     conf.update(config.spark.conf)
     return conf
 
+
+#: the stack of every thread the driver JVM starts (default 1 MB)
+THREAD_STACK = "-Xss8m"
 
 #: the JVM log configuration of a local session (spark.redact_jvm_logs): Spark's defaults without
 #: exception messages, which quote row values (local mode: the executors log in the driver's JVM)

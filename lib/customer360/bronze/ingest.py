@@ -20,7 +20,7 @@ was interrupted (status ``loading``) has its rows deleted and is loaded again on
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urlparse
@@ -85,8 +85,22 @@ class SourceReport:
     #: rows of erased people (tombstones): neither loaded nor quarantined
     rows_erased: int = 0
     new_columns: list[str] = field(default_factory=list)
+    #: files a stream listed that were gone when the load looked for them (not fatal: reported)
+    files_vanished: list[str] = field(default_factory=list)
     #: region -> rows_read / rows_loaded / rows_quarantined
     by_region: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, other: SourceReport) -> None:
+        """Fold in another load of the same source (a stream's micro-batches)."""
+        for name in ("files_new", "files_unchanged", "rows_read", "rows_loaded", "rows_quarantined", "rows_erased"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("files_changed", "files_failed", "files_vanished"):
+            getattr(self, name).extend(getattr(other, name))
+        self.new_columns += [c for c in other.new_columns if c not in self.new_columns]
+        for region, counts in other.by_region.items():
+            mine = self.by_region.setdefault(region, zero_counts())
+            for metric, value in counts.items():
+                mine[metric] = mine.get(metric, 0) + value
 
     def line(self) -> str:
         text = (
@@ -98,6 +112,8 @@ class SourceReport:
             text += f" + erased {self.rows_erased:,} (tombstones)"
         if self.new_columns:
             text += f"; new columns kept: {', '.join(self.new_columns)}"
+        if self.files_vanished:
+            text += f"; {len(self.files_vanished)} listed file(s) gone before reading: {', '.join(self.files_vanished)}"
         return text
 
 
@@ -583,13 +599,23 @@ class _Plan:
 
 
 def _plan(
-    ctx: RunContext, contract: SourceContract, known: dict[str, tuple[str, str]], ledger: FileLedger, now: datetime
+    ctx: RunContext, contract: SourceContract, known: dict[str, tuple[str, str]], ledger: FileLedger, now: datetime,
+    only: set[str] | None = None,
 ) -> _Plan:
     """Compare the landing files with the registry, clean up interrupted loads, fail unreadable
-    files; mark the files to load ``loading`` (in ``ledger``, flushed before loading)."""
+    files; mark the files to load ``loading`` (in ``ledger``, flushed before loading).
+
+    ``only``: the files (``<source>/<region>/<name>``) a stream listed; the others are left for
+    later, and a listed file that is gone now is reported in ``files_vanished``."""
     report = SourceReport(contract.name)
     unaccepted: list[SourceFile] = []
     files = discover_files(ctx.config.ingest.landing_root, contract, ctx.regions, unaccepted=unaccepted)
+    if only is not None:
+        files = [f for f in files if f.relative in only]
+        unaccepted = [f for f in unaccepted if f.relative in only]
+        report.files_vanished = sorted(only - {f.relative for f in (*files, *unaccepted)})
+        for relative in report.files_vanished:
+            log.warning("%s: listed by the stream but gone before it was read; not loaded", relative)
     for f in unaccepted:  # never silently passed over: each run says so until the file is moved away
         _fail(ledger, report, contract, [(f, file_sha256(f.path))],
               f"{f.relative}: not loaded: {contract.name} takes {' or '.join(contract.extensions)} files "
@@ -598,8 +624,13 @@ def _plan(
     digests: dict[str, FileDigest] = {}
     to_load: list[tuple[SourceFile, str]] = []
     interrupted: list[str] = []
-    for f in files:
-        digests[f.relative] = file_digest(f.path, text=text)
+    for f in list(files):
+        try:
+            digests[f.relative] = file_digest(f.path, text=text)
+        except FileNotFoundError:  # removed between listing and reading: reported, the rest goes on
+            log.warning("%s: gone before it was read; not loaded", f.relative)
+            report.files_vanished.append(f.relative)
+            continue
         digest = digests[f.relative].sha256
         previous = known.get(f.relative)
         if previous is None or previous[1] == "failed":
@@ -838,13 +869,19 @@ def _fail(
     ledger.add([_file_row(contract.name, f, d, "failed", ledger.ctx.run_id, now, message=message) for f, d in files])
 
 
-def ingest_sources(ctx: RunContext, names: Sequence[str], *, now: datetime) -> list[SourceReport]:
-    """Ingest the named sources for the context's regions, one report per source."""
+def ingest_sources(
+    ctx: RunContext, names: Sequence[str], *, now: datetime, only: Mapping[str, set[str]] | None = None
+) -> list[SourceReport]:
+    """Ingest the named sources for the context's regions, one report per source; ``only``:
+    source -> the files to consider (what a stream's micro-batch listed), the others left alone."""
     # every source is planned first, so the files of all of them are marked `loading` in one
     # commit, and their outcomes are recorded in one more (two appends per run, not two per source)
     ledger = FileLedger(ctx)
     known = _registry(ctx)
-    plans = [_plan(ctx, CONTRACTS[name], known.get(name, {}), ledger, now) for name in names]
+    plans = [
+        _plan(ctx, CONTRACTS[name], known.get(name, {}), ledger, now, None if only is None else set(only.get(name, ())))
+        for name in names
+    ]
     ledger.flush()
     reports = []
     try:

@@ -1,5 +1,6 @@
 """The bronze stage: ingest every source (or the named ones) for the run's regions
-(``bronze.ingest``), and count each source's rows in and out per region."""
+(``bronze.ingest``; ``run_stream``: as file streams, ``bronze.streaming``), and count each
+source's rows in and out per region."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,21 +8,52 @@ from datetime import datetime, timezone
 
 from customer360.bronze.contracts import CONTRACTS
 from customer360.bronze.ingest import ingest_sources, zero_counts
+from customer360.bronze.streaming import stream_ingest
 from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
 from customer360.tables import bronze_table
 
 
-def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:
-    """The bronze stage: ingest every source (or the named ones) for the context's regions."""
+def _check_session(ctx: RunContext) -> None:
     if ctx.spark.conf.get("spark.sql.session.timeZone") != "UTC":
         raise C360Error("bronze ingestion converts local times assuming spark.sql.session.timeZone=UTC; set it")
+
+
+def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:
+    """The bronze stage: ingest every source (or the named ones) for the context's regions."""
+    _check_session(ctx)
     names = list(sources or CONTRACTS)
     unknown = [n for n in names if n not in CONTRACTS]
     if unknown:
         raise C360Error(f"unknown source(s) {unknown}; known: {', '.join(CONTRACTS)}")
+    return _result(ctx, names, ingest_sources(ctx, names, now=now or datetime.now(timezone.utc)))
+
+
+def run_stream(
+    ctx: RunContext,
+    *,
+    sources: Sequence[str] | None = None,
+    every_seconds: float | None = None,
+    stop_after_seconds: float | None = None,
+    max_files_per_trigger: int | None = None,
+) -> StageResult:
+    """The bronze stage as file streams (``bronze.streaming``): one query per source and region,
+    ``availableNow`` unless ``every_seconds``; the same counts as ``run``, over every batch."""
+    _check_session(ctx)
+    names = list(sources or CONTRACTS)
+    reports, batches = stream_ingest(
+        ctx, names, every_seconds=every_seconds, stop_after_seconds=stop_after_seconds,
+        max_files_per_trigger=max_files_per_trigger,
+    )
+    result = _result(ctx, names, reports)
+    mode = "availableNow" if every_seconds is None else f"every {every_seconds:g} s"
+    result.lines.insert(0, f"stream ({mode}): {batches} batch(es) over {len(names) * len(ctx.regions)} queries")
+    result.metrics.append(Metric("all", "stream_batches", batches, None))
+    return result
+
+
+def _result(ctx: RunContext, names: Sequence[str], reports) -> StageResult:
     result = StageResult("ingest")
-    reports = ingest_sources(ctx, names, now=now or datetime.now(timezone.utc))
     for name, report in zip(names, reports):
         result.lines.append(report.line())
         result.errors += report.files_failed
@@ -34,6 +66,7 @@ def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime 
             ("files_unchanged", report.files_unchanged),
             ("files_changed", len(report.files_changed)),
             ("files_failed", len(report.files_failed)),
+            ("files_vanished", len(report.files_vanished)),
         ):
             result.metrics.append(Metric("all", metric, value, table))
     return result
