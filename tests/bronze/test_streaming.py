@@ -20,7 +20,7 @@ from customer360.context import build_context
 from customer360.tables import QUARANTINE
 
 from tests.bronze.conftest import put
-from tests.bronze.test_ingest import CRM_HEADER, CRM_ROWS, crm_file
+from tests.bronze.test_ingest import CRM_ROWS, crm_file
 from tests.conftest import CONF_DIR
 
 EVENTS = [
