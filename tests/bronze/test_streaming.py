@@ -73,8 +73,8 @@ def test_stream_loads_what_batch_loads_then_only_what_lands(spark, tmp_path):
     assert metrics[("all", "stream_batches", None)] == 2
     for source in SOURCES:
         for region in ("us", "de"):
-            assert (tmp_path / "streamed" / "_checkpoints" / "ingest" / source / region / "offsets").is_dir()
-    assert checkpoint_location(streamed, "web_events", "de") == f"{tmp_path / 'streamed'}/_checkpoints/ingest/web_events/de"
+            assert (tmp_path / "streamed" / "_streams" / "ingest" / source / region / "offsets").is_dir()
+    assert checkpoint_location(streamed, "web_events", "de") == f"{tmp_path / 'streamed'}/_streams/ingest/web_events/de"
 
     # the batch path on the same files writes the same rows
     batch = _context(spark, tmp_path / "batch", landing, "run-b1")
@@ -183,3 +183,13 @@ def test_stream_options_go_together(capsys):
     assert "--every, --stop-after and --max-files-per-trigger go with --stream" in capsys.readouterr().err
     assert cli.main(["ingest", "--stream", "--stop-after", "5", "--conf-dir", str(CONF_DIR)]) == 2
     assert "--stop-after goes with --every (availableNow stops by itself)" in capsys.readouterr().err
+
+
+def test_paths_spark_lists_map_to_the_ledger_names():
+    from customer360.bronze.streaming import _relative
+
+    assert _relative("crm_customers", "us", "file:/l/crm_customers/us/a.csv") == "crm_customers/us/a.csv"
+    # Hadoop writes paths unencoded: '#', '?', '%' and spaces are part of the name
+    assert _relative("orders", "de", "s3a://bucket/l/orders/de/o #2 ?x 100%.parquet") == "orders/de/o #2 ?x 100%.parquet"
+    assert _relative("orders", "de", "file:/l/orders/de/sub/o.parquet") is None  # subfolders: skipped, as in batch
+    assert _relative("orders", "de", "file:/l/orders/us/o.parquet") is None

@@ -605,13 +605,15 @@ def _plan(
     """Compare the landing files with the registry, clean up interrupted loads, fail unreadable
     files; mark the files to load ``loading`` (in ``ledger``, flushed before loading).
 
-    ``only``: the files (``<source>/<region>/<name>``) a stream listed; the others are left for
-    later, and a listed file that is gone now is reported in ``files_vanished``."""
+    ``only``: the files (``<source>/<region>/<name>``) a stream listed, plus those that failed
+    before; the others are left for later, and a listed file that is gone now is reported in
+    ``files_vanished``."""
     report = SourceReport(contract.name)
     unaccepted: list[SourceFile] = []
     files = discover_files(ctx.config.ingest.landing_root, contract, ctx.regions, unaccepted=unaccepted)
-    if only is not None:
-        files = [f for f in files if f.relative in only]
+    if only is not None:  # and the files that failed before: every load retries them
+        retry = {relative for relative, (_, status) in known.items() if status == "failed"}
+        files = [f for f in files if f.relative in only or f.relative in retry]
         unaccepted = [f for f in unaccepted if f.relative in only]
         report.files_vanished = sorted(only - {f.relative for f in (*files, *unaccepted)})
         for relative in report.files_vanished:

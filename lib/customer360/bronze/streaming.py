@@ -3,28 +3,32 @@ stream with its own checkpoint, and every micro-batch is loaded by the batch pat
 
 One query per (source, region) lists ``<landing_root>/<source>/<region>/`` with Spark's file
 source (``binaryFile`` with only the path selected, so the bytes are not read by the stream) and
-keeps what it has handed over in ``<lakehouse>/_checkpoints/ingest/<source>/<region>``. Its
+keeps what it has handed over in ``<lakehouse>/_streams/ingest/<source>/<region>``. Its
 ``foreachBatch`` hands the batch's file names to ``ingest.ingest_sources(only=...)``: the same
 contracts, quarantine, row accounting and ``ops.ingested_files`` ledger as ``c360 ingest``.
 
 Exactly once across restarts: a batch whose query died before committing it is handed over again
 from the checkpoint, and the ledger makes that replay safe (loaded files are skipped as unchanged;
 files left ``loading`` have their rows deleted and are loaded again). Files a batch run loaded
-are skipped the same way, so batch and stream can take turns on one landing folder.
+are skipped the same way, so batch and stream can take turns on one landing folder (not run at
+once: nothing but this process's lock keeps two loads of one file apart). Files the ledger has as
+``failed`` are retried with every batch, as every batch run retries them.
 
 Triggers: ``availableNow`` (everything landed so far, then stop: scheduled runs) or a processing
 time interval (``every`` seconds, until ``stop_after`` seconds or the process is stopped). Batches
-of all queries run one at a time (a lock), so two never write the ledger at once.
+of all queries run one at a time (a lock), so two never write the ledger at once. A stop waits
+for the batch under way; a batch starting after it is left uncommitted for the next run.
+
+Unlike the batch path, the file source lists a name once: a file rewritten in place later is not
+seen again (land files by writing elsewhere and renaming). Files in subfolders are skipped by both.
 """
 from __future__ import annotations
 
 import logging
-import posixpath
 import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 from pyspark.sql import DataFrame
@@ -37,7 +41,11 @@ from customer360.errors import C360Error
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "_checkpoints/ingest"
+#: under the lakehouse root; not under ``_checkpoints``, whose idle folders an erasure removes
+CHECKPOINTS = "_streams/ingest"
+#: Spark's file source ignores files older than a week (from the newest seen) by default; the batch
+#: path loads them, so the stream does too
+MAX_FILE_AGE = "36500d"
 #: Spark's binaryFile schema (a stream must be given it); only ``path`` is selected, so no file's
 #: bytes are read by the stream itself
 BINARY_FILE_SCHEMA = T.StructType([
@@ -64,32 +72,80 @@ def _landing_folder(ctx: RunContext, source: str, region: str) -> str:
     return f"{root}/{source}/{region}"
 
 
-def _relative(source: str, region: str, path: str) -> str:
-    return f"{source}/{region}/{posixpath.basename(urlparse(path).path)}"
+def _relative(source: str, region: str, path: str) -> str | None:
+    """``<source>/<region>/<name>`` of a path Spark listed (as Hadoop writes it: not percent-encoded,
+    so no URL parsing); None for a file in a subfolder, which the batch path does not read either."""
+    parts = path.rstrip("/").split("/")
+    if len(parts) < 3 or parts[-3:-1] != [source, region]:
+        return None
+    return f"{source}/{region}/{parts[-1]}"
+
+
+class StopRequested(C360Error):
+    """Raised in a batch that starts after the stream was asked to stop: it stays uncommitted."""
 
 
 class _Batches:
     """The foreachBatch of every query: hands each batch's files to the batch path, one batch at a
-    time, and folds the reports per source."""
+    time, and folds the reports per source.
+
+    Stopping: ``stopping`` is set, the lock waited for (a batch under way finishes its writes), and
+    only then the queries are stopped; a batch that starts later raises ``StopRequested`` before
+    touching anything, so it is neither loaded nor committed (the next run hands it over again). A
+    batch's own error is kept, so the stream's failure names it rather than py4j's wrapper."""
 
     def __init__(self, ctx: RunContext, sources: Sequence[str]):
         self.ctx = ctx
         self.reports = {name: SourceReport(name) for name in sources}
         self.batches = 0
         self.lock = threading.Lock()
+        self.stopping = False
+        self.error: BaseException | None = None
 
     def handler(self, source: str, region: str):
         def load(batch: DataFrame, batch_id: int) -> None:
-            files = {_relative(source, region, r.path) for r in batch.select("path").collect()}
-            if not files:
-                return
-            with self.lock:
-                log.info("stream %s/%s batch %d: %d file(s)", source, region, batch_id, len(files))
-                (report,) = ingest_sources(self.ctx, [source], now=datetime.now(timezone.utc), only={source: files})
-                self.reports[source].add(report)
-                self.batches += 1
+            try:
+                listed = [r.path for r in batch.select("path").collect()]
+                files = set()
+                for path in listed:
+                    relative = _relative(source, region, path)
+                    if relative is None:
+                        log.warning("%s: in a subfolder of %s/%s; not loaded (nor by the batch path)", path, source, region)
+                    else:
+                        files.add(relative)
+                if not files:
+                    return
+                with self.lock:
+                    if self.stopping:
+                        raise StopRequested(f"stream {source}/{region} batch {batch_id} left for the next run: stopping")
+                    log.info("stream %s/%s batch %d: %d file(s)", source, region, batch_id, len(files))
+                    (report,) = ingest_sources(self.ctx, [source], now=datetime.now(timezone.utc), only={source: files})
+                    self.reports[source].add(report)
+                    self.batches += 1
+            except BaseException as exc:
+                if not isinstance(exc, StopRequested) and self.error is None:
+                    self.error = exc
+                raise
 
         return load
+
+    def stop(self, queries) -> None:
+        self.stopping = True
+        with self.lock:  # a batch under way finishes its writes; later ones raise StopRequested
+            pass
+        for query in queries:
+            if query.isActive:
+                query.stop()
+
+    def await_query(self, query) -> None:
+        from pyspark.errors import StreamingQueryException
+
+        try:
+            query.awaitTermination()
+        except StreamingQueryException as exc:
+            if self.error is not None:
+                raise StreamError(f"stream {query.name} stopped: {type(self.error).__name__}: {self.error}") from self.error
+            raise StreamError(f"stream {query.name} stopped: {str(exc).strip().splitlines()[0]}") from exc
 
 
 def stream_ingest(
@@ -115,7 +171,7 @@ def stream_ingest(
     try:
         for source in names:
             for region in ctx.regions:
-                reader = ctx.spark.readStream.format("binaryFile").schema(BINARY_FILE_SCHEMA)
+                reader = ctx.spark.readStream.format("binaryFile").schema(BINARY_FILE_SCHEMA).option("maxFileAge", MAX_FILE_AGE)
                 if max_files_per_trigger:
                     reader = reader.option("maxFilesPerTrigger", str(max_files_per_trigger))
                 stream = reader.load(_landing_folder(ctx, source, region)).select("path")
@@ -130,27 +186,16 @@ def stream_ingest(
                 query = writer.start()
                 queries.append(query)
                 if every_seconds is None:  # one at a time: each drains its folder and stops
-                    _await(query)
+                    batches.await_query(query)
         if every_seconds is not None:
             deadline = None if stop_after_seconds is None else time.monotonic() + stop_after_seconds
             while deadline is None or time.monotonic() < deadline:
                 for query in queries:
                     if not query.isActive:
-                        _await(query)  # raises the batch's error
+                        batches.await_query(query)  # raises the batch's error
+                if not any(q.isActive for q in queries):
+                    break
                 time.sleep(0.2)
     finally:
-        for query in queries:
-            if query.isActive:
-                query.stop()
-        with batches.lock:  # a batch the stop caught half way finishes its writes first
-            pass
+        batches.stop(queries)
     return list(batches.reports.values()), batches.batches
-
-
-def _await(query) -> None:
-    from pyspark.errors import StreamingQueryException
-
-    try:
-        query.awaitTermination()
-    except StreamingQueryException as exc:
-        raise StreamError(f"stream {query.name} stopped: {str(exc).strip().splitlines()[0]}") from exc

@@ -12,14 +12,16 @@ production:
 - CRM arrives as change rows after the cut (``change_op``, ``change_seq``): the records whose
   ``updated_at`` falls on the day as inserts, updates of live records (a new email, phone or
   address), deletes, and stale updates that arrive the day after a newer change of the same record
-  (their sequence is lower, so they must lose);
+  (the same day on the last day; their sequence is lower, so they must lose);
 - in each region an identity merge and split: two history records of one new person share no
   identifier (another surname, one has only the email, the other only the phone and an address),
   the first delivered day inserts a record carrying both the email and the phone (a bridge: the
   two clusters merge), and the second delivered day deletes it (the bridge is gone: they split).
 
 The extra draws come from generators of their own, so ``days=0`` writes what it always wrote; the
-union of the history and every day is the ``days=0`` sample plus the CRM change rows.
+union of the history and every day is the ``days=0`` sample plus the CRM change rows and the merge
+subjects' records (web events keep every line; which lines are truncated depends on the file).
+The merge subjects are in ``truth/record_person.parquet``, not in ``truth/people.parquet``.
 """
 from __future__ import annotations
 
@@ -157,10 +159,11 @@ def crm_changes(rng: np.random.Generator, crm: pd.DataFrame, regions: list[str],
     # the live records and their current versions, day by day: updates and deletes of records
     # live before the day (so a change never precedes the record's own insert)
     current = {r["crm_id"]: r for r in history[history["crm_id"].notna()].to_dict("records")}
+    scripted = set(subjects["crm_id"])  # the merge and split happen as written, untouched by chance
     changes = []
     for offset in range(1, days + 1):
         day = cut + timedelta(days=offset)
-        live = sorted(current)
+        live = sorted(k for k in current if k not in scripted)
         n_update = max(2, int(rng.binomial(len(live), UPDATE_SHARE)))
         n_delete = int(rng.binomial(len(live), DELETE_SHARE))
         chosen = rng.choice(len(live), min(len(live), n_update + n_delete), replace=False)
@@ -254,5 +257,7 @@ def deliver_next_day(root: str | Path) -> Delivery | None:
             sub.rmdir()
         folder.rmdir()
     made["delivered"] = sorted({*made.get("delivered", []), day.isoformat()})
-    (root / "manifest.json").write_text(json.dumps(made, indent=2) + "\n")
+    staged = root / "manifest.json.tmp"
+    staged.write_text(json.dumps(made, indent=2) + "\n")
+    os.replace(staged, root / "manifest.json")  # a crash leaves the old manifest or the new one
     return delivery
