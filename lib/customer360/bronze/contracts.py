@@ -6,12 +6,14 @@ drift); a contract column a file lacks is null, unless it is required, which fai
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Literal
 
 from pyspark.sql import types as T
 
+from customer360.errors import C360Error
 from customer360.lakehouse import Constraints
 
 EARLIEST_TIMESTAMP = datetime(1990, 1, 1, tzinfo=timezone.utc)
@@ -230,3 +232,12 @@ CONTRACTS: dict[str, SourceContract] = {
         ),
     )
 }
+
+
+def source_names(sources: Sequence[str] | None) -> list[str]:
+    """The named sources (every source when none is named); an unknown name is refused."""
+    names = list(sources or CONTRACTS)
+    unknown = [n for n in names if n not in CONTRACTS]
+    if unknown:
+        raise C360Error(f"unknown source(s) {unknown}; known: {', '.join(CONTRACTS)}")
+    return names

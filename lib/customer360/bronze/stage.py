@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from customer360.bronze.contracts import CONTRACTS
+from customer360.bronze.contracts import source_names
 from customer360.bronze.ingest import ingest_sources, zero_counts
 from customer360.bronze.streaming import stream_ingest
 from customer360.context import Metric, RunContext, StageResult
@@ -22,10 +22,7 @@ def _check_session(ctx: RunContext) -> None:
 def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:
     """The bronze stage: ingest every source (or the named ones) for the context's regions."""
     _check_session(ctx)
-    names = list(sources or CONTRACTS)
-    unknown = [n for n in names if n not in CONTRACTS]
-    if unknown:
-        raise C360Error(f"unknown source(s) {unknown}; known: {', '.join(CONTRACTS)}")
+    names = source_names(sources)
     return _result(ctx, names, ingest_sources(ctx, names, now=now or datetime.now(timezone.utc)))
 
 
@@ -40,7 +37,7 @@ def run_stream(
     """The bronze stage as file streams (``bronze.streaming``): one query per source and region,
     ``availableNow`` unless ``every_seconds``; the same counts as ``run``, over every batch."""
     _check_session(ctx)
-    names = list(sources or CONTRACTS)
+    names = source_names(sources)
     reports, batches = stream_ingest(
         ctx, names, every_seconds=every_seconds, stop_after_seconds=stop_after_seconds,
         max_files_per_trigger=max_files_per_trigger,

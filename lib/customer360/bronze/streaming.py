@@ -34,7 +34,7 @@ import pyarrow.fs as pafs
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from customer360.bronze.contracts import CONTRACTS
+from customer360.bronze.contracts import source_names
 from customer360.bronze.ingest import SourceReport, ingest_sources
 from customer360.context import RunContext
 from customer360.errors import C360Error
@@ -162,10 +162,7 @@ def stream_ingest(
     ``every_seconds`` None: ``availableNow`` (each query loads what has landed, then stops).
     Otherwise a processing-time trigger: the queries run until ``stop_after_seconds`` (None: until
     the process is stopped)."""
-    names = list(sources or CONTRACTS)
-    unknown = [n for n in names if n not in CONTRACTS]
-    if unknown:
-        raise C360Error(f"unknown source(s) {unknown}; known: {', '.join(CONTRACTS)}")
+    names = source_names(sources)
     batches = _Batches(ctx, names)
     queries = []
     try:

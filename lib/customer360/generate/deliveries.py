@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from customer360.errors import C360Error
 from customer360.generate.people import END_DATE, addresses, pick
 from customer360.generate.regions import REGION_PROFILES
 
@@ -224,14 +225,24 @@ class Delivery:
 
 
 def _manifest(root: Path) -> dict:
-    return json.loads((root / "manifest.json").read_text())
+    """The manifest of a sample that holds days back; refused, with what to do, otherwise."""
+    path = root / "manifest.json"
+    if not path.is_file():
+        raise C360Error(f"no sample at {root} (no manifest.json): c360 generate --days N writes one")
+    made = json.loads(path.read_text())
+    if "days" not in made:
+        raise C360Error(f"the sample at {root} holds no day back: c360 generate --days N writes one that does")
+    return made
+
+
+def _pending(made: dict) -> list[date]:
+    delivered = set(made.get("delivered", []))
+    return [date.fromisoformat(d) for d in sorted(made.get("deliveries", {})) if d not in delivered]
 
 
 def pending_days(root: str | Path) -> list[date]:
     """The held-back days not delivered yet, oldest first."""
-    made = _manifest(Path(root))
-    delivered = set(made.get("delivered", []))
-    return [date.fromisoformat(d) for d in sorted(made.get("deliveries", {})) if d not in delivered]
+    return _pending(_manifest(Path(root)))
 
 
 def deliver_next_day(root: str | Path) -> Delivery | None:
@@ -240,11 +251,11 @@ def deliver_next_day(root: str | Path) -> Delivery | None:
     Each file is renamed into place (atomic on one file system); the manifest records the day
     after its last file, and a delivery interrupted half way is finished by the next call."""
     root = Path(root)
-    pending = pending_days(root)
+    made = _manifest(root)
+    pending = _pending(made)
     if not pending:
         return None
     day = pending[0]
-    made = _manifest(root)
     folder = root / DELIVERIES / day.isoformat()
     delivery = Delivery(day=day, rows=dict(made["deliveries"][day.isoformat()]), remaining=len(pending) - 1)
     if folder.is_dir():
