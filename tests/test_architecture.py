@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", (
         "customer360", "customer360.errors", "customer360.files", "customer360.pyfiles", "customer360.tables",
         "customer360.config", "customer360.config.*", "customer360.generate", "customer360.generate.*",
+        "customer360.services", "customer360.services.*",
     )),
     ("session and storage", ("customer360.session", "customer360.lakehouse", "customer360.lakehouse.*")),
     ("run context", ("customer360.context",)),

@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--source", type=_SOURCE, action="append", default=[], help="only this source (repeatable)")
     ingest.add_argument(
         "--stream", action="store_true",
-        help="as Structured Streaming file streams, a checkpoint per source and region (default trigger: availableNow)",
+        help="as Structured Streaming file streams, a checkpoint per source and region (default trigger: availableNow); "
+        "web events also from Kafka where ingest.kafka.bootstrap_servers is set",
     )
     ingest.add_argument("--every", type=_SECONDS, default=None, help="with --stream: a batch every SECONDS until stopped")
     ingest.add_argument("--stop-after", type=_SECONDS, default=None, help="with --every: stop after SECONDS")
@@ -308,6 +309,18 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", type=_one_of("127.0.0.1", "::1", "localhost"), default="127.0.0.1",
                         help="loopback address to listen on (remote clients: a TLS proxy in front)")
     server.add_argument("--port", type=_PORT, default=10000, help="TCP port (default: 10000; 0: any free port)")
+
+    broker = sub.add_parser(
+        "kafka-broker", parents=[common],
+        help="run a single-node Kafka broker (KRaft) on loopback for trying the Kafka source (jars/kafka from make jars)",
+    )
+    broker.add_argument("--port", type=_PORT, default=9092, help="broker port on 127.0.0.1 (default: 9092; 0: any free port)")
+    broker.add_argument("--dir", type=_path, default=".kafka", help="the broker's data and log folder (default: .kafka)")
+    publish = sub.add_parser(
+        "kafka-publish", parents=[common],
+        help="send JSON-lines files' lines to a region's web-event topic (<ingest.kafka.topic_prefix><region>), one message a line",
+    )
+    publish.add_argument("files", type=_path, nargs="+", metavar="FILE", help="JSON-lines file(s); blank lines are skipped and counted")
 
     report = sub.add_parser(
         "report", parents=[common],
@@ -647,6 +660,55 @@ def _cmd_sql_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kafka_broker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from customer360.services.kafka import KafkaBroker
+
+    broker = KafkaBroker(args.dir, port=args.port).start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    print(f"c360 kafka-broker: {broker.bootstrap_servers} (data and server.log in {broker.data_dir}); "
+          f"use --set ingest.kafka.bootstrap_servers={broker.bootstrap_servers}; Ctrl-C stops it", flush=True)
+    try:
+        while not stopped.wait(1.0):
+            if broker.process.poll() is not None:
+                raise C360Error(f"the broker exited with {broker.process.returncode}; see {broker.log_file}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    print("c360 kafka-broker stopped")
+    return 0
+
+
+def _cmd_kafka_publish(args: argparse.Namespace) -> int:
+    from customer360.bronze import kafka
+
+    config = load_config(args.env, overrides=args.overrides, conf_dir=args.conf_dir)
+    regions = config.select_regions(args.region)
+    if len(regions) != 1:  # refused before a Spark session starts
+        raise C360Error(f"name one region with --region (each region has its own topic), not {', '.join(regions)}")
+    if config.ingest.kafka.bootstrap_servers is None:
+        raise C360Error("set ingest.kafka.bootstrap_servers (e.g. --set ingest.kafka.bootstrap_servers=127.0.0.1:9092)")
+    lines: list[bytes] = []
+    blank = 0
+    for name in args.files:
+        with open(name, "rb") as f:  # bytes: a line that is not UTF-8 goes as it is (bronze quarantines it)
+            for line in f.read().splitlines():
+                if line.strip():
+                    lines.append(line)
+                else:
+                    blank += 1
+    ctx = _context(args, metastore=False)
+    topic = kafka.topic(ctx, ctx.regions[0])
+    sent = kafka.publish(ctx.spark, config.ingest.kafka.bootstrap_servers, topic, lines)
+    print(f"sent {sent:,} message(s) to {topic} at {config.ingest.kafka.bootstrap_servers}"
+          + (f"; {blank:,} blank line(s) skipped" if blank else ""))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from customer360.report import CHARTS, write_report
 
@@ -813,6 +875,8 @@ COMMANDS = {
     "export": _cmd_export,
     "sql": _cmd_sql,
     "sql-server": _cmd_sql_server,
+    "kafka-broker": _cmd_kafka_broker,
+    "kafka-publish": _cmd_kafka_publish,
     "docs": _cmd_docs,
     "report": _cmd_report,
     "governance": _cmd_governance,

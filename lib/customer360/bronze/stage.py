@@ -1,5 +1,6 @@
 """The bronze stage: ingest every source (or the named ones) for the run's regions
-(``bronze.ingest``; ``run_stream``: as file streams, ``bronze.streaming``), and count each
+(``bronze.ingest``; ``run_stream``: as file streams, ``bronze.streaming``; web events also from
+Kafka where configured, ``bronze.kafka``), and count each
 source's rows in and out per region."""
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import datetime, timezone
 
 from customer360.bronze.contracts import source_names
 from customer360.bronze.ingest import ingest_sources, zero_counts
-from customer360.bronze.streaming import stream_ingest
+from customer360.bronze import kafka
+from customer360.bronze.streaming import StreamRun, stream_ingest
 from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
 from customer360.tables import bronze_table
@@ -20,10 +22,19 @@ def _check_session(ctx: RunContext) -> None:
 
 
 def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime | None = None) -> StageResult:
-    """The bronze stage: ingest every source (or the named ones) for the context's regions."""
+    """The bronze stage: ingest every source (or the named ones) for the context's regions; with
+    ``ingest.kafka`` configured, web events are then also taken from Kafka (``availableNow``)."""
     _check_session(ctx)
     names = source_names(sources)
-    return _result(ctx, names, ingest_sources(ctx, names, now=now or datetime.now(timezone.utc)))
+    reports = ingest_sources(ctx, names, now=now or datetime.now(timezone.utc))
+    if not (kafka.configured(ctx) and kafka.SOURCE in names):
+        return _result(ctx, names, reports)
+    # after the files: the batch path would otherwise list the files the Kafka batches just wrote
+    streamed = stream_ingest(ctx, [kafka.SOURCE], files=False, from_kafka=True)
+    by_name = dict(zip(names, reports))
+    for report in streamed.reports:
+        by_name[report.source].add(report)
+    return _with_kafka(_result(ctx, names, reports), streamed)
 
 
 def run_stream(
@@ -38,14 +49,23 @@ def run_stream(
     ``availableNow`` unless ``every_seconds``; the same counts as ``run``, over every batch."""
     _check_session(ctx)
     names = source_names(sources)
-    reports, batches = stream_ingest(
+    streamed = stream_ingest(
         ctx, names, every_seconds=every_seconds, stop_after_seconds=stop_after_seconds,
         max_files_per_trigger=max_files_per_trigger,
     )
-    result = _result(ctx, names, reports)
+    result = _result(ctx, names, streamed.reports)
     mode = "availableNow" if every_seconds is None else f"every {every_seconds:g} s"
-    result.lines.insert(0, f"stream ({mode}): {batches} batch(es) over {len(names) * len(ctx.regions)} queries")
-    result.metrics.append(Metric("all", "stream_batches", batches, None))
+    queries = len(names) * len(ctx.regions) + streamed.kafka_queries
+    result.lines.insert(0, f"stream ({mode}): {streamed.batches} batch(es) over {queries} queries")
+    result.metrics.append(Metric("all", "stream_batches", streamed.batches, None))
+    return _with_kafka(result, streamed)
+
+
+def _with_kafka(result: StageResult, streamed: StreamRun) -> StageResult:
+    if streamed.kafka_queries:
+        result.lines.append(f"kafka: {streamed.kafka_messages:,} message(s) taken from "
+                            f"{streamed.kafka_queries} topic(s), each batch kept as a file in the landing folder")
+        result.metrics.append(Metric("all", "kafka_messages", streamed.kafka_messages, bronze_table(kafka.SOURCE)))
     return result
 
 

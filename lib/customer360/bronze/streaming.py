@@ -19,6 +19,10 @@ time interval (``every`` seconds, until ``stop_after`` seconds or the process is
 of all queries run one at a time (a lock), so two never write the ledger at once. A stop waits
 for the batch under way; a batch starting after it is left uncommitted for the next run.
 
+Web events can also come from Kafka (``bronze.kafka``): one query per region reads the region's
+topic, and each of its batches is written as one file into the landing folder and loaded the same
+way, under the same lock (checkpoints in ``<lakehouse>/_streams/ingest_kafka/web_events/<region>``).
+
 Unlike the batch path, the file source lists a name once: a file rewritten in place later is not
 seen again (land files by writing elsewhere and renaming). Files in subfolders are skipped by both.
 """
@@ -28,6 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pyarrow.fs as pafs
@@ -35,7 +40,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from customer360.bronze.contracts import source_names
-from customer360.bronze.ingest import SourceReport, ingest_sources
+from customer360.bronze import kafka
+from customer360.bronze.ingest import AccountingError, SourceReport, ingest_sources
 from customer360.context import RunContext
 from customer360.errors import C360Error
 
@@ -101,11 +107,14 @@ class _Batches:
         self.lock = threading.Lock()
         self.stopping = False
         self.error: BaseException | None = None
+        self.kafka_messages = 0
 
     def handler(self, source: str, region: str):
+        """A file query's foreachBatch: the batch lists landed files."""
         def load(batch: DataFrame, batch_id: int) -> None:
-            try:
-                listed = [r.path for r in batch.select("path").collect()]
+            listed = self._guard(lambda: [r.path for r in batch.select("path").collect()])
+
+            def listed_files() -> tuple[set[str], None]:
                 files = set()
                 for path in listed:
                     relative = _relative(source, region, path)
@@ -113,21 +122,54 @@ class _Batches:
                         log.warning("%s: in a subfolder of %s/%s; not loaded (nor by the batch path)", path, source, region)
                     else:
                         files.add(relative)
-                if not files:
-                    return
-                with self.lock:
-                    if self.stopping:
-                        raise StopRequested(f"stream {source}/{region} batch {batch_id} left for the next run: stopping")
-                    log.info("stream %s/%s batch %d: %d file(s)", source, region, batch_id, len(files))
-                    (report,) = ingest_sources(self.ctx, [source], now=datetime.now(timezone.utc), only={source: files})
-                    self.reports[source].add(report)
-                    self.batches += 1
-            except BaseException as exc:
-                if not isinstance(exc, StopRequested) and self.error is None:
-                    self.error = exc
-                raise
+                return files, None
+
+            self._load(source, region, batch_id, listed_files)
 
         return load
+
+    def kafka_handler(self, region: str):
+        """A Kafka query's foreachBatch: the batch's messages become one landing file first."""
+        def load(batch: DataFrame, batch_id: int) -> None:
+            def written() -> tuple[set[str], int | None]:
+                batch_file = kafka.write_batch_file(self.ctx, region, batch, batch_id)
+                if batch_file is None:
+                    return set(), None
+                self.kafka_messages += batch_file.messages
+                return {batch_file.relative}, batch_file.messages
+
+            self._load(kafka.SOURCE, region, batch_id, written, what="kafka ")
+
+        return load
+
+    def _guard(self, step):
+        """Run ``step``, keeping the first error that is not a stop (the stream's failure names it)."""
+        try:
+            return step()
+        except BaseException as exc:
+            if not isinstance(exc, StopRequested) and self.error is None:
+                self.error = exc
+            raise
+
+    def _load(self, source: str, region: str, batch_id: int, prepare, *, what: str = "") -> None:
+        """Under the lock: ``prepare()`` gives the batch's files (and the rows they must hold, where
+        known), which the batch path loads."""
+        def step() -> None:
+            with self.lock:
+                if self.stopping:
+                    raise StopRequested(f"stream {what}{source}/{region} batch {batch_id} left for the next run: stopping")
+                files, expected_rows = prepare()
+                if not files:
+                    return
+                log.info("stream %s%s/%s batch %d: %d file(s)", what, source, region, batch_id, len(files))
+                (report,) = ingest_sources(self.ctx, [source], now=datetime.now(timezone.utc), only={source: files})
+                if expected_rows is not None and report.files_new and not report.files_failed and report.rows_read != expected_rows:
+                    raise AccountingError(f"{source}/{region} batch {batch_id}: {expected_rows} Kafka messages "
+                                          f"but {report.rows_read} rows read from their file")
+                self.reports[source].add(report)
+                self.batches += 1
+
+        self._guard(step)
 
     def stop(self, queries) -> None:
         self.stopping = True
@@ -137,7 +179,9 @@ class _Batches:
             if query.isActive:
                 query.stop()
 
-    def await_query(self, query) -> None:
+    def await_query(self, query, *, restartable: bool = False) -> bool:
+        """Wait for ``query`` to end; raise its error. True (instead of raising) where it ended on
+        Spark 4.1.1's Kafka progress-report bug and may be restarted."""
         from pyspark.errors import StreamingQueryException
 
         try:
@@ -145,7 +189,35 @@ class _Batches:
         except StreamingQueryException as exc:
             if self.error is not None:
                 raise StreamError(f"stream {query.name} stopped: {type(self.error).__name__}: {self.error}") from self.error
+            if restartable and _kafka_metrics_bug(exc):
+                log.warning("stream %s: restarted after Spark's Kafka metrics error (SPARK-55271); its batch was committed", query.name)
+                return True
             raise StreamError(f"stream {query.name} stopped: {str(exc).strip().splitlines()[0]}") from exc
+        return False
+
+
+#: restarts of queries that hit SPARK-55271 in one run (each follows a committed batch)
+MAX_RESTARTS = 8
+
+
+def _kafka_metrics_bug(exc: BaseException) -> bool:
+    """SPARK-55271 (Spark 4.1.1): a Kafka query restarted with a batch left uncommitted replays it,
+    commits it, and then fails reporting its progress with a NullPointerException, because the
+    source's latest offsets were never fetched. The batch is committed (the checkpoint's commit log
+    has it), so starting the query again goes on from the next one."""
+    text = str(exc)
+    return 'IterableOps.map(scala.Function1)" because the return value of "scala.Option.get()" is null' in text
+
+
+@dataclass
+class StreamRun:
+    """What a run of the streams did: a report per source over every batch, the batches that loaded
+    something, and the Kafka messages those batches took."""
+
+    reports: list[SourceReport]
+    batches: int
+    kafka_messages: int
+    kafka_queries: int
 
 
 def stream_ingest(
@@ -155,44 +227,63 @@ def stream_ingest(
     every_seconds: float | None = None,
     stop_after_seconds: float | None = None,
     max_files_per_trigger: int | None = None,
-) -> tuple[list[SourceReport], int]:
-    """Run one file stream per source and region of ``ctx``; returns the per-source reports of
-    every batch and the number of batches.
+    files: bool = True,
+    from_kafka: bool | None = None,
+) -> StreamRun:
+    """Run one file stream per source and region of ``ctx`` (``files``), and one Kafka stream per
+    region for web events (``from_kafka``; None: when ``ingest.kafka.bootstrap_servers`` is set).
 
     ``every_seconds`` None: ``availableNow`` (each query loads what has landed, then stops).
     Otherwise a processing-time trigger: the queries run until ``stop_after_seconds`` (None: until
     the process is stopped)."""
     names = source_names(sources)
+    if from_kafka is None:
+        from_kafka = kafka.configured(ctx)
+    from_kafka = from_kafka and kafka.SOURCE in names
     batches = _Batches(ctx, names)
-    queries = []
-    try:
+    plans = []  # (name, stream, checkpoint, foreachBatch)
+    if files:
         for source in names:
             for region in ctx.regions:
                 reader = ctx.spark.readStream.format("binaryFile").schema(BINARY_FILE_SCHEMA).option("maxFileAge", MAX_FILE_AGE)
                 if max_files_per_trigger:
                     reader = reader.option("maxFilesPerTrigger", str(max_files_per_trigger))
-                stream = reader.load(_landing_folder(ctx, source, region)).select("path")
-                writer = (
-                    stream.writeStream.queryName(f"c360_ingest_{source}_{region}")
-                    .option("checkpointLocation", checkpoint_location(ctx, source, region))
-                    .foreachBatch(batches.handler(source, region))
-                )
-                writer = writer.trigger(availableNow=True) if every_seconds is None else writer.trigger(
-                    processingTime=f"{every_seconds:g} seconds"
-                )
-                query = writer.start()
-                queries.append(query)
-                if every_seconds is None:  # one at a time: each drains its folder and stops
-                    batches.await_query(query)
+                plans.append((f"c360_ingest_{source}_{region}", lambda s=source, r=region, rd=reader: rd.load(_landing_folder(ctx, s, r)).select("path"),
+                              checkpoint_location(ctx, source, region), batches.handler(source, region)))
+    if from_kafka:
+        for region in ctx.regions:
+            plans.append((f"c360_ingest_kafka_{kafka.SOURCE}_{region}", lambda r=region: kafka.read_stream(ctx, r),
+                          kafka.checkpoint_location(ctx, region), batches.kafka_handler(region)))
+    def start(plan):
+        name, stream, checkpoint, handler = plan
+        writer = stream().writeStream.queryName(name).option("checkpointLocation", checkpoint).foreachBatch(handler)
+        writer = writer.trigger(availableNow=True) if every_seconds is None else writer.trigger(
+            processingTime=f"{every_seconds:g} seconds"
+        )
+        return writer.start()
+
+    queries = []
+    restarts = 0
+    try:
+        for plan in plans:
+            query = start(plan)
+            queries.append(query)
+            while every_seconds is None:  # one at a time: each drains its folder or topic and stops
+                if not batches.await_query(query, restartable=restarts < MAX_RESTARTS):
+                    break
+                restarts += 1
+                queries[-1] = query = start(plan)
         if every_seconds is not None:
             deadline = None if stop_after_seconds is None else time.monotonic() + stop_after_seconds
             while deadline is None or time.monotonic() < deadline:
-                for query in queries:
-                    if not query.isActive:
-                        batches.await_query(query)  # raises the batch's error
+                for i, query in enumerate(queries):
+                    if not query.isActive and batches.await_query(query, restartable=restarts < MAX_RESTARTS):
+                        restarts += 1
+                        queries[i] = start(plans[i])
                 if not any(q.isActive for q in queries):
                     break
                 time.sleep(0.2)
     finally:
         batches.stop(queries)
-    return list(batches.reports.values()), batches.batches
+    return StreamRun(list(batches.reports.values()), batches.batches, batches.kafka_messages,
+                     len(ctx.regions) if from_kafka else 0)

@@ -57,7 +57,7 @@ from customer360.config.ml import (
 from customer360.config.monitoring import FairnessConfig, MonitoringConfig
 from customer360.config.quality import QualityCheckConfig, QualityConfig
 from customer360.config.regions import ChurnCosts, PostcodeRule, RegionConfig, SegmentCountBounds
-from customer360.config.sources import CANONICAL_ATTRIBUTES, IngestConfig, SampleDataConfig, SourceMapping
+from customer360.config.sources import CANONICAL_ATTRIBUTES, IngestConfig, KafkaConfig, SampleDataConfig, SourceMapping
 
 __all__ = [
     "BacktestConfig",
@@ -89,6 +89,7 @@ __all__ = [
     "GovernanceConfig",
     "IdentityConfig",
     "IngestConfig",
+    "KafkaConfig",
     "LakehouseConfig",
     "LogisticParams",
     "MatchingConfig",

@@ -31,9 +31,28 @@ CANONICAL_ATTRIBUTES = (
 )
 
 
+#: ``host:port`` pairs, comma-separated: names and ports only, nothing a Kafka option could smuggle in
+_BOOTSTRAP_RE = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?:[0-9]{1,5}(?:,[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?:[0-9]{1,5}){0,15}"
+
+
+class KafkaConfig(FrozenModel):
+    """Clickstream (``web_events``) from Kafka besides its landing folder (``bronze.kafka``): one
+    topic per region, ``<topic_prefix><region>``, each message one event as a JSON object."""
+
+    #: the brokers; None: web events come from files only
+    bootstrap_servers: str | None = Field(default=None, pattern=f"^{_BOOTSTRAP_RE}$")
+    #: Kafka topic names allow letters, digits, '.', '_' and '-' (the region code is appended)
+    topic_prefix: str = Field(default="c360.web_events.", pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    #: where a query with no checkpoint yet starts in each topic
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    #: the most messages one micro-batch takes (over all partitions of a region's topic)
+    max_offsets_per_trigger: int = Field(default=200_000, ge=1, le=10_000_000)
+
+
 class IngestConfig(FrozenModel):
     #: Raw source files: ``<landing_root>/<source>/<region>/<files>``.
     landing_root: str = Field(min_length=1)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
 
 
 class SampleDataConfig(FrozenModel):
