@@ -40,6 +40,8 @@ BAD = [
     (None, "unparseable line"),  # a message without a value
     ("   ", "unparseable line"),
     (b"\xff\xfe{\"event_id\":\"K7\"}", "unparseable line"),  # not UTF-8
+    ("\r\n", "unparseable line"),  # only line breaks: blank once they are spaces
+    ("[1, 2]", "unparseable line"),  # JSON, not an object
 ]
 
 
@@ -67,22 +69,22 @@ def _rows(ctx):
 
 def test_messages_become_bronze_or_quarantine_rows_and_only_new_ones_later(spark, tmp_path, broker):
     values = [*GOOD, *(v for v, _ in BAD)]
-    assert kafka.publish(spark, broker.bootstrap_servers, "t1.de", values) == 9
+    assert kafka.publish(spark, broker.bootstrap_servers, "t1.de", values) == 11
     ctx = _context(spark, tmp_path, broker, "run-1")
     result = run_stream(ctx, sources=["web_events"])
     assert result.lines == [
         "stream (availableNow): 1 batch(es) over 4 queries",
-        "web_events: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 9 = loaded 3 + quarantined 6; new columns kept: campaign",
-        "kafka: 9 message(s) taken from 2 topic(s), each batch kept as a file in the landing folder",
+        "web_events: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 11 = loaded 3 + quarantined 8; new columns kept: campaign",
+        "kafka: 11 message(s) taken from 2 topic(s), each batch kept as a file in the landing folder",
     ]
     metrics = {(m.region, m.metric): m.value for m in result.metrics}
-    assert (metrics[("de", "rows_read")], metrics[("us", "rows_read")], metrics[("all", "kafka_messages")]) == (9, 0, 9)
+    assert (metrics[("de", "rows_read")], metrics[("us", "rows_read")], metrics[("all", "kafka_messages")]) == (11, 0, 11)
 
     (landed,) = (tmp_path / "landing" / "web_events" / "de").iterdir()
     assert landed.name.startswith("t1.de-b000000000-") and landed.suffix == ".jsonl"
     lines = landed.read_text(encoding="utf-8").splitlines()
     assert lines[2] == GOOD[2].replace("\n", " ")
-    assert lines[6:] == ["null", "null", f"{kafka.NOT_UTF8}//57ImV2ZW50X2lkIjoiSzcifQ=="]
+    assert lines[6:] == ["null", "null", f"{kafka.NOT_UTF8}//57ImV2ZW50X2lkIjoiSzcifQ==", "null", "[1, 2]"]
 
     bronze, quarantine = _rows(ctx)
     assert_df_equality(
@@ -161,7 +163,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def test_a_kafka_stream_killed_mid_batch_loses_and_duplicates_nothing(spark, tmp_path, broker):
+def test_a_kafka_stream_killed_mid_batch_loses_and_duplicates_nothing(spark, tmp_path, broker, caplog):
     kafka.publish(spark, broker.bootstrap_servers, "t3.de", [*GOOD, BAD[1][0]])
     root = tmp_path / "lh"
     argv = [
@@ -185,9 +187,43 @@ def test_a_kafka_stream_killed_mid_batch_loses_and_duplicates_nothing(spark, tmp
     (report,) = streamed.reports
     assert report.line() == "web_events: files 2 new, 0 unchanged, 0 changed, 0 failed; rows read 5 = loaded 4 + quarantined 1"
     assert (streamed.kafka_messages, streamed.batches) == (5, 2)
+    # Spark 4.1.1 fails the replaying query after committing its batch (SPARK-55271); restarted once.
+    # Should this fail after a Spark upgrade, the bug is fixed there: drop the workaround.
+    assert sum("SPARK-55271" in r.getMessage() for r in caplog.records) == 1
     assert sorted(r.event_id for r in ctx.lakehouse.read("bronze.web_events").collect()) == ["K1", "K2", "K3", "K8"]
     assert ctx.lakehouse.read(QUARANTINE).where(F.col("reason").contains("teleport")).count() == 1
     assert sorted(r.status for r in ingested_files(ctx.lakehouse).collect()) == ["loaded", "loaded"]
+
+
+def test_a_batch_of_only_bad_messages_is_quarantined_row_by_row(spark, tmp_path, broker):
+    """Not refused as a whole file (no JSON object in it, required columns missing): each message
+    is a quarantine row with its reasons."""
+    kafka.publish(spark, broker.bootstrap_servers, "t4.us", [None, "[1, 2]", '{"event_type":"login"}'])
+    ctx = _context(spark, tmp_path, broker, "run-1", prefix="t4.")
+    streamed = stream_ingest(ctx, ["web_events"], files=False)
+    assert streamed.reports[0].line() == "web_events: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 3 = loaded 0 + quarantined 3"
+    reasons = [r.reason for r in ctx.lakehouse.read(QUARANTINE).orderBy("row_number").collect()]
+    assert reasons[:2] == ["unparseable line", "unparseable line"]
+    assert reasons[2].startswith("missing required field: event_id; missing required field: event_ts")
+
+
+def test_a_message_file_must_read_as_many_rows_as_messages(spark, tmp_path):
+    """The count is checked before the file is recorded loaded: a mismatch leaves it `loading`, so
+    the next run removes its rows and loads it again."""
+    from datetime import datetime, timezone
+
+    from customer360.bronze.ingest import AccountingError, ingest_sources
+
+    from tests.bronze.conftest import put
+
+    put(tmp_path / "landing", "web_events", "us", "m.jsonl", GOOD[0].replace('"de"', '"us"') + "\n\n")
+    config = load_config("local", conf_dir=CONF_DIR, overrides=[
+        f"lakehouse.root={tmp_path / 'lh'}", f"ingest.landing_root={tmp_path / 'landing'}"])
+    ctx = build_context(config, spark=spark, regions=["us"], run_id="run-1")
+    with pytest.raises(AccountingError, match="web_events/us/m.jsonl: 2 messages but 1 rows read"):
+        ingest_sources(ctx, ["web_events"], now=datetime.now(timezone.utc), only={"web_events": {"web_events/us/m.jsonl"}},
+                       messages={"web_events/us/m.jsonl": 2})
+    assert [(r.file, r.status) for r in ingested_files(ctx.lakehouse).collect()] == [("web_events/us/m.jsonl", "loading")]
 
 
 def test_kafka_settings_are_checked(tmp_path):

@@ -223,9 +223,10 @@ def file_columns(
 
 def file_problem(
     f: SourceFile, columns: Sequence[str], contract: SourceContract, *, digest: FileDigest | None = None,
-    unreadable: str | None = None,
+    unreadable: str | None = None, row_level: bool = False,
 ) -> str | None:
-    """Why a file cannot be loaded at all (it then fails whole), or None."""
+    """Why a file cannot be loaded at all (it then fails whole), or None. ``row_level``: a file of
+    messages, whose lines are judged one by one (no JSON object, missing columns: row reasons)."""
     name = f.relative.rsplit("/", 1)[-1]
     if GLOB_CHARACTERS & set(name):
         return f"{f.relative}: file name has a glob character ([ ] * ? {{ }} \\), which Spark would expand; rename it"
@@ -240,6 +241,8 @@ def file_problem(
     if digest is not None and digest.bad_utf8_at is not None:
         return (f"{f.relative}: not valid UTF-8 (first bad byte at offset {digest.bad_utf8_at:,}); file not loaded: "
                 f"export it as UTF-8")
+    if row_level:
+        return None
     if contract.format == "json" and not columns:
         return f"{f.relative}: no line is a JSON object; file not loaded (JSON lines expected: one object per line)"
     duplicated = sorted({c for c in columns if list(columns).count(c) > 1})
@@ -596,18 +599,23 @@ class _Plan:
     columns_by_file: dict[str, list[str]]
     #: CSV files whose last byte is not a line break: their last row may be cut short
     unterminated: set[str] = field(default_factory=set)
+    #: files written from a message stream -> the messages each holds (one row each, checked)
+    messages: Mapping[str, int] = field(default_factory=dict)
 
 
 def _plan(
     ctx: RunContext, contract: SourceContract, known: dict[str, tuple[str, str]], ledger: FileLedger, now: datetime,
-    only: set[str] | None = None,
+    only: set[str] | None = None, messages: Mapping[str, int] | None = None,
 ) -> _Plan:
     """Compare the landing files with the registry, clean up interrupted loads, fail unreadable
     files; mark the files to load ``loading`` (in ``ledger``, flushed before loading).
 
     ``only``: the files (``<source>/<region>/<name>``) a stream listed, plus those that failed
     before; the others are left for later, and a listed file that is gone now is reported in
-    ``files_vanished``."""
+    ``files_vanished``. ``messages``: files a message stream wrote (``bronze.kafka``), one message
+    a line: they are not refused whole for lacking a JSON object or a required column (each line is
+    judged on its own, into bronze or quarantine), and must read exactly that many rows."""
+    messages = messages or {}
     report = SourceReport(contract.name)
     unaccepted: list[SourceFile] = []
     files = discover_files(ctx.config.ingest.landing_root, contract, ctx.regions, unaccepted=unaccepted)
@@ -660,7 +668,8 @@ def _plan(
     ready: list[tuple[SourceFile, str]] = []
     for f, digest in to_load:
         problem = file_problem(
-            f, columns_by_file[f.relative], contract, digest=digests[f.relative], unreadable=unreadable.get(f.relative)
+            f, columns_by_file[f.relative], contract, digest=digests[f.relative], unreadable=unreadable.get(f.relative),
+            row_level=f.relative in messages,
         )
         if problem:
             _fail(ledger, report, contract, [(f, digest)], problem, now)
@@ -673,7 +682,8 @@ def _plan(
     else:
         ledger.add([_file_row(contract.name, f, d, "loaded", ctx.run_id, now, read=0, loaded=0, quarantined=0) for f, d in ready])
     unterminated = {f.relative for f in load_files if contract.format == "csv" and digests[f.relative].unterminated}
-    return _Plan(contract, report, ready, load_files, columns_by_file, unterminated)
+    return _Plan(contract, report, ready, load_files, columns_by_file, unterminated,
+                 {f.relative: messages[f.relative] for f, _ in ready if f.relative in messages})
 
 
 def ingest_source(ctx: RunContext, contract: SourceContract, *, now: datetime | None = None) -> SourceReport:
@@ -789,6 +799,10 @@ def _load(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: datetime) -> So
             f"{contract.name}: read {report.rows_read} rows but bronze committed {report.rows_loaded}, "
             f"quarantine {report.rows_quarantined} and {report.rows_erased} were erased"
         )
+    for relative, expected in plan.messages.items():
+        read = sum(per_file.get((relative, state), 0) for state in ("good", "bad", "erased"))
+        if read != expected:  # the file stays `loading`: the next run removes its rows and loads it again
+            raise AccountingError(f"{relative}: {expected:,} messages but {read:,} rows read")
     ledger.add(
         [
             _file_row(
@@ -824,7 +838,8 @@ def _load_one_by_one(ctx: RunContext, plan: _Plan, ledger: FileLedger, now: date
             report.files_new += 1
             continue
         single = _Plan(plan.contract, SourceReport(plan.contract.name), [(f, digest)], [f],
-                       {f.relative: plan.columns_by_file[f.relative]}, plan.unterminated & {f.relative})
+                       {f.relative: plan.columns_by_file[f.relative]}, plan.unterminated & {f.relative},
+                       {k: v for k, v in plan.messages.items() if k == f.relative})
         part = _load(ctx, single, ledger, now)
         report.files_new += part.files_new if not part.files_failed else 0
         report.files_failed += part.files_failed
@@ -872,16 +887,19 @@ def _fail(
 
 
 def ingest_sources(
-    ctx: RunContext, names: Sequence[str], *, now: datetime, only: Mapping[str, set[str]] | None = None
+    ctx: RunContext, names: Sequence[str], *, now: datetime, only: Mapping[str, set[str]] | None = None,
+    messages: Mapping[str, int] | None = None,
 ) -> list[SourceReport]:
     """Ingest the named sources for the context's regions, one report per source; ``only``:
-    source -> the files to consider (what a stream's micro-batch listed), the others left alone."""
+    source -> the files to consider (what a stream's micro-batch listed), the others left alone;
+    ``messages``: files a message stream wrote -> their messages (see ``_plan``)."""
     # every source is planned first, so the files of all of them are marked `loading` in one
     # commit, and their outcomes are recorded in one more (two appends per run, not two per source)
     ledger = FileLedger(ctx)
     known = _registry(ctx)
     plans = [
-        _plan(ctx, CONTRACTS[name], known.get(name, {}), ledger, now, None if only is None else set(only.get(name, ())))
+        _plan(ctx, CONTRACTS[name], known.get(name, {}), ledger, now, None if only is None else set(only.get(name, ())),
+              messages)
         for name in names
     ]
     ledger.flush()

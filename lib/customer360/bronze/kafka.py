@@ -78,11 +78,14 @@ def message_lines(batch: DataFrame) -> DataFrame:
     """``partition``, ``offset`` and ``line`` (the message as one line; see the module docstring)
     in one partition, sorted by partition and offset."""
     text = F.col("value").cast("string")
-    line = (
-        F.when(F.col("value").isNull() | (F.trim(text) == ""), F.lit("null"))
+    line = F.regexp_replace(
+        F.when(F.col("value").isNull(), F.lit("null"))
         .when(~F.expr("is_valid_utf8(CAST(value AS STRING))"), F.concat(F.lit(NOT_UTF8), F.base64("value")))
-        .otherwise(F.regexp_replace(text, "[\\r\\n]", " "))
+        .otherwise(text),
+        "[\\r\\n]", " ",
     )
+    # blank as the batch path judges it (Spark's trim: spaces), which would drop the line
+    line = F.when(F.trim(line) == "", F.lit("null")).otherwise(line)
     return batch.select("partition", "offset", line.alias("line")).coalesce(1).sortWithinPartitions("partition", "offset")
 
 
@@ -110,17 +113,21 @@ def write_batch_file(ctx: RunContext, region: str, batch: DataFrame, batch_id: i
     temporary = f"{folder}/.{topic_name}-b{batch_id:09d}.partial"
     ranges: dict[int, tuple[int, int]] = {}
     messages = 0
-    with fs.open_output_stream(temporary) as out:
-        for row in message_lines(batch).toLocalIterator():
-            first, _ = ranges.get(row["partition"], (row["offset"], row["offset"]))
-            ranges[row["partition"]] = (first, row["offset"])
-            out.write(row["line"].encode("utf-8") + b"\n")
-            messages += 1
+    try:
+        with fs.open_output_stream(temporary) as out:
+            for row in message_lines(batch).toLocalIterator():
+                first, _ = ranges.get(row["partition"], (row["offset"], row["offset"]))
+                ranges[row["partition"]] = (first, row["offset"])
+                out.write(row["line"].encode("utf-8") + b"\n")
+                messages += 1
+        if messages:
+            name = file_name(topic_name, batch_id, ranges)
+            fs.move(temporary, f"{folder}/{name}")
+    finally:
+        if fs.get_file_info(temporary).type != pafs.FileType.NotFound:
+            fs.delete_file(temporary)
     if not messages:
-        fs.delete_file(temporary)
         return None
-    name = file_name(topic_name, batch_id, ranges)
-    fs.move(temporary, f"{folder}/{name}")
     log.info("kafka %s batch %d: %d message(s), offsets %s -> %s/%s/%s", topic_name, batch_id, messages,
              {p: f"{a}-{b}" for p, (a, b) in sorted(ranges.items())}, SOURCE, region, name)
     return BatchFile(f"{SOURCE}/{region}/{name}", messages, ranges)
@@ -130,12 +137,13 @@ def publish(spark: SparkSession, bootstrap_servers: str, topic_name: str, values
             *, keys: Sequence[str | None] | None = None) -> int:
     """Send ``values`` to ``topic_name`` as messages (Spark's Kafka sink, one batch write); a str is
     sent as UTF-8, in the order given (one producer task). Returns the number sent."""
-    rows = [(None if v is None else v.encode("utf-8") if isinstance(v, str) else bytes(v),) for v in values]
-    frame = spark.createDataFrame(rows, "value binary")
-    if keys is not None:
-        if len(keys) != len(rows):
-            raise C360Error(f"{len(keys)} keys for {len(rows)} messages")
-        frame = spark.createDataFrame([(k, v) for k, (v,) in zip(keys, rows)], "key string, value binary")
+    rows = [None if v is None else v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
+    if keys is None:
+        frame = spark.createDataFrame([(v,) for v in rows], "value binary")
+    elif len(keys) != len(rows):
+        raise C360Error(f"{len(keys)} keys for {len(rows)} messages")
+    else:
+        frame = spark.createDataFrame(list(zip(keys, rows)), "key string, value binary")
     (frame.coalesce(1).write.format("kafka").option("kafka.bootstrap.servers", bootstrap_servers)
      .option("topic", topic_name).save())
     return len(rows)

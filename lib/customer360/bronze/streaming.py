@@ -41,7 +41,7 @@ from pyspark.sql import types as T
 
 from customer360.bronze.contracts import source_names
 from customer360.bronze import kafka
-from customer360.bronze.ingest import AccountingError, SourceReport, ingest_sources
+from customer360.bronze.ingest import SourceReport, ingest_sources
 from customer360.context import RunContext
 from customer360.errors import C360Error
 
@@ -131,12 +131,12 @@ class _Batches:
     def kafka_handler(self, region: str):
         """A Kafka query's foreachBatch: the batch's messages become one landing file first."""
         def load(batch: DataFrame, batch_id: int) -> None:
-            def written() -> tuple[set[str], int | None]:
+            def written() -> tuple[set[str], dict[str, int] | None]:
                 batch_file = kafka.write_batch_file(self.ctx, region, batch, batch_id)
                 if batch_file is None:
                     return set(), None
                 self.kafka_messages += batch_file.messages
-                return {batch_file.relative}, batch_file.messages
+                return {batch_file.relative}, {batch_file.relative: batch_file.messages}
 
             self._load(kafka.SOURCE, region, batch_id, written, what="kafka ")
 
@@ -152,20 +152,18 @@ class _Batches:
             raise
 
     def _load(self, source: str, region: str, batch_id: int, prepare, *, what: str = "") -> None:
-        """Under the lock: ``prepare()`` gives the batch's files (and the rows they must hold, where
-        known), which the batch path loads."""
+        """Under the lock: ``prepare()`` gives the batch's files (and, for files of messages, the
+        rows each must hold), which the batch path loads."""
         def step() -> None:
             with self.lock:
                 if self.stopping:
                     raise StopRequested(f"stream {what}{source}/{region} batch {batch_id} left for the next run: stopping")
-                files, expected_rows = prepare()
+                files, messages = prepare()
                 if not files:
                     return
                 log.info("stream %s%s/%s batch %d: %d file(s)", what, source, region, batch_id, len(files))
-                (report,) = ingest_sources(self.ctx, [source], now=datetime.now(timezone.utc), only={source: files})
-                if expected_rows is not None and report.files_new and not report.files_failed and report.rows_read != expected_rows:
-                    raise AccountingError(f"{source}/{region} batch {batch_id}: {expected_rows} Kafka messages "
-                                          f"but {report.rows_read} rows read from their file")
+                (report,) = ingest_sources(self.ctx, [source], now=datetime.now(timezone.utc), only={source: files},
+                                           messages=messages)
                 self.reports[source].add(report)
                 self.batches += 1
 
@@ -196,8 +194,9 @@ class _Batches:
         return False
 
 
-#: restarts of queries that hit SPARK-55271 in one run (each follows a committed batch)
-MAX_RESTARTS = 8
+#: restarts of one query that hit SPARK-55271 in one run (it follows the replay of the one batch a
+#: crash left uncommitted, so one is expected; more would mean the batch is not being committed)
+MAX_RESTARTS = 2
 
 
 def _kafka_metrics_bug(exc: BaseException) -> bool:
@@ -263,22 +262,22 @@ def stream_ingest(
         return writer.start()
 
     queries = []
-    restarts = 0
+    restarts = [0] * len(plans)
     try:
-        for plan in plans:
+        for i, plan in enumerate(plans):
             query = start(plan)
             queries.append(query)
             while every_seconds is None:  # one at a time: each drains its folder or topic and stops
-                if not batches.await_query(query, restartable=restarts < MAX_RESTARTS):
+                if not batches.await_query(query, restartable=restarts[i] < MAX_RESTARTS):
                     break
-                restarts += 1
-                queries[-1] = query = start(plan)
+                restarts[i] += 1
+                queries[i] = query = start(plan)
         if every_seconds is not None:
             deadline = None if stop_after_seconds is None else time.monotonic() + stop_after_seconds
             while deadline is None or time.monotonic() < deadline:
                 for i, query in enumerate(queries):
-                    if not query.isActive and batches.await_query(query, restartable=restarts < MAX_RESTARTS):
-                        restarts += 1
+                    if not query.isActive and batches.await_query(query, restartable=restarts[i] < MAX_RESTARTS):
+                        restarts[i] += 1
                         queries[i] = start(plans[i])
                 if not any(q.isActive for q in queries):
                     break

@@ -97,20 +97,25 @@ class KafkaBroker:
             )
             if formatted.returncode != 0:
                 raise KafkaBrokerError(f"formatting {self.data_dir} failed: {(formatted.stderr or formatted.stdout).strip()[-800:]}")
-        out = open(self.data_dir / "stdout.log", "ab")
-        self.process = subprocess.Popen(
-            self._java("kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        out.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise KafkaBrokerError(f"the broker exited with {self.process.returncode}: {self._tail()}")
-            if _listening(self.port):
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise KafkaBrokerError(f"the broker did not listen on {self.bootstrap_servers} within {timeout_s:g} s: {self._tail()}")
+        busy = [p for p in (self.port, self.controller_port) if _listening(p)]
+        if busy:  # another process (an earlier broker?) would answer in this one's place
+            raise KafkaBrokerError(f"port(s) {busy} on {HOST} are in use; stop what listens there or pick another port")
+        with open(self.data_dir / "stdout.log", "ab") as out:
+            self.process = subprocess.Popen(
+                self._java("kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        try:  # whatever stops the wait (an error, Ctrl-C) stops the broker too
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise KafkaBrokerError(f"the broker exited with {self.process.returncode}: {self._tail()}")
+                if _listening(self.port):
+                    return self
+                time.sleep(0.2)
+            raise KafkaBrokerError(f"the broker did not listen on {self.bootstrap_servers} within {timeout_s:g} s: {self._tail()}")
+        except BaseException:
+            self.stop()
+            raise
 
     def _tail(self) -> str:
         lines = []
