@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 import pyspark.sql.functions as F
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from customer360.context import RunContext
@@ -103,31 +104,34 @@ def file_name(topic_name: str, batch_id: int, ranges: dict[int, tuple[int, int]]
 
 
 def write_batch_file(ctx: RunContext, region: str, batch: DataFrame, batch_id: int) -> BatchFile | None:
-    """Write the batch's messages to ``<landing_root>/web_events/<region>/`` (under a hidden name,
-    then renamed, so no lister sees half a file); None for an empty batch."""
+    """Write the batch's messages to ``<landing_root>/web_events/<region>/`` with Spark's text
+    writer (one task, no row through Python) into a hidden staging folder, then move its one part
+    file to the batch's name, so no lister sees half a file; None for an empty batch."""
     root = ctx.config.ingest.landing_root.rstrip("/")
     fs, base = pafs.FileSystem.from_uri(root)
     folder = f"{base.rstrip('/')}/{SOURCE}/{region}"
     fs.create_dir(folder, recursive=True)
     topic_name = topic(ctx, region)
-    temporary = f"{folder}/.{topic_name}-b{batch_id:09d}.partial"
-    ranges: dict[int, tuple[int, int]] = {}
-    messages = 0
+    staging = f".{topic_name}-b{batch_id:09d}.partial"
+    lines = message_lines(batch).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        with fs.open_output_stream(temporary) as out:
-            for row in message_lines(batch).toLocalIterator():
-                first, _ = ranges.get(row["partition"], (row["offset"], row["offset"]))
-                ranges[row["partition"]] = (first, row["offset"])
-                out.write(row["line"].encode("utf-8") + b"\n")
-                messages += 1
-        if messages:
-            name = file_name(topic_name, batch_id, ranges)
-            fs.move(temporary, f"{folder}/{name}")
+        stats = lines.groupBy("partition").agg(
+            F.min("offset").alias("first"), F.max("offset").alias("last"), F.count(F.lit(1)).alias("n")
+        ).collect()
+        if not stats:
+            return None
+        ranges = {r["partition"]: (r["first"], r["last"]) for r in stats}
+        messages = sum(r["n"] for r in stats)
+        lines.select("line").write.mode("overwrite").text(f"{root}/{SOURCE}/{region}/{staging}")
+        parts = [i.path for i in fs.get_file_info(pafs.FileSelector(f"{folder}/{staging}")) if i.base_name.startswith("part-")]
+        if len(parts) != 1:
+            raise C360Error(f"kafka {topic_name} batch {batch_id}: {len(parts)} part files written, 1 expected")
+        name = file_name(topic_name, batch_id, ranges)
+        fs.move(parts[0], f"{folder}/{name}")
     finally:
-        if fs.get_file_info(temporary).type != pafs.FileType.NotFound:
-            fs.delete_file(temporary)
-    if not messages:
-        return None
+        lines.unpersist()
+        if fs.get_file_info(f"{folder}/{staging}").type != pafs.FileType.NotFound:
+            fs.delete_dir(f"{folder}/{staging}")
     log.info("kafka %s batch %d: %d message(s), offsets %s -> %s/%s/%s", topic_name, batch_id, messages,
              {p: f"{a}-{b}" for p, (a, b) in sorted(ranges.items())}, SOURCE, region, name)
     return BatchFile(f"{SOURCE}/{region}/{name}", messages, ranges)

@@ -46,7 +46,7 @@ class KafkaConfig(FrozenModel):
     #: where a query with no checkpoint yet starts in each topic
     starting_offsets: Literal["earliest", "latest"] = "earliest"
     #: the most messages one micro-batch takes (over all partitions of a region's topic)
-    max_offsets_per_trigger: int = Field(default=200_000, ge=1, le=10_000_000)
+    max_offsets_per_trigger: int = Field(default=1_000_000, ge=1, le=10_000_000)
 
 
 class IngestConfig(FrozenModel):
