@@ -180,6 +180,16 @@ def write_json(path: str | Path, data) -> Path:
     return path
 
 
+def finish(out: str | Path, result: dict, work: Path) -> int:
+    """The end of a benchmark script: ``result`` written to ``out`` and printed, ``work`` removed."""
+    write_json(out, result)
+    print(json.dumps(result, indent=2))
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def git_state(*paths: str) -> tuple[str | None, list[str] | None]:
     """The checkout's commit (short) and the files under ``paths`` that differ from it; (None, None)
     where git cannot tell."""

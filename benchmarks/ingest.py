@@ -9,15 +9,13 @@ to ``benchmarks/results/ingest.json``. ``--generate-scale`` additionally times g
 """
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, also for a test loading this file
 from common import (  # noqa: E402
-    Stopwatch, arguments, generate_sample, local_config, measured_at, median_seconds, pipeline_context, work_dir,
-    write_json,
+    Stopwatch, arguments, finish, generate_sample, local_config, measured_at, median_seconds, pipeline_context, work_dir,
 )
 
 
@@ -60,10 +58,7 @@ def main(argv=None) -> int:
         "rows_per_second": total_rows / median_seconds(seconds),
         "accounting": runs[-1]["lines"],
     }
-    write_json(args.out, result)
-    print(json.dumps(result, indent=2))
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return finish(args.out, result, work)
 
 
 if __name__ == "__main__":
