@@ -51,3 +51,35 @@ def test_without_sequences_the_latest_load_wins(spark):
 def test_a_sequence_tie_goes_to_the_later_load(spark):
     got = _ranked(spark, [("E", "update", 9, DAY1, "e1.csv", 0), ("E", "delete", 9, DAY2, "e2.csv", 0)])
     assert got.where(F.col(VERSION_COLUMN) == 1).select("change_op", "deleted").first() == ("delete", True)
+
+
+def test_folding_increments_in_any_grouping_ends_at_the_latest_versions(spark):
+    """A current-state table that takes each increment in with ``apply_changes`` (upserting what it
+    returns, tombstones included) holds, live, what ``latest_versions`` finds over everything at
+    once: whatever order and grouping the changes arrive in, stale ones and deletes included."""
+    import random
+
+    from customer360.bronze.versions import apply_changes, latest_versions
+
+    rng = random.Random(7)
+    rows = []
+    for k in range(12):
+        for _ in range(rng.randint(1, 5)):
+            seq = rng.choice([None, rng.randint(1, 20)])
+            op = None if seq is None else rng.choice(["insert", "update", "update", "delete"])
+            day = datetime(2026, 7, 1 + rng.randint(0, 3), 12)
+            rows.append((f"K{k}", op, seq, day, f"f{day.day}.csv", len(rows)))
+    expected, _, removed = latest_versions(spark.createDataFrame(rows, SCHEMA), ["crm_id"])
+    assert removed > 0  # the data has keys whose latest change is a delete
+    for trial in range(3):
+        shuffled = rows[:]
+        rng.shuffle(shuffled)
+        cuts = sorted(rng.sample(range(1, len(shuffled)), trial + 1))
+        batches = [shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(shuffled)])]
+        current = None
+        for batch in batches:
+            upserts = apply_changes(current, spark.createDataFrame(batch, SCHEMA), ["crm_id"])
+            current = upserts if current is None else current.join(upserts.select("crm_id"), "crm_id", "left_anti").unionByName(upserts)
+            current = current.localCheckpoint(eager=True)
+        assert current.groupBy("crm_id").count().where("count > 1").count() == 0
+        assert_df_equality(current.where(~deleted(current)), expected, ignore_row_order=True, ignore_nullable=True)

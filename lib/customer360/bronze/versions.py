@@ -39,3 +39,23 @@ def deleted(df: DataFrame) -> F.Column:
     if CHANGE_OP not in df.columns:
         return F.lit(False)
     return F.coalesce(F.col(CHANGE_OP) == CHANGE_DELETE, F.lit(False))
+
+
+def apply_changes(current: DataFrame | None, increment: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """The rows to upsert into a current-state table (one row per key, deletes kept as tombstone
+    rows) so that it takes in ``increment``: per key of the increment, the latest version
+    (``with_version_rank``) among the increment's rows and the key's current row, where that is
+    not the current row already. A tombstone stays, so a change older than a delete that arrives
+    after it cannot bring the record back.
+
+    Latest is a total order (sequence, load time, file, row), so taking it batch by batch ends
+    where ``latest_versions`` over every batch at once does: folding the increments in, in any
+    grouping, leaves the current-state table's live rows equal to it."""
+    candidates = increment.withColumn("_c360_current", F.lit(False))
+    if current is not None:
+        touched = increment.select(*keys).distinct()
+        mine = current.join(touched, list(keys), "left_semi").withColumn("_c360_current", F.lit(True))
+        candidates = candidates.unionByName(mine, allowMissingColumns=True)
+    ranked = with_version_rank(candidates, keys)
+    winners = ranked.where(F.col(VERSION_COLUMN) == 1)
+    return winners.where(~F.col("_c360_current")).drop(VERSION_COLUMN, "_c360_current")
