@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from customer360.lakehouse import Lakehouse
 from customer360.pyfiles import build as build_pyfiles
+from customer360.services import free_port
 from customer360.session import CHECKOUT_JARS, find_jvm_jars
 
 from tests.conftest import REPO
@@ -24,12 +24,6 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _state(ui_port: int) -> dict:
@@ -57,7 +51,7 @@ def standalone_cluster(tmp_path):
     """spark://127.0.0.1:PORT with one worker (2 cores, 2 GiB); both daemons always stopped."""
     env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1",
            "SPARK_LOG_DIR": str(tmp_path / "logs"), "PYSPARK_PYTHON": sys.executable}
-    port, ui_port, worker_ui = _free_port(), _free_port(), _free_port()
+    port, ui_port, worker_ui = free_port(), free_port(), free_port()
     master_url = f"spark://127.0.0.1:{port}"
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
     procs = []

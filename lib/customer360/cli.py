@@ -701,7 +701,9 @@ def _cmd_kafka_publish(args: argparse.Namespace) -> int:
                     lines.append(line)
                 else:
                     blank += 1
-    ctx = _context(args, metastore=False)
+    from customer360.context import build_context
+
+    ctx = build_context(config, regions=regions, metastore=False)
     topic = kafka.topic(ctx, ctx.regions[0])
     sent = kafka.publish(ctx.spark, config.ingest.kafka.bootstrap_servers, topic, lines)
     print(f"sent {sent:,} message(s) to {topic} at {config.ingest.kafka.bootstrap_servers}"

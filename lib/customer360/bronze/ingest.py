@@ -148,6 +148,16 @@ def discover_files(
     return sorted(found, key=lambda f: f.relative)
 
 
+def landing_folder(landing_root: str, source: str, region: str) -> tuple[pafs.FileSystem, str, str]:
+    """A source's landing folder of a region, created when missing: its file system, its path
+    there, and its path as the configured root names it (for Spark)."""
+    root = landing_root.rstrip("/")
+    fs, base = pafs.FileSystem.from_uri(root)
+    folder = f"{base.rstrip('/')}/{source}/{region}"
+    fs.create_dir(folder, recursive=True)
+    return fs, folder, f"{root}/{source}/{region}"
+
+
 def _uri_like(landing_root: str, fs_path: str) -> str:
     scheme = urlparse(landing_root).scheme
     return f"{scheme}://{fs_path}" if scheme and scheme != "file" else fs_path

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
@@ -28,6 +28,7 @@ import pyspark.sql.functions as F
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from customer360.bronze.ingest import landing_folder
 from customer360.context import RunContext
 from customer360.errors import C360Error
 
@@ -107,10 +108,7 @@ def write_batch_file(ctx: RunContext, region: str, batch: DataFrame, batch_id: i
     """Write the batch's messages to ``<landing_root>/web_events/<region>/`` with Spark's text
     writer (one task, no row through Python) into a hidden staging folder, then move its one part
     file to the batch's name, so no lister sees half a file; None for an empty batch."""
-    root = ctx.config.ingest.landing_root.rstrip("/")
-    fs, base = pafs.FileSystem.from_uri(root)
-    folder = f"{base.rstrip('/')}/{SOURCE}/{region}"
-    fs.create_dir(folder, recursive=True)
+    fs, folder, spark_folder = landing_folder(ctx.config.ingest.landing_root, SOURCE, region)
     topic_name = topic(ctx, region)
     staging = f".{topic_name}-b{batch_id:09d}.partial"
     lines = message_lines(batch).persist(StorageLevel.MEMORY_AND_DISK)
@@ -122,7 +120,7 @@ def write_batch_file(ctx: RunContext, region: str, batch: DataFrame, batch_id: i
             return None
         ranges = {r["partition"]: (r["first"], r["last"]) for r in stats}
         messages = sum(r["n"] for r in stats)
-        lines.select("line").write.mode("overwrite").text(f"{root}/{SOURCE}/{region}/{staging}")
+        lines.select("line").write.mode("overwrite").text(f"{spark_folder}/{staging}")
         parts = [i.path for i in fs.get_file_info(pafs.FileSelector(f"{folder}/{staging}")) if i.base_name.startswith("part-")]
         if len(parts) != 1:
             raise C360Error(f"kafka {topic_name} batch {batch_id}: {len(parts)} part files written, 1 expected")
@@ -137,17 +135,11 @@ def write_batch_file(ctx: RunContext, region: str, batch: DataFrame, batch_id: i
     return BatchFile(f"{SOURCE}/{region}/{name}", messages, ranges)
 
 
-def publish(spark: SparkSession, bootstrap_servers: str, topic_name: str, values: Iterable[str | bytes | None],
-            *, keys: Sequence[str | None] | None = None) -> int:
+def publish(spark: SparkSession, bootstrap_servers: str, topic_name: str, values: Iterable[str | bytes | None]) -> int:
     """Send ``values`` to ``topic_name`` as messages (Spark's Kafka sink, one batch write); a str is
     sent as UTF-8, in the order given (one producer task). Returns the number sent."""
-    rows = [None if v is None else v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
-    if keys is None:
-        frame = spark.createDataFrame([(v,) for v in rows], "value binary")
-    elif len(keys) != len(rows):
-        raise C360Error(f"{len(keys)} keys for {len(rows)} messages")
-    else:
-        frame = spark.createDataFrame(list(zip(keys, rows)), "key string, value binary")
+    rows = [(None if v is None else v.encode("utf-8") if isinstance(v, str) else bytes(v),) for v in values]
+    frame = spark.createDataFrame(rows, "value binary")
     (frame.coalesce(1).write.format("kafka").option("kafka.bootstrap.servers", bootstrap_servers)
      .option("topic", topic_name).save())
     return len(rows)

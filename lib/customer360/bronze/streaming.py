@@ -35,13 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import pyarrow.fs as pafs
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from customer360.bronze.contracts import source_names
 from customer360.bronze import kafka
-from customer360.bronze.ingest import SourceReport, ingest_sources
+from customer360.bronze.ingest import SourceReport, ingest_sources, landing_folder
 from customer360.context import RunContext
 from customer360.errors import C360Error
 
@@ -72,10 +71,7 @@ def checkpoint_location(ctx: RunContext, source: str, region: str) -> str:
 
 def _landing_folder(ctx: RunContext, source: str, region: str) -> str:
     """The folder a query lists; created when missing, so a region's first file is picked up."""
-    root = ctx.config.ingest.landing_root.rstrip("/")
-    fs, base = pafs.FileSystem.from_uri(root)
-    fs.create_dir(f"{base.rstrip('/')}/{source}/{region}", recursive=True)
-    return f"{root}/{source}/{region}"
+    return landing_folder(ctx.config.ingest.landing_root, source, region)[2]
 
 
 def _relative(source: str, region: str, path: str) -> str | None:
@@ -263,22 +259,26 @@ def stream_ingest(
 
     queries = []
     restarts = [0] * len(plans)
+
+    def restarted(i: int) -> bool:
+        """Wait for query ``i`` to end (raising its error); True where it was started again instead."""
+        if not batches.await_query(queries[i], restartable=restarts[i] < MAX_RESTARTS):
+            return False
+        restarts[i] += 1
+        queries[i] = start(plans[i])
+        return True
+
     try:
         for i, plan in enumerate(plans):
-            query = start(plan)
-            queries.append(query)
-            while every_seconds is None:  # one at a time: each drains its folder or topic and stops
-                if not batches.await_query(query, restartable=restarts[i] < MAX_RESTARTS):
-                    break
-                restarts[i] += 1
-                queries[i] = query = start(plan)
+            queries.append(start(plan))
+            while every_seconds is None and restarted(i):  # one at a time: each drains its folder or topic
+                pass
         if every_seconds is not None:
             deadline = None if stop_after_seconds is None else time.monotonic() + stop_after_seconds
             while deadline is None or time.monotonic() < deadline:
                 for i, query in enumerate(queries):
-                    if not query.isActive and batches.await_query(query, restartable=restarts[i] < MAX_RESTARTS):
-                        restarts[i] += 1
-                        queries[i] = start(plans[i])
+                    if not query.isActive:
+                        restarted(i)
                 if not any(q.isActive for q in queries):
                     break
                 time.sleep(0.2)

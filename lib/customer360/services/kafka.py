@@ -19,22 +19,16 @@ from pathlib import Path
 from string import Template
 
 from customer360.errors import C360Error
+from customer360.services import HOST, free_port
 
 CHECKOUT = Path(__file__).resolve().parents[3]
 #: the broker's jars (``make jars``) and configuration templates (in the repository)
 BROKER_JARS = CHECKOUT / "jars" / "kafka"
 CONFIG_DIR = CHECKOUT / "infra" / "kafka"
-HOST = "127.0.0.1"
 
 
 class KafkaBrokerError(C360Error):
     """The loopback broker could not be set up or did not come up."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _listening(port: int) -> bool:
