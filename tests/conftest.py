@@ -366,6 +366,8 @@ def catalog_mismatches(ctx) -> list[str]:
         keys = list(entry.keys)
         if entry.name == tables.BRONZE_SOURCE:
             keys[0] = ctx.config.sources[name.split(".", 1)[1]].attributes["source_record_id"]
+        elif entry.name == tables.SOURCE_CURRENT:
+            keys[1] = ctx.config.sources[name.split(".", 1)[1].removesuffix("_current")].attributes["source_record_id"]
         if lakehouse.partition_columns(name) != list(entry.partition_by):
             problems.append(f"{name}: partitioned by {lakehouse.partition_columns(name)}, the catalog says {list(entry.partition_by)}")
         df = lakehouse.read(name)

@@ -9,7 +9,9 @@ shared sample through ml, a ``c360 run``, an erasure): the same partition column
 that identify one row.
 
 Bronze has one table per configured source (``bronze_table``), keyed by the source's record id
-(``conf/sources.yaml``) and the load; its entry here is the pattern ``bronze.<source>``.
+(``conf/sources.yaml``) and the load; its entry here is the pattern ``bronze.<source>``. Each
+source's current state is ``bronze.<source>_current`` (``current_table``), keyed by region and
+record id.
 """
 from __future__ import annotations
 
@@ -58,6 +60,18 @@ QUARANTINE = _table(
 INGESTED_FILES = _table(
     "ops.ingested_files", written_by="ingest", keys=("source", "file", "run_id", "status"), partition_by=(),
     description="Each file's status changes (loading, loaded, skipped, changed, failed): an append-only log.",
+)
+
+# bronze: each source's current state (bronze.current), kept by MERGE as files load; raw values
+# like bronze's, so with bronze's access
+SOURCE_CURRENT = _table(
+    "bronze.<source>_current", written_by=("ingest", "identity", "facts"), keys=("region", "<source_record_id>"),
+    description="One row per record of the source: its latest change by sequence, then load; a delete stays as a "
+    "tombstone row (change_op = 'delete').",
+)
+CURRENT_APPLIED = _table(
+    "ops.current_applied", written_by=("ingest", "identity", "facts"), keys=("source", "file", "run_id"), partition_by=(),
+    description="Which loads of which files (ops.ingested_files) each source's current-state table has taken in.",
 )
 
 # silver: identity
@@ -230,10 +244,18 @@ def bronze_table(source: str) -> str:
     return f"bronze.{source}"
 
 
+def current_table(source: str) -> str:
+    """``bronze.<source>_current``: the current state of a configured source."""
+    return f"bronze.{source}_current"
+
+
 def table(name: str) -> Table:
-    """The catalog entry of ``name`` (a ``bronze.<source>`` name gives the bronze pattern)."""
+    """The catalog entry of ``name`` (a ``bronze.<source>`` name gives the bronze pattern, a
+    ``bronze.<source>_current`` one the current-state pattern)."""
     if name in TABLES:
         return TABLES[name]
+    if name.startswith("bronze.") and name.endswith("_current"):
+        return TABLES[SOURCE_CURRENT]
     if name.startswith("bronze.") and not name.startswith("bronze._"):
         return TABLES[BRONZE_SOURCE]
     raise KeyError(f"{name} is not in the table catalog (customer360.tables)")

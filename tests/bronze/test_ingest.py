@@ -110,7 +110,8 @@ def test_run_prints_accounting_and_records_metrics(ctx, landing):
     crm_file(landing)
     result = run(ctx, sources=["crm_customers"], now=NOW)
     assert result.lines == [
-        "crm_customers: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 8 = loaded 2 + quarantined 6"
+        "crm_customers: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 8 = loaded 2 + quarantined 6",
+        "bronze.crm_customers_current: 2 new bronze row(s) of 1 load(s) merged, 2 record(s) changed (0 of them deleted, kept as tombstones)",
     ]
     metrics = {(m.region, m.metric): m.value for m in result.metrics}
     assert metrics[("us", "rows_read")] == 8

@@ -75,7 +75,7 @@ def test_messages_become_bronze_or_quarantine_rows_and_only_new_ones_later(spark
     assert result.lines == [
         "stream (availableNow): 1 batch(es) over 4 queries",
         "web_events: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 11 = loaded 3 + quarantined 8; new columns kept: campaign",
-        "kafka: 11 message(s) taken from 2 topic(s), each batch kept as a file in the landing folder",
+        "kafka: 11 message(s) taken from 2 topic(s), each batch kept as a file in the landing folder",        "bronze.web_events_current: 3 new bronze row(s) of 1 load(s) merged, 3 record(s) changed (0 of them deleted, kept as tombstones)",
     ]
     metrics = {(m.region, m.metric): m.value for m in result.metrics}
     assert (metrics[("de", "rows_read")], metrics[("us", "rows_read")], metrics[("all", "kafka_messages")]) == (11, 0, 11)
@@ -108,7 +108,7 @@ def test_messages_become_bronze_or_quarantine_rows_and_only_new_ones_later(spark
     again = run_stream(_context(spark, tmp_path, broker, "run-2"), sources=["web_events"])
     assert again.lines[1:] == [
         "web_events: files 2 new, 1 unchanged, 0 changed, 0 failed; rows read 2 = loaded 2 + quarantined 0",
-        "kafka: 2 message(s) taken from 2 topic(s), each batch kept as a file in the landing folder",
+        "kafka: 2 message(s) taken from 2 topic(s), each batch kept as a file in the landing folder",        "bronze.web_events_current: 2 new bronze row(s) of 2 load(s) merged, 2 record(s) changed (0 of them deleted, kept as tombstones)",
     ]
     bronze, _ = _rows(ctx)
     assert sorted(r.event_id for r in bronze.collect()) == ["K1", "K2", "K3", "K8", "K9"]
@@ -117,7 +117,7 @@ def test_messages_become_bronze_or_quarantine_rows_and_only_new_ones_later(spark
     scheduled = run(_context(spark, tmp_path, broker, "run-3"), sources=["web_events"])
     assert scheduled.lines == [
         "web_events: files 1 new, 3 unchanged, 0 changed, 0 failed; rows read 1 = loaded 1 + quarantined 0",
-        "kafka: 1 message(s) taken from 2 topic(s), each batch kept as a file in the landing folder",
+        "kafka: 1 message(s) taken from 2 topic(s), each batch kept as a file in the landing folder",        "bronze.web_events_current: 1 new bronze row(s) of 1 load(s) merged, 1 record(s) changed (0 of them deleted, kept as tombstones)",
     ]
     assert ctx.lakehouse.read("bronze.web_events").groupBy("event_id").count().where("count > 1").count() == 0
 

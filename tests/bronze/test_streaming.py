@@ -17,7 +17,7 @@ from customer360.bronze.stage import run, run_stream
 from customer360.bronze.streaming import checkpoint_location
 from customer360.config import load_config
 from customer360.context import build_context
-from customer360.tables import QUARANTINE
+from customer360.tables import QUARANTINE, current_table
 
 from tests.bronze.conftest import put
 from tests.bronze.test_ingest import CRM_ROWS, crm_file
@@ -39,10 +39,11 @@ def _context(spark, root, landing, run_id):
 
 
 def _tables(ctx):
-    """Bronze and quarantine rows less the run's own metadata (when and by which run)."""
+    """Bronze, current-state and quarantine rows less the run's own metadata (when and by which run)."""
     out = {}
     for source in SOURCES:
         out[source] = ctx.lakehouse.read(f"bronze.{source}").drop(*METADATA)
+        out[f"{source} now"] = ctx.lakehouse.read(current_table(source)).drop(*METADATA)
     out["quarantine"] = ctx.lakehouse.read(QUARANTINE).drop("ingested_at", "run_id")
     return out
 
@@ -66,6 +67,8 @@ def test_stream_loads_what_batch_loads_then_only_what_lands(spark, tmp_path):
         "stream (availableNow): 2 batch(es) over 4 queries",
         "crm_customers: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 8 = loaded 2 + quarantined 6",
         "web_events: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 4 = loaded 2 + quarantined 2; new columns kept: campaign",
+        "bronze.crm_customers_current: 2 new bronze row(s) of 1 load(s) merged, 2 record(s) changed (0 of them deleted, kept as tombstones)",
+        "bronze.web_events_current: 2 new bronze row(s) of 1 load(s) merged, 2 record(s) changed (0 of them deleted, kept as tombstones)",
     ]
     metrics = {(m.region, m.metric, m.table): m.value for m in result.metrics}
     assert metrics[("us", "rows_quarantined", "bronze.crm_customers")] == 6
@@ -91,6 +94,7 @@ def test_stream_loads_what_batch_loads_then_only_what_lands(spark, tmp_path):
     assert result.lines[1:] == [
         "crm_customers: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 1 = loaded 1 + quarantined 0",
         "web_events: files 0 new, 0 unchanged, 0 changed, 0 failed; rows read 0 = loaded 0 + quarantined 0",
+        "bronze.crm_customers_current: 1 new bronze row(s) of 1 load(s) merged, 1 record(s) changed (0 of them deleted, kept as tombstones)",
     ]
     assert result.lines[0].startswith("stream (every 0.5 s): 1 batch(es) over 4 queries")
     run(_context(spark, tmp_path / "batch", landing, "run-b2"), sources=SOURCES)
@@ -165,6 +169,8 @@ def test_a_stream_killed_mid_batch_loses_and_duplicates_nothing(spark, tmp_path)
     assert result.lines[1:] == [
         "crm_customers: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 8 = loaded 2 + quarantined 6",
         "web_events: files 1 new, 0 unchanged, 0 changed, 0 failed; rows read 4 = loaded 2 + quarantined 2; new columns kept: campaign",
+        "bronze.crm_customers_current: 2 new bronze row(s) of 1 load(s) merged, 2 record(s) changed (0 of them deleted, kept as tombstones)",
+        "bronze.web_events_current: 2 new bronze row(s) of 1 load(s) merged, 2 record(s) changed (0 of them deleted, kept as tombstones)",
     ]
     batch = _context(spark, tmp_path / "batch", landing, "run-b")
     run(batch, sources=SOURCES)

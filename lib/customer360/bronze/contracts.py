@@ -106,6 +106,16 @@ class SourceContract:
         return tuple(c.name for c in self.columns)
 
     @property
+    def record_id(self) -> str:
+        """The column that names one record of the source (its first, a required column): with the
+        region, the key of the source's current state (``bronze.current``)."""
+        return self.columns[0].name
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return ("region", self.record_id)
+
+    @property
     def schema(self) -> T.StructType:
         """The typed columns of ``bronze.<name>`` (before drift columns and metadata)."""
         return T.StructType([T.StructField(c.name, c.type, True) for c in self.columns])

@@ -1,12 +1,13 @@
 """The bronze stage: ingest every source (or the named ones) for the run's regions
 (``bronze.ingest``; ``run_stream``: as file streams, ``bronze.streaming``; web events also from
-Kafka where configured, ``bronze.kafka``), and count each
-source's rows in and out per region."""
+Kafka where configured, ``bronze.kafka``), count each source's rows in and out per region, and
+take the new loads into each source's current state (``bronze.current``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from customer360.bronze import current
 from customer360.bronze.contracts import source_names
 from customer360.bronze.ingest import ingest_sources, zero_counts
 from customer360.bronze import kafka
@@ -28,13 +29,13 @@ def run(ctx: RunContext, *, sources: Sequence[str] | None = None, now: datetime 
     names = source_names(sources)
     reports = ingest_sources(ctx, names, now=now or datetime.now(timezone.utc))
     if not (kafka.configured(ctx) and kafka.SOURCE in names):
-        return _result(ctx, names, reports)
+        return _with_current(ctx, names, _result(ctx, names, reports))
     # after the files: the batch path would otherwise list the files the Kafka batches just wrote
     streamed = stream_ingest(ctx, [kafka.SOURCE], files=False, from_kafka=True)
     by_name = dict(zip(names, reports))
     for report in streamed.reports:
         by_name[report.source].add(report)
-    return _with_kafka(_result(ctx, names, reports), streamed)
+    return _with_current(ctx, names, _with_kafka(_result(ctx, names, reports), streamed))
 
 
 def run_stream(
@@ -58,7 +59,16 @@ def run_stream(
     queries = len(names) * len(ctx.regions) + streamed.kafka_queries
     result.lines.insert(0, f"stream ({mode}): {streamed.batches} batch(es) over {queries} queries")
     result.metrics.append(Metric("all", "stream_batches", streamed.batches, None))
-    return _with_kafka(result, streamed)
+    return _with_current(ctx, names, _with_kafka(result, streamed))
+
+
+def _with_current(ctx: RunContext, names: Sequence[str], result: StageResult) -> StageResult:
+    """The loads of this run (and any an earlier run left pending) taken into the sources'
+    current-state tables (``bronze.current``)."""
+    for report in current.refresh(ctx, names):
+        result.lines.append(report.line())
+        result.metrics += report.metrics()
+    return result
 
 
 def _with_kafka(result: StageResult, streamed: StreamRun) -> StageResult:

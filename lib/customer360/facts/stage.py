@@ -12,7 +12,7 @@ import logging
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
-from customer360.bronze.versions import latest_versions
+from customer360.bronze import current
 from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
 from customer360.facts.activity import CONSENT_COMMENTS, TICKETS_COMMENTS, keyed_by_customer, with_consent_subject
@@ -24,7 +24,7 @@ from customer360.facts.orders import (
     silver_orders,
 )
 from customer360.facts.web_events import WEB_EVENTS_COMMENTS, silver_web_events
-from customer360.lakehouse.core import sql_string_list, with_comments
+from customer360.lakehouse.core import with_comments
 from customer360.tables import (
     CUSTOMER_XREF,
     IDENTITY_RECORDS,
@@ -44,17 +44,12 @@ class FactsInputError(C360Error):
 
 
 def _latest(ctx: RunContext, source: str, id_column: str, result: StageResult) -> DataFrame | None:
-    table = bronze_table(source)
-    if not ctx.lakehouse.exists(table):
-        result.lines.append(f"{table}: not ingested yet, skipped")
+    """The source's current records of the run's regions (``bronze.current``: latest versions,
+    deletes left out)."""
+    bronze = current.live(ctx, source)
+    if bronze is None:
+        result.lines.append(f"{bronze_table(source)}: not ingested yet, skipped")
         return None
-    bronze, replaced, removed = latest_versions(
-        ctx.lakehouse.read(table).where(f"region IN ({sql_string_list(ctx.regions)})"), ["region", id_column]
-    )
-    if replaced:
-        result.lines.append(f"{table}: {replaced:,} older version(s) of re-loaded rows replaced by the latest")
-    if removed:
-        result.lines.append(f"{table}: {removed:,} row(s) whose latest change is a delete left out")
     # the identity stage resolved trimmed ids (silver.customer_xref): join on the same form
     return bronze.withColumn(id_column, F.trim(id_column))
 
@@ -108,6 +103,9 @@ def run(ctx: RunContext) -> StageResult:
             ),
         ),
     }
+    for report in current.refresh(ctx, list(builders)):  # loads no stage has taken in yet
+        result.lines.append(report.line())
+        result.metrics += report.metrics()
     quarantined: list[DataFrame] = []
     try:
         for source, (id_column, table, comments, build) in builders.items():

@@ -4,7 +4,7 @@
    identity stage does it, and every customer with a record of that token is erased. By customer
    id: that customer. The person is every record ``silver.customer_xref`` maps to those customers,
    plus the web events stitched to them.
-2. **Delete everywhere.** Each bronze source's rows of those records (by the source's record id
+2. **Delete everywhere.** Each bronze source's rows of those records, and its current state's (by the source's record id
    column); bronze quarantine rows whose raw payload names the person in any spelling a source may
    use (``quarantine_match``: an email that standardizes to one of theirs, plus-tags and case
    included; a phone number in any national or international format whose digits end in one of
@@ -71,6 +71,7 @@ from customer360.tables import (
     QUARANTINE,
     SILVER_WEB_EVENTS,
     bronze_table,
+    current_table,
 )
 
 log = logging.getLogger(__name__)
@@ -577,12 +578,13 @@ def _carry_out(ctx, request_id: str, person: Person, now: datetime) -> ErasureRe
         df = with_comments(ctx.spark.createDataFrame(listed, ERASURE_FILES_SCHEMA), ERASURE_FILES_COMMENTS).coalesce(1)
         lakehouse.write(df, ERASURE_FILES, mode="append", partition_by=["region"])
 
-    # 1. bronze: each source's rows of the person's records, and their quarantined rows
+    # 1. bronze: each source's rows of the person's records (every load, and the current state,
+    # tombstones too), and their quarantined rows
     for source, mapping in config.sources.items():
-        name = bronze_table(source)
         ids = person.records.get(source)
-        if ids and name in tables:
-            delete(name, _in(mapping.attributes["source_record_id"], ids))
+        for name in (bronze_table(source), current_table(source)):
+            if ids and name in tables:
+                delete(name, _in(mapping.attributes["source_record_id"], ids))
     if quarantined:
         removed = _rewrite(lakehouse, QUARANTINE, person.regions, lambda df: df.where(~match))
         report.rows_deleted[QUARANTINE] = removed

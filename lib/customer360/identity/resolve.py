@@ -73,13 +73,33 @@ class ResolvedIdentities:
         return lines
 
 
+def vertex_ids(clear: DataFrame, *, hashed: F.Column | None = None) -> DataFrame:
+    """``vid``: a long vertex id that is a function of the record's key (region, source, record
+    id), not of the rows' order or partitioning, so every tie broken on it (identifier-group
+    anchors, sorted-neighbourhood windows, the u sample, edge direction) falls the same way in
+    every run over the same records. The id is a 64-bit hash of the key; in the unlikely case that
+    two keys share a hash (checked, one aggregation) the ids are the keys' rank in sorted order
+    instead. ``hashed`` replaces the hash (tests)."""
+    key = ("region", "source", "source_record_id")
+    with_ids = clear.withColumn("vid", hashed if hashed is not None else F.xxhash64(*key))
+    collisions = (
+        with_ids.groupBy("vid").agg(F.count_distinct(F.struct(*key)).alias("keys")).where(F.col("keys") > 1).limit(1).count()
+    )
+    if not collisions:
+        return with_ids
+    log.warning("identity: two record keys share a 64-bit hash; vertex ids are the keys' sorted rank instead")
+    ranked = clear.select(*key).distinct().rdd.map(tuple).sortBy(lambda k: k).zipWithIndex()
+    ids = ranked.map(lambda pair: (*pair[0], pair[1])).toDF([*key, "vid"])
+    return clear.join(ids, list(key))
+
+
 def _with_vertex_ids(clear: DataFrame) -> DataFrame:
-    """Long vertex ids, fixed by materializing the frame so that every later read sees the same ids.
+    """Vertex ids (``vertex_ids``) and profile keys, fixed by materializing the frame.
 
     A local checkpoint (executor storage, gone with the session), never a reliable one: these rows
     hold clear personal data, which must not be left in checkpoint files.
     """
-    with_ids = clear.withColumn("vid", F.monotonically_increasing_id()).withColumn("profile_key", profile_key(clear))
+    with_ids = vertex_ids(clear).withColumn("profile_key", profile_key(clear))
     return with_ids.localCheckpoint(eager=True)
 
 

@@ -24,7 +24,7 @@ import pyspark.sql.functions as F
 from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame
 
-from customer360.bronze.versions import latest_versions
+from customer360.bronze import current
 from customer360.config import AppConfig, RegionConfig
 from customer360.context import Metric, RunContext, StageResult
 from customer360.errors import C360Error
@@ -32,7 +32,6 @@ from customer360.identity.matching import MODEL_SCHEMA
 from customer360.identity.records import canonical_records, standardize_records
 from customer360.lakehouse import Constraints, Lakehouse
 from customer360.identity.outputs import IdentityOutputs, build_outputs
-from customer360.lakehouse.core import sql_string_list
 from customer360.tables import (
     CUSTOMER_GOLDEN,
     CUSTOMER_IDS,
@@ -54,29 +53,23 @@ class IdentityInputError(C360Error):
 
 
 def bronze_records(ctx: RunContext) -> tuple[DataFrame | None, list[str]]:
-    """Canonical records from every mapped bronze table for the run's regions.
+    """Canonical records from every mapped source's current state (``bronze.current``: the latest
+    version of each record id, deleted ones left out) for the run's regions.
 
-    A source record id loaded more than once (a re-export with changed details) counts once: the
-    latest load wins, and the replaced rows are reported. The records are counted later, on the
-    materialized frame (``records_in``), not with another scan of every bronze table here.
+    Loads the ingest stage has not taken into the current state yet (a stream still running, an
+    ingest that failed after loading) are taken in first, and reported. The records are counted
+    later, on the materialized frame (``records_in``), not with another scan here.
     """
     lines: list[str] = []
     union: DataFrame | None = None
-    region_filter = f"region IN ({sql_string_list(ctx.regions)})"
+    for report in current.refresh(ctx, sorted(ctx.config.sources)):
+        lines.append(report.line())
     for source, mapping in sorted(ctx.config.sources.items()):
         table = bronze_table(source)
-        if not ctx.lakehouse.exists(table):
+        bronze = current.live(ctx, source)
+        if bronze is None:
             lines.append(f"{table}: not ingested yet, skipped")
             continue
-        bronze = ctx.lakehouse.read(table).where(region_filter)
-        id_column = mapping.attributes["source_record_id"]
-        region_column = mapping.attributes.get("region", "region")
-        if id_column in bronze.columns and "_ingested_at" in bronze.columns:
-            bronze, replaced, removed = latest_versions(bronze, [region_column, id_column])
-            if replaced:
-                lines.append(f"{table}: {replaced:,} older version(s) of re-loaded record ids replaced by the latest")
-            if removed:
-                lines.append(f"{table}: {removed:,} record id(s) whose latest change is a delete left out")
         try:
             records = canonical_records(bronze, source=source, mapping=mapping)
         except ValueError as exc:
